@@ -1,0 +1,27 @@
+// Minimal leveled logging to stderr. Peer-controlled strings are arguments,
+// never formats; LogEscape() strips control characters so a log line cannot
+// be forged.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/base/format.h"
+
+namespace blockhaus {
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+void SetLogLevel(LogLevel level);
+bool LogEnabled(LogLevel level);
+void LogLine(LogLevel level, std::string_view text);
+std::string LogEscape(std::string_view text, size_t max_len = 256);
+
+}  // namespace blockhaus
+
+#define BH_LOG(level, ...)                                                        \
+  do {                                                                            \
+    if (::blockhaus::LogEnabled(::blockhaus::LogLevel::level))                    \
+      ::blockhaus::LogLine(::blockhaus::LogLevel::level,                          \
+                           ::blockhaus::FormatMessage(__VA_ARGS__));              \
+  } while (0)
