@@ -48,6 +48,10 @@ class FaultVdev : public Vdev {
 
  private:
   struct State;
+  // Both REQUIRE state_->mu held.
+  Status ApplyToOverlay(uint64_t offset, ConstByteSpan data);
+  void GarbleOverlay();
+
   std::unique_ptr<State> state_;
   Vdev* base_;
 };

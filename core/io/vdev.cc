@@ -1,0 +1,57 @@
+// Vdev base class: the pieces every implementation shares (range checks,
+// the default WriteV, errno mapping). See vdev.h for the contract.
+#include "core/io/vdev.h"
+
+#include <cerrno>
+#include <limits>
+#include <system_error>
+
+namespace blockhaus::core {
+
+Status Vdev::WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) {
+  uint64_t total = 0;
+  for (const ConstByteSpan& b : bufs) {
+    if (b.size() > std::numeric_limits<uint64_t>::max() - total) {
+      return BH_ERROR(kInvalidArgument, "writev: total length overflows");
+    }
+    total += b.size();
+  }
+  // Checked up front so that an out-of-range vector transfers nothing.
+  BH_RETURN_IF_ERROR(CheckRange(offset, total));
+  for (const ConstByteSpan& b : bufs) {
+    if (b.empty()) continue;
+    BH_RETURN_IF_ERROR(Write(offset, b));
+    offset += b.size();
+  }
+  return Status::Ok();
+}
+
+Status Vdev::CheckRange(uint64_t offset, uint64_t len) const {
+  const uint64_t dev_size = size();
+  // Written as two comparisons so that offset + len cannot wrap.
+  if (offset > dev_size || len > dev_size - offset) {
+    return BH_ERROR(kInvalidArgument,
+                    "range [{}, +{}) is outside the device ({} bytes)", offset,
+                    len, dev_size);
+  }
+  return Status::Ok();
+}
+
+Status ErrnoToStatus(int err, const std::string& what) {
+  // std::generic_category().message() is thread-safe, unlike strerror().
+  const std::string text = std::error_code(err, std::generic_category()).message();
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return BH_ERROR(kResourceExhausted, "{}: {}", what, text);
+    case ENOENT:
+      return BH_ERROR(kNotFound, "{}: {}", what, text);
+    case EACCES:
+    case EPERM:
+      return BH_ERROR(kPermissionDenied, "{}: {}", what, text);
+    default:
+      return BH_ERROR(kIOError, "{}: {}", what, text);
+  }
+}
+
+}  // namespace blockhaus::core

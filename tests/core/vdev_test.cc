@@ -1,0 +1,190 @@
+#include "core/io/vdev.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+namespace blockhaus::core {
+namespace {
+
+// A fresh directory from mkdtemp, removed with its contents at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "bh-vdev-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7);
+  return v;
+}
+
+std::unique_ptr<Vdev> CreateFile(const std::string& path, uint64_t size) {
+  auto r = OpenFileVdev(path, FileVdevOptions{.create = true, .size = size});
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  return std::move(r).value();
+}
+
+void CheckRangeErrors(Vdev& v) {
+  std::vector<uint8_t> buf(16);
+  const uint64_t size = v.size();
+  CHECK(v.Read(size - 8, buf).code() == Code::kInvalidArgument);
+  CHECK(v.Write(size - 8, buf).code() == Code::kInvalidArgument);
+  CHECK(v.Read(size + 1, ByteSpan()).code() == Code::kInvalidArgument);
+  CHECK(v.Write(UINT64_MAX - 4, buf).code() == Code::kInvalidArgument);
+  CHECK(v.Read(UINT64_MAX, buf).code() == Code::kInvalidArgument);
+  CHECK(v.Read(size, ByteSpan()).ok());  // Empty at the very end is fine.
+  CHECK(v.Write(size - 16, buf).ok());
+}
+
+TEST_CASE("MemVdev: zero-filled, round trip, range checks") {
+  auto v = NewMemVdev(1 << 20);
+  CHECK(v->size() == (1u << 20));
+  std::vector<uint8_t> buf(4096, 0xFF);
+  REQUIRE(v->Read(8192, buf).ok());
+  CHECK(buf == std::vector<uint8_t>(4096, 0));
+  auto data = Pattern(5000, 3);
+  REQUIRE(v->Write(12345, data).ok());
+  REQUIRE(v->Sync().ok());
+  std::vector<uint8_t> back(5000);
+  REQUIRE(v->Read(12345, back).ok());
+  CHECK(back == data);
+  CheckRangeErrors(*v);
+}
+
+TEST_CASE("Vdev::WriteV default writes buffers back to back, all or nothing") {
+  auto v = NewMemVdev(64 * 1024);
+  auto a = Pattern(100, 1), b = Pattern(3000, 2), c = Pattern(7, 3);
+  std::vector<ConstByteSpan> bufs = {a, ConstByteSpan(), b, c};
+  REQUIRE(v->WriteV(10, bufs).ok());
+  std::vector<uint8_t> back(3107);
+  REQUIRE(v->Read(10, back).ok());
+  std::vector<uint8_t> want(a);
+  want.insert(want.end(), b.begin(), b.end());
+  want.insert(want.end(), c.begin(), c.end());
+  CHECK(back == want);
+  // Out of range as a whole: nothing at all is written.
+  REQUIRE(v->Write(v->size() - 3200, std::vector<uint8_t>(3200, 0)).ok());
+  CHECK(v->WriteV(v->size() - 3106, bufs).code() == Code::kInvalidArgument);
+  std::vector<uint8_t> tail(3200);
+  REQUIRE(v->Read(v->size() - 3200, tail).ok());
+  CHECK(tail == std::vector<uint8_t>(3200, 0));
+}
+
+TEST_CASE("ErrnoToStatus maps errno to codes") {
+  CHECK(ErrnoToStatus(ENOSPC, "w").code() == Code::kResourceExhausted);
+  CHECK(ErrnoToStatus(EDQUOT, "w").code() == Code::kResourceExhausted);
+  CHECK(ErrnoToStatus(ENOENT, "o").code() == Code::kNotFound);
+  CHECK(ErrnoToStatus(EACCES, "o").code() == Code::kPermissionDenied);
+  CHECK(ErrnoToStatus(EPERM, "o").code() == Code::kPermissionDenied);
+  Status eio = ErrnoToStatus(EIO, "pread /dev/x");
+  CHECK(eio.code() == Code::kIOError);
+  CHECK(eio.message().find("pread /dev/x") != std::string::npos);
+}
+
+TEST_CASE("FileVdev: create, write, sync, reopen, read") {
+  TempDir dir;
+  const std::string path = dir.File("pool.img");
+  auto data = Pattern(10000, 9);
+  {
+    auto v = CreateFile(path, 1 << 20);
+    CHECK(v->size() == (1u << 20));
+    REQUIRE(v->Write(4096 * 3 + 5, data).ok());
+    REQUIRE(v->Sync().ok());
+    std::vector<uint8_t> zeros(100, 1);
+    REQUIRE(v->Read(0, zeros).ok());
+    CHECK(zeros == std::vector<uint8_t>(100, 0));
+    CheckRangeErrors(*v);
+  }
+  CHECK(std::filesystem::file_size(path) == (1u << 20));
+  auto r = OpenFileVdev(path, FileVdevOptions{});
+  REQUIRE(r.ok());
+  CHECK((*r)->size() == (1u << 20));
+  std::vector<uint8_t> back(data.size());
+  REQUIRE((*r)->Read(4096 * 3 + 5, back).ok());
+  CHECK(back == data);
+}
+
+TEST_CASE("FileVdev: WriteV beyond IOV_MAX buffers") {
+  TempDir dir;
+  auto v = CreateFile(dir.File("v.img"), 1 << 20);
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<ConstByteSpan> bufs;
+  std::vector<uint8_t> want;
+  for (int i = 0; i < IOV_MAX * 2 + 17; ++i) {
+    storage.push_back(Pattern(1 + i % 13, static_cast<uint8_t>(i)));
+  }
+  for (const auto& s : storage) {
+    bufs.push_back(s);
+    want.insert(want.end(), s.begin(), s.end());
+  }
+  REQUIRE(v->WriteV(777, bufs).ok());
+  std::vector<uint8_t> back(want.size());
+  REQUIRE(v->Read(777, back).ok());
+  CHECK(back == want);
+  CHECK(v->WriteV(v->size() - 10, bufs).code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("FileVdev: open errors") {
+  TempDir dir;
+  auto missing = OpenFileVdev(dir.File("nope"), FileVdevOptions{});
+  CHECK(missing.status().code() == Code::kNotFound);
+  CHECK(!std::filesystem::exists(dir.File("nope")));  // Not created by accident.
+  CHECK(OpenFileVdev(dir.path(), FileVdevOptions{}).status().code() ==
+        Code::kInvalidArgument);
+  CHECK(OpenFileVdev(dir.path(), FileVdevOptions{.create = true, .size = 4096})
+            .status().code() == Code::kInvalidArgument);
+  CHECK(OpenFileVdev(dir.File("zero"), FileVdevOptions{.create = true, .size = 0})
+            .status().code() == Code::kInvalidArgument);
+  { std::ofstream(dir.File("empty")).flush(); }
+  CHECK(OpenFileVdev(dir.File("empty"), FileVdevOptions{}).status().code() ==
+        Code::kInvalidArgument);
+  REQUIRE(::mkfifo(dir.File("fifo").c_str(), 0600) == 0);
+  CHECK(OpenFileVdev(dir.File("fifo"), FileVdevOptions{}).status().code() ==
+        Code::kInvalidArgument);
+}
+
+TEST_CASE("FileVdev: create grows an existing file but never shrinks it") {
+  TempDir dir;
+  const std::string path = dir.File("g.img");
+  { auto v = CreateFile(path, 8192); }
+  { auto v = CreateFile(path, 16384); CHECK(v->size() == 16384); }
+  auto shrink = OpenFileVdev(path, FileVdevOptions{.create = true, .size = 4096});
+  CHECK(shrink.status().code() == Code::kFailedPrecondition);
+  CHECK(std::filesystem::file_size(path) == 16384);
+}
+
+// root ignores file modes, so the case is reported as skipped there.
+TEST_CASE("FileVdev: unreadable file is PermissionDenied" *
+          doctest::skip(::geteuid() == 0)) {
+  TempDir dir;
+  const std::string path = dir.File("locked.img");
+  { auto v = CreateFile(path, 4096); }
+  REQUIRE(::chmod(path.c_str(), 0) == 0);
+  CHECK(OpenFileVdev(path, FileVdevOptions{}).status().code() == Code::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace blockhaus::core
