@@ -1,0 +1,261 @@
+// Theory of operation: the space allocator
+//
+// Overview
+//   Pool data lives in one vdev. Its allocatable region is cut into slabs
+//   (default 64 MiB, fewer for small pools); each slab keeps its free space as
+//   a map of disjoint, coalesced extents counted in sectors. The sync thread
+//   asks for one contiguous extent per txg when it can (the txg's blocks then
+//   go out as one sequential write) and block by block when it cannot.
+//   Allocation is first-fit, starting at a cursor that moves forward with
+//   each allocation, so new data tends to be written in log order and recently
+//   freed holes are reused only after the cursor comes around.
+//
+// Data structures & on-disk format
+//   Slab::free is std::map<start sector, length>. The persistent form of a
+//   slab is SlabMapPhys (allocator_format.h) in the "alloc" column family,
+//   keyed by slab id. Only slabs touched in a txg are rewritten in that txg's
+//   batch (TakeDirtySlabs); a fresh pool writes all of them once.
+//
+// Invariants
+//   * Free extents of a slab are disjoint, non-adjacent (coalesced) and inside
+//     the slab; free_sectors is their sum; free_sectors_ is the pool's sum.
+//   * I2: an extent passed to Free(txg, ...) is not handed out again until
+//     ReleaseDeferred(txg) - the caller releases it once txg is durable.
+//   * The persisted map of a slab written in txg N shows as free everything
+//     free in memory plus what was freed in N: after a crash at N those blocks
+//     are unreferenced, so the persisted state is exactly right for N.
+//   * allocated = capacity - free - deferred; scrub recounts it from the
+//     block map and compares (no leak, no double allocation).
+//
+// Concurrency & lock order
+//   Thread-compatible. Only the pool's sync thread mutates it; the pool
+//   guards reads of the counters with its own stats lock.
+//
+// Crash consistency
+//   The allocator holds no state of its own on disk beyond the slab maps that
+//   commit atomically with the block pointers of the same txg. A crash loses
+//   the open and syncing txgs: their allocations vanish with the pointers that
+//   used them, and their deferred frees were never durable.
+//
+// Failure handling
+//   Allocate returns ResourceExhausted when no single extent is long enough;
+//   the pool admits writes against free space less a reserve (slop), so this
+//   only happens under heavy fragmentation. A slab map that fails to decode
+//   fails the pool open with Corruption: guessing free space would risk
+//   overwriting live data (I3).
+//
+// Tunables
+//   slab_size (pool create, fixed for the pool's life) and ashift (sector
+//   size, 9..16, default 12).
+
+#include "core/alloc/allocator.h"
+
+#include <algorithm>
+
+#include "core/alloc/allocator_format.h"
+#include "core/base/check.h"
+
+namespace blockhaus::core {
+
+Allocator::Allocator(const AllocatorGeometry& geometry) : geometry_(geometry) {
+  BH_CHECK(geometry.slab_size > 0 && geometry.data_end > geometry.data_start);
+  BH_CHECK(geometry.slab_size % sector_size() == 0);
+  BH_CHECK(geometry.data_start % sector_size() == 0);
+  uint64_t first = geometry.data_start >> geometry.ashift;
+  uint64_t last = geometry.data_end >> geometry.ashift;
+  uint64_t per_slab = geometry.slab_size >> geometry.ashift;
+  for (uint64_t s = first; s < last; s += per_slab) {
+    Slab slab;
+    slab.start = s;
+    slab.sectors = std::min(per_slab, last - s);
+    slab.free.emplace(s, slab.sectors);
+    slab.free_sectors = slab.sectors;
+    free_sectors_ += slab.sectors;
+    slabs_.push_back(std::move(slab));
+  }
+}
+
+uint64_t Allocator::RoundUp(uint64_t bytes) const {
+  uint64_t mask = sector_size() - 1;
+  return (bytes + mask) & ~mask;
+}
+
+uint64_t Allocator::capacity() const {
+  return geometry_.data_end - geometry_.data_start;
+}
+uint64_t Allocator::free_bytes() const { return free_sectors_ << geometry_.ashift; }
+uint64_t Allocator::deferred_bytes() const {
+  return deferred_sectors_ << geometry_.ashift;
+}
+
+Status Allocator::LoadSlab(uint64_t slab_id, std::string_view encoded) {
+  if (slab_id >= slabs_.size()) {
+    return BH_ERROR(kInvalidArgument, "slab {} does not exist (pool has {})", slab_id,
+                    slabs_.size());
+  }
+  Slab& slab = slabs_[slab_id];
+  BH_ASSIGN_OR_RETURN(SectorRanges ranges, DecodeSlabMap(encoded, slab.sectors));
+  free_sectors_ -= slab.free_sectors;
+  slab.free.clear();
+  slab.free_sectors = 0;
+  for (const auto& [start, len] : ranges) {
+    InsertFree(slab, slab.start + start, len);
+    slab.free_sectors += len;
+  }
+  free_sectors_ += slab.free_sectors;
+  slab.dirty = false;
+  return Status::Ok();
+}
+
+// Inserts [start, start+len) into the slab's map, merging with neighbours.
+// REQUIRES: the range is not already free.
+void Allocator::InsertFree(Slab& slab, uint64_t start, uint64_t len) {
+  auto next = slab.free.lower_bound(start);
+  BH_CHECK(next == slab.free.end() || start + len <= next->first);
+  if (next != slab.free.begin()) {
+    auto prev = std::prev(next);
+    BH_CHECK(prev->first + prev->second <= start);  // no double free
+    if (prev->first + prev->second == start) {
+      start = prev->first;
+      len += prev->second;
+      slab.free.erase(prev);
+    }
+  }
+  if (next != slab.free.end() && start + len == next->first) {
+    len += next->second;
+    slab.free.erase(next);
+  }
+  slab.free.emplace(start, len);
+}
+
+bool Allocator::AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
+                               uint64_t* start, uint64_t* got) {
+  if (slab.free_sectors < min_sectors) return false;
+  for (auto it = slab.free.begin(); it != slab.free.end(); ++it) {
+    if (it->second < min_sectors) continue;
+    *start = it->first;
+    *got = std::min(it->second, max_sectors);
+    uint64_t rest = it->second - *got;
+    slab.free.erase(it);
+    if (rest > 0) slab.free.emplace(*start + *got, rest);
+    slab.free_sectors -= *got;
+    slab.dirty = true;
+    return true;
+  }
+  return false;
+}
+
+Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length) {
+  uint64_t min_sectors = RoundUp(min_length) >> geometry_.ashift;
+  uint64_t max_sectors = std::max(min_sectors, RoundUp(max_length) >> geometry_.ashift);
+  BH_CHECK(min_sectors > 0);
+  for (size_t i = 0; i < slabs_.size(); ++i) {
+    size_t idx = (cursor_ + i) % slabs_.size();
+    uint64_t start = 0, got = 0;
+    if (AllocateInSlab(slabs_[idx], min_sectors, max_sectors, &start, &got)) {
+      cursor_ = idx;
+      free_sectors_ -= got;
+      return Extent{start << geometry_.ashift, got << geometry_.ashift};
+    }
+  }
+  return BH_ERROR(kResourceExhausted,
+                  "no free extent of {} bytes ({} bytes free in all)", min_length,
+                  free_bytes());
+}
+
+Result<Extent> Allocator::Allocate(uint64_t length) { return AllocateRun(length, length); }
+
+void Allocator::Return(const Extent& extent) {
+  uint64_t start = extent.offset >> geometry_.ashift;
+  uint64_t sectors = extent.length >> geometry_.ashift;
+  Slab& slab = SlabOf(start);
+  InsertFree(slab, start, sectors);
+  slab.free_sectors += sectors;
+  free_sectors_ += sectors;
+  slab.dirty = true;
+}
+
+Allocator::Slab& Allocator::SlabOf(uint64_t sector) {
+  uint64_t first = geometry_.data_start >> geometry_.ashift;
+  uint64_t per_slab = geometry_.slab_size >> geometry_.ashift;
+  BH_CHECK(sector >= first);
+  uint64_t idx = (sector - first) / per_slab;
+  BH_CHECK(idx < slabs_.size());
+  return slabs_[idx];
+}
+
+void Allocator::Free(uint64_t txg, const Extent& extent) {
+  BH_CHECK(extent.offset % sector_size() == 0 && extent.length % sector_size() == 0);
+  BH_CHECK(extent.offset >= geometry_.data_start && extent.end() <= geometry_.data_end);
+  uint64_t start = extent.offset >> geometry_.ashift;
+  uint64_t sectors = extent.length >> geometry_.ashift;
+  Slab& slab = SlabOf(start);
+  BH_CHECK(start + sectors <= slab.start + slab.sectors);  // blocks never span slabs
+  slab.dirty = true;
+  deferred_[txg].emplace_back(start, sectors);
+  deferred_sectors_ += sectors;
+}
+
+void Allocator::ReleaseDeferred(uint64_t txg) {
+  while (!deferred_.empty() && deferred_.begin()->first <= txg) {
+    for (const auto& [start, sectors] : deferred_.begin()->second) {
+      Slab& slab = SlabOf(start);
+      InsertFree(slab, start, sectors);
+      slab.free_sectors += sectors;
+      free_sectors_ += sectors;
+      deferred_sectors_ -= sectors;
+    }
+    deferred_.erase(deferred_.begin());
+  }
+}
+
+std::vector<std::pair<uint64_t, std::string>> Allocator::TakeDirtySlabs() {
+  // Deferred extents count as free on disk (see Invariants).
+  std::vector<std::map<uint64_t, uint64_t>> extra(slabs_.size());
+  for (const auto& [txg, list] : deferred_) {
+    for (const auto& [start, sectors] : list) {
+      uint64_t first = geometry_.data_start >> geometry_.ashift;
+      extra[(start - first) / (geometry_.slab_size >> geometry_.ashift)].emplace(start,
+                                                                                sectors);
+    }
+  }
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (size_t i = 0; i < slabs_.size(); ++i) {
+    Slab& slab = slabs_[i];
+    if (!slab.dirty) continue;
+    Slab merged = slab;
+    for (const auto& [start, sectors] : extra[i]) InsertFree(merged, start, sectors);
+    SectorRanges ranges;
+    for (const auto& [start, len] : merged.free) {
+      ranges.emplace_back(static_cast<uint32_t>(start - slab.start),
+                          static_cast<uint32_t>(len));
+    }
+    out.emplace_back(i, EncodeSlabMap(ranges));
+    slab.dirty = false;
+  }
+  return out;
+}
+
+std::vector<Extent> Allocator::AllocatedExtents() const {
+  std::vector<Extent> out;
+  for (const Slab& slab : slabs_) {
+    uint64_t pos = slab.start;
+    auto emit = [&](uint64_t end) {
+      if (end <= pos) return;
+      Extent e{pos << geometry_.ashift, (end - pos) << geometry_.ashift};
+      if (!out.empty() && out.back().end() == e.offset) {
+        out.back().length += e.length;
+      } else {
+        out.push_back(e);
+      }
+    };
+    for (const auto& [start, len] : slab.free) {
+      emit(start);
+      pos = start + len;
+    }
+    emit(slab.start + slab.sectors);
+  }
+  return out;
+}
+
+}  // namespace blockhaus::core

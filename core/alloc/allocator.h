@@ -1,0 +1,111 @@
+// Allocator: hands out space in a pool's data vdev, slab by slab.
+//
+// The data region [data_start, data_end) is cut into slabs of slab_size bytes
+// (the last one may be shorter). Each slab keeps an in-memory map of its free
+// extents in sectors (1 << ashift bytes). Allocation is first-fit from a
+// rotating cursor, so the blocks of one txg land back to back and go out as
+// one large sequential write.
+//
+// Frees are deferred: Free(txg, extent) parks the extent until
+// ReleaseDeferred(txg) is called after that txg is durable (invariant I2:
+// space freed in txg N is not reused before N is durable).
+// The persistent form of a slab (its free extents plus the extents freed in
+// the txg being synced) is produced by TakeDirtySlabs() for the txg's batch.
+//
+// Errors: ResourceExhausted (no extent of the requested length), Corruption
+// (a persisted slab map that does not decode or overlaps itself).
+// Thread safety: thread-compatible. The pool calls it from the sync thread,
+// and reads statistics under its own lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/base/status.h"
+
+namespace blockhaus::core {
+
+struct Extent {
+  uint64_t offset = 0;  // bytes from the start of the vdev
+  uint64_t length = 0;  // bytes, a multiple of the sector size
+
+  uint64_t end() const { return offset + length; }
+  bool operator==(const Extent&) const = default;
+};
+
+struct AllocatorGeometry {
+  uint64_t data_start = 0;  // first allocatable byte (sector aligned)
+  uint64_t data_end = 0;    // one past the last allocatable byte (sector aligned)
+  uint32_t ashift = 12;     // sector size = 1 << ashift
+  uint64_t slab_size = 0;   // bytes, a multiple of the sector size
+};
+
+class Allocator {
+ public:
+  // A fresh allocator: everything free, every slab dirty.
+  explicit Allocator(const AllocatorGeometry& geometry);
+
+  // Replaces the state of slab `slab_id` with a persisted map.
+  // Errors: Corruption (bad encoding, extents outside the slab, overlaps),
+  // InvalidArgument (slab_id out of range).
+  Status LoadSlab(uint64_t slab_id, std::string_view encoded);
+
+  // Allocates one contiguous extent of `length` bytes (rounded up to sectors).
+  // Errors: ResourceExhausted.
+  Result<Extent> Allocate(uint64_t length);
+  // Allocates one contiguous extent of at least min_length and at most
+  // max_length bytes (both rounded up to sectors): the first free run of
+  // min_length or more from the cursor, cut to max_length. This is how a txg
+  // gets long runs without needing one run as long as the whole txg.
+  // Errors: ResourceExhausted.
+  Result<Extent> AllocateRun(uint64_t min_length, uint64_t max_length);
+  // Gives back space allocated in the syncing txg but never written: it is
+  // free again at once (it was free in the last durable txg).
+  void Return(const Extent& extent);
+  // Parks `extent` until ReleaseDeferred(txg). REQUIRES: it is allocated.
+  void Free(uint64_t txg, const Extent& extent);
+  // Makes the extents freed in txgs <= txg allocatable again.
+  void ReleaseDeferred(uint64_t txg);
+
+  // The slabs changed since the last call, encoded for the metadata store.
+  std::vector<std::pair<uint64_t, std::string>> TakeDirtySlabs();
+
+  // Every allocated extent, merged and sorted (for scrub's leak check).
+  std::vector<Extent> AllocatedExtents() const;
+
+  uint64_t capacity() const;        // bytes in the data region
+  uint64_t free_bytes() const;      // allocatable now
+  uint64_t deferred_bytes() const;  // freed, waiting for their txg
+  uint64_t allocated_bytes() const { return capacity() - free_bytes() - deferred_bytes(); }
+  uint64_t slab_count() const { return slabs_.size(); }
+  uint64_t sector_size() const { return uint64_t{1} << geometry_.ashift; }
+  uint64_t RoundUp(uint64_t bytes) const;
+
+ private:
+  struct Slab {
+    uint64_t start = 0;                  // sector index of the slab's first sector
+    uint64_t sectors = 0;                // length in sectors
+    std::map<uint64_t, uint64_t> free;   // start sector -> length, disjoint, coalesced
+    uint64_t free_sectors = 0;
+    bool dirty = true;
+  };
+
+  static void InsertFree(Slab& slab, uint64_t start, uint64_t len);
+  bool AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
+                      uint64_t* start, uint64_t* got);
+  Slab& SlabOf(uint64_t sector);
+
+  AllocatorGeometry geometry_;
+  std::vector<Slab> slabs_;
+  size_t cursor_ = 0;  // slab where the next search starts
+  uint64_t free_sectors_ = 0;
+  // txg -> extents (in sectors: start, length) freed in that txg.
+  std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> deferred_;
+  uint64_t deferred_sectors_ = 0;
+};
+
+}  // namespace blockhaus::core
