@@ -1,0 +1,55 @@
+// Where pools live on the host, and who may open them.
+//
+// Every pool is a directory <home>/pools/<name>/ holding:
+//   label   the checksummed PoolLabel (label_format.h)
+//   lock    flock()ed by the process that has the pool open; holds its pid
+//   meta/   the RocksDB metadata store
+//   data    the data file, unless the label names another file or a device
+// <home> is $VOLCTL_HOME, else /var/lib/blockhaus for root, else
+// ~/.local/share/blockhaus.
+//
+// Thread safety: functions are thread-safe; PoolLock is thread-compatible.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/status.h"
+
+namespace blockhaus::core {
+
+std::string DefaultHome();
+std::string PoolDir(const std::string& home, std::string_view name);
+
+// ZFS rules: starts with a letter; then letters, digits, '_', '-', '.', ':';
+// at most 200 characters; not a reserved word ("mirror", "raidz", "draid",
+// "spare", "log"). Errors: InvalidArgument saying which rule failed.
+Status ValidatePoolName(std::string_view name);
+
+// Names of the pools under home (directories that hold a label), sorted.
+Result<std::vector<std::string>> ListPoolNames(const std::string& home);
+
+// An exclusive flock() on <dir>/lock, released by the destructor.
+// Errors: Unavailable "pool is in use by process N" when another process
+// holds it; IOError otherwise.
+class PoolLock {
+ public:
+  static Result<std::unique_ptr<PoolLock>> Acquire(const std::string& dir);
+  ~PoolLock();
+  PoolLock(const PoolLock&) = delete;
+  PoolLock& operator=(const PoolLock&) = delete;
+
+ private:
+  explicit PoolLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Reads a whole small file. Errors: NotFound, IOError.
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+// Writes `contents` to path via a temporary file, fsync and rename, then
+// fsyncs the directory: the file is either old or new after a crash.
+Status WriteFileAtomic(const std::string& path, std::string_view contents);
+
+}  // namespace blockhaus::core
