@@ -1,0 +1,330 @@
+// Theory of operation: the block map (versions, views, holes, dead lists)
+//
+// Overview
+//   The block map records, for every lineage and logical block number, the
+//   versions of that block that some view can still see. A version is born in
+//   the txg that wrote it; it is superseded ("dies") in the txg that wrote the
+//   next version. A view is a txg T: the head (T = infinity) or a snapshot.
+//   Version v (birth b, death k) is visible to every view T with b <= T < k
+//   (DESIGN.md §3). A lineage's fence is its newest snapshot txg: a version
+//   born after the fence is visible to the head only.
+//
+// Data structures & on-disk format
+//   See blockmap_format.h. "blocks" holds every live version under
+//   lineage|blkno|~birth, so one seek finds the newest version born at or
+//   before any T. "deadlist" holds versions that died while a snapshot could
+//   see them, keyed lineage|death|blkno|birth. "births" indexes versions by
+//   birth, so rollback and diff touch only what changed after a txg. A hole
+//   version records an unmap (or a clone's unmap) and reads as zeros.
+//
+// Invariants
+//   * Overwriting at the head in txg N with previous version p:
+//       p.birth > fence  -> p is freed (space deferred to N), keys removed;
+//       p.birth <= fence -> p stays, and a deadlist entry (death N) is added.
+//   * A hole version is written only when something beneath it would
+//     otherwise show through: an older visible version or a clone origin.
+//   * Destroying snapshot T_i between neighbours T_{i-1} and T_{i+1} frees
+//     exactly the versions with T_{i-1} < birth <= T_i and
+//     T_i < death <= T_{i+1} (FreeDeadVersions); no other view saw them.
+//   * Rollback to T deletes versions born after T and drops deadlist entries
+//     with death after T, which makes the versions they name the head again.
+//
+// Concurrency & lock order
+//   Lookups (Resolve) run on any thread with fresh RocksDB iterators and see
+//   committed state only; readers hold the pool's read gate shared (see
+//   txg.cc, I4). Changes happen only in syncing context on the sync thread,
+//   into the txg's batch; lookups made while applying see the state of the
+//   previous txg, which is right because a txg holds at most one new version
+//   per block.
+//
+// Crash consistency
+//   Every change of the block map is part of one txg batch, together with the
+//   allocator maps that account for it: a crash leaves both at the same txg.
+//
+// Failure handling
+//   A version that does not decode, or a checksum that does not match, is
+//   reported as Corruption naming lineage, block and device offset; the
+//   reader never gets wrong data. A lookup error during a commit fails the
+//   commit and suspends the pool.
+//
+// Tunables
+//   None here; the freeing steps take a per-call limit from their caller.
+
+#include <cstring>
+#include <shared_mutex>
+
+#include "core/base/logging.h"
+#include "core/pool/internal/pool_impl.h"
+
+namespace blockhaus::core {
+namespace {
+
+bool SamePrefix(std::string_view key, std::string_view prefix) {
+  return key.size() >= prefix.size() && key.substr(0, prefix.size()) == prefix;
+}
+
+std::string NextPrefix(uint64_t lineage) { return LineagePrefix(lineage + 1); }
+
+// The newest version of (lineage, blkno) born at or before view, if any.
+Result<std::optional<std::pair<uint64_t, BlockPtr>>> SeekVersion(KvIterator& it,
+                                                                 uint64_t lineage,
+                                                                 uint64_t blkno,
+                                                                 uint64_t view) {
+  std::string key = EncodeBlockKey(lineage, blkno, view);
+  it.Seek(key);
+  if (!it.Valid()) {
+    BH_RETURN_IF_ERROR(it.status());
+    return std::optional<std::pair<uint64_t, BlockPtr>>();
+  }
+  if (!SamePrefix(it.key(), std::string_view(key).substr(0, kBlockKeyPrefix))) {
+    return std::optional<std::pair<uint64_t, BlockPtr>>();
+  }
+  BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it.value()));
+  return std::optional<std::pair<uint64_t, BlockPtr>>(
+      std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
+}
+
+void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64_t birth,
+                 const BlockPtr& ptr, FreeProgress* progress) {
+  rep.batch->Delete(kCfBlocks, EncodeBlockKey(lineage, blkno, birth));
+  rep.batch->Delete(kCfBirths, EncodeBirthKey(lineage, birth, blkno));
+  if (!ptr.hole) {
+    uint64_t len = rep.pool->alloc->RoundUp(ptr.psize);
+    rep.pool->alloc->Free(rep.txg, Extent{ptr.offset, len});
+    if (progress) progress->bytes += len;
+  }
+  if (progress) progress->versions++;
+}
+
+void PutVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, const BlockPtr& ptr) {
+  rep.batch->Put(kCfBlocks, EncodeBlockKey(lineage, blkno, rep.txg), EncodeBlockPtr(ptr));
+  rep.batch->Put(kCfBirths, EncodeBirthKey(lineage, rep.txg, blkno), "");
+}
+
+// Is anything visible beneath the version the head is replacing? The
+// iterator stands on the head version of (lineage, blkno).
+Result<bool> SomethingBeneath(KvIterator& it, const LineageInfo& info) {
+  std::string prefix(it.key().substr(0, kBlockKeyPrefix));
+  it.Next();
+  if (it.Valid() && SamePrefix(it.key(), prefix)) {
+    BH_ASSIGN_OR_RETURN(BlockPtr older, DecodeBlockPtr(it.value()));
+    return !older.hole;
+  }
+  BH_RETURN_IF_ERROR(it.status());
+  return info.origin_lineage != 0;
+}
+
+}  // namespace
+
+Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
+                         uint64_t blkno, const BlockPtr& ptr) {
+  KvIterator& it = *rep.blocks_it;
+  BH_ASSIGN_OR_RETURN(auto prev, SeekVersion(it, lineage, blkno, kHeadView));
+  if (!prev) {
+    if (!ptr.hole || info.origin_lineage != 0) PutVersion(rep, lineage, blkno, ptr);
+    return Status::Ok();
+  }
+  const auto& [prev_birth, prev_ptr] = *prev;
+  if (prev_birth > info.fence_txg) {
+    FreeVersion(rep, lineage, blkno, prev_birth, prev_ptr, nullptr);
+    if (!ptr.hole) {
+      PutVersion(rep, lineage, blkno, ptr);
+      return Status::Ok();
+    }
+    BH_ASSIGN_OR_RETURN(bool beneath, SomethingBeneath(it, info));
+    if (beneath) PutVersion(rep, lineage, blkno, ptr);
+    return Status::Ok();
+  }
+  if (ptr.hole && prev_ptr.hole) return Status::Ok();
+  rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, rep.txg, blkno, prev_birth),
+                 EncodeBlockPtr(prev_ptr));
+  PutVersion(rep, lineage, blkno, ptr);
+  return Status::Ok();
+}
+
+Result<std::optional<BlockPtr>> Pool::Impl::Resolve(LineageId lineage, uint64_t blkno,
+                                                    uint64_t view) {
+  auto it = kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  for (int depth = 0; depth < 1000; ++depth) {
+    BH_ASSIGN_OR_RETURN(auto found, SeekVersion(*it, lineage, blkno, view));
+    if (found) {
+      if (found->second.hole) return std::optional<BlockPtr>();
+      return std::optional<BlockPtr>(found->second);
+    }
+    LineageInfo info;
+    {
+      MutexLock guard(&mu);
+      auto li = lineages.find(lineage);
+      if (li == lineages.end()) return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
+      info = li->second;
+    }
+    if (info.origin_lineage == 0) return std::optional<BlockPtr>();
+    lineage = info.origin_lineage;
+    view = info.origin_txg;
+  }
+  return BH_ERROR(kCorruption, "clone origins of lineage {} form a loop", lineage);
+}
+
+Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno,
+                           ByteSpan out) {
+  if (ptr.lsize != out.size()) {
+    return BH_ERROR(kInvalidArgument, "block {} of lineage {} holds {} bytes, not {}", blkno,
+                    lineage, ptr.lsize, out.size());
+  }
+  bool raw = ptr.compression.algo == CompressionAlgo::kOff;
+  std::vector<uint8_t> staging;
+  ByteSpan target = out.subspan(0, ptr.psize);
+  if (!raw) {
+    staging.resize(ptr.psize);
+    target = staging;
+  }
+  BH_RETURN_IF_ERROR(vdev->Read(ptr.offset, target));
+  if (ComputeChecksum(ptr.checksum_type, target) != ptr.checksum) {
+    BH_LOG(kError, "pool {}: checksum mismatch in lineage {} block {} at offset {}",
+           label.name, lineage, blkno, ptr.offset);
+    return BH_ERROR(kCorruption, "checksum mismatch in lineage {} block {} at offset {}",
+                    lineage, blkno, ptr.offset);
+  }
+  if (raw) return Status::Ok();
+  return Decompress(ptr.compression.algo, staging, out)
+      .Annotate(fmt::format("lineage {} block {} at offset {}", lineage, blkno, ptr.offset));
+}
+
+Status Pool::Impl::ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view,
+                                 ByteSpan out) {
+  std::shared_lock<std::shared_mutex> gate(read_gate);
+  BH_ASSIGN_OR_RETURN(auto ptr, Resolve(lineage, blkno, view));
+  if (!ptr) {
+    std::memset(out.data(), 0, out.size());
+    return Status::Ok();
+  }
+  return ReadPtr(*ptr, lineage, blkno, out);
+}
+
+// ---- SyncContext --------------------------------------------------------
+
+uint64_t SyncContext::txg() const { return rep_->txg; }
+
+LineageId SyncContext::CreateLineage(const LineageInfo& info) {
+  Pool::Impl& p = *rep_->pool;
+  MutexLock lock(&p.mu);
+  LineageId id = p.next_lineage++;
+  p.lineages[id] = info;
+  rep_->batch->Put(kCfLineages, LineagePrefix(id), EncodeLineage(info));
+  return id;
+}
+
+void SyncContext::UpdateLineage(LineageId lineage, const LineageInfo& info) {
+  Pool::Impl& p = *rep_->pool;
+  MutexLock lock(&p.mu);
+  BH_CHECK(p.lineages.contains(lineage));
+  p.lineages[lineage] = info;
+  rep_->batch->Put(kCfLineages, LineagePrefix(lineage), EncodeLineage(info));
+}
+
+uint64_t SyncContext::SnapshotLineage(LineageId lineage) {
+  Pool::Impl& p = *rep_->pool;
+  LineageInfo info;
+  {
+    MutexLock lock(&p.mu);
+    BH_CHECK(p.lineages.contains(lineage));
+    info = p.lineages[lineage];
+  }
+  info.fence_txg = rep_->txg;
+  UpdateLineage(lineage, info);
+  return rep_->txg;
+}
+
+Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
+                                                   uint64_t birth_hi, uint64_t death_lo,
+                                                   uint64_t death_hi, uint64_t limit) {
+  FreeProgress progress;
+  std::string upper = EncodeDeadKey(lineage, death_hi + 1, 0, 0);
+  if (death_hi == kHeadView) upper = NextPrefix(lineage);
+  auto it = rep_->pool->kv->NewIterator(kCfDeadList, KvIteratorOptions{.upper_bound = upper});
+  uint64_t examined = 0;
+  for (it->Seek(EncodeDeadKey(lineage, death_lo + 1, 0, 0)); it->Valid(); it->Next()) {
+    if (examined++ >= limit) {
+      progress.more = true;
+      break;
+    }
+    DeadKey dk = DecodeDeadKey(it->key());
+    if (dk.birth <= birth_lo || dk.birth > birth_hi) continue;
+    BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it->value()));
+    rep_->batch->Delete(kCfDeadList, it->key());
+    FreeVersion(*rep_, lineage, dk.blkno, dk.birth, ptr, &progress);
+  }
+  BH_RETURN_IF_ERROR(it->status());
+  return progress;
+}
+
+Result<FreeProgress> SyncContext::RollbackLineage(LineageId lineage, uint64_t txg,
+                                                  uint64_t limit) {
+  FreeProgress progress;
+  Pool::Impl& p = *rep_->pool;
+  auto dead = p.kv->NewIterator(kCfDeadList, {.upper_bound = NextPrefix(lineage)});
+  for (dead->Seek(EncodeDeadKey(lineage, txg + 1, 0, 0)); dead->Valid(); dead->Next()) {
+    if (progress.versions >= limit) return FreeProgress{progress.versions, progress.bytes, true};
+    rep_->batch->Delete(kCfDeadList, dead->key());
+    progress.versions++;
+  }
+  BH_RETURN_IF_ERROR(dead->status());
+  auto births = p.kv->NewIterator(kCfBirths, {.upper_bound = NextPrefix(lineage)});
+  for (births->Seek(EncodeBirthKey(lineage, txg + 1, 0)); births->Valid(); births->Next()) {
+    if (progress.versions >= limit) return FreeProgress{progress.versions, progress.bytes, true};
+    BirthKey bk = DecodeBirthKey(births->key());
+    BH_ASSIGN_OR_RETURN(auto v, p.kv->Get(kCfBlocks, EncodeBlockKey(lineage, bk.blkno, bk.birth)));
+    if (!v) return BH_ERROR(kCorruption, "birth entry of lineage {} block {} has no version",
+                            lineage, bk.blkno);
+    BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(*v));
+    FreeVersion(*rep_, lineage, bk.blkno, bk.birth, ptr, &progress);
+  }
+  BH_RETURN_IF_ERROR(births->status());
+  return progress;
+}
+
+Result<FreeProgress> SyncContext::DestroyLineage(LineageId lineage, uint64_t limit) {
+  Pool::Impl& p = *rep_->pool;
+  {
+    MutexLock lock(&p.mu);
+    auto self = p.lineages.find(lineage);
+    if (self == p.lineages.end() || !self->second.destroying) {
+      return BH_ERROR(kFailedPrecondition,
+                      "lineage {} must be marked destroying (in an earlier txg) first", lineage);
+    }
+    for (const auto& [id, info] : p.lineages) {
+      if (info.origin_lineage == lineage) {
+        return BH_ERROR(kFailedPrecondition, "lineage {} is the origin of clone lineage {}",
+                        lineage, id);
+      }
+    }
+  }
+  FreeProgress progress;
+  auto it = p.kv->NewIterator(kCfBlocks, {.upper_bound = NextPrefix(lineage)});
+  for (it->Seek(LineagePrefix(lineage)); it->Valid(); it->Next()) {
+    if (progress.versions >= limit) {
+      progress.more = true;
+      return progress;
+    }
+    BlockKey bk = DecodeBlockKey(it->key());
+    BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it->value()));
+    FreeVersion(*rep_, lineage, bk.blkno, bk.birth, ptr, &progress);
+  }
+  BH_RETURN_IF_ERROR(it->status());
+  rep_->batch->DeleteRange(kCfDeadList, LineagePrefix(lineage), NextPrefix(lineage));
+  rep_->batch->DeleteRange(kCfBirths, LineagePrefix(lineage), NextPrefix(lineage));
+  rep_->batch->Delete(kCfLineages, LineagePrefix(lineage));
+  MutexLock lock(&p.mu);
+  p.lineages.erase(lineage);
+  return progress;
+}
+
+void SyncContext::PutClientKey(std::string_view key, std::string_view value) {
+  rep_->batch->Put(kCfClient, key, value);
+}
+
+void SyncContext::DeleteClientKey(std::string_view key) {
+  rep_->batch->Delete(kCfClient, key);
+}
+
+}  // namespace blockhaus::core

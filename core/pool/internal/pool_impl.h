@@ -1,0 +1,141 @@
+// Private state of a Pool, shared by pool.cc (lifecycle, I/O path),
+// core/txg/txg.cc (commit) and core/blockmap/blockmap.cc (versions).
+// Not for use outside core/.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/alloc/allocator.h"
+#include "core/base/thread_annotations.h"
+#include "core/io/vdev.h"
+#include "core/kv/kv_store.h"
+#include "core/pool/pool.h"
+#include "core/pool/pool_dir.h"
+
+namespace blockhaus::core {
+
+// Column families of the metadata store; the order is the on-disk list.
+enum Cf : int {
+  kCfDefault = 0,  // pool-wide keys (kMetaKey*)
+  kCfBlocks,
+  kCfDeadList,
+  kCfBirths,
+  kCfLineages,
+  kCfAlloc,
+  kCfClient,       // owned by the layers above core
+};
+std::vector<std::string> ColumnFamilyNames();
+
+inline constexpr std::string_view kMetaKeyGuid = "pool_guid";
+inline constexpr std::string_view kMetaKeySyncedTxg = "synced_txg";
+inline constexpr std::string_view kMetaKeyNextLineage = "next_lineage";
+inline constexpr std::string_view kMetaKeyFormat = "format_version";
+inline constexpr uint64_t kMetaFormatVersion = 1;
+
+struct DirtyKey {
+  uint64_t lineage;
+  uint64_t blkno;
+  bool operator==(const DirtyKey&) const = default;
+  bool operator<(const DirtyKey& o) const {
+    return lineage != o.lineage ? lineage < o.lineage : blkno < o.blkno;
+  }
+};
+struct DirtyKeyHash {
+  size_t operator()(const DirtyKey& k) const {
+    return std::hash<uint64_t>()(k.lineage * 0x9E3779B97F4A7C15ull ^ k.blkno);
+  }
+};
+// One block written (or unmapped, data == nullptr) in an uncommitted txg.
+struct DirtyBlock {
+  std::shared_ptr<const std::vector<uint8_t>> data;
+  BlockOptions options;
+};
+using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
+
+struct SyncTask {
+  Pool::CheckFn check;
+  Pool::SyncFn sync;
+  Status result;
+  uint64_t txg = 0;
+  bool done = false;
+};
+
+struct Pool::Impl {
+  std::string dir;
+  PoolOptions options;
+  PoolLabel label;
+  std::unique_ptr<PoolLock> pool_lock;
+  std::unique_ptr<Vdev> owned_vdev;
+  Vdev* vdev = nullptr;
+  std::unique_ptr<KvStore> kv;
+  // Touched only by the sync thread, or by Scrub() while it holds sync_mu.
+  std::unique_ptr<Allocator> alloc;
+  uint64_t slop = 0;
+
+  // Lock order: sync_mu, then read_gate, then mu.
+  Mutex sync_mu;  // held for a whole commit, and by Scrub
+  // Readers hold it shared from block-pointer lookup to the end of the data
+  // read; the sync thread takes it exclusively before space freed by a
+  // committed txg becomes allocatable, so no read sees reused space.
+  std::shared_mutex read_gate;
+
+  mutable Mutex mu;
+  std::condition_variable_any work_cv;  // wakes the sync thread
+  std::condition_variable_any done_cv;  // wakes flushers, task waiters, throttled writers
+  DirtyMap open BH_GUARDED_BY(mu);
+  uint64_t open_bytes BH_GUARDED_BY(mu) = 0;
+  std::shared_ptr<const DirtyMap> syncing BH_GUARDED_BY(mu);
+  uint64_t syncing_bytes BH_GUARDED_BY(mu) = 0;
+  uint64_t open_txg BH_GUARDED_BY(mu) = 0;
+  uint64_t synced_txg BH_GUARDED_BY(mu) = 0;
+  uint64_t flush_target BH_GUARDED_BY(mu) = 0;  // commit up to this txg now
+  std::vector<SyncTask*> pending_tasks BH_GUARDED_BY(mu);  // for the open txg
+  bool closing BH_GUARDED_BY(mu) = false;
+  bool closed BH_GUARDED_BY(mu) = false;
+  bool sync_exited BH_GUARDED_BY(mu) = false;
+  Status failure BH_GUARDED_BY(mu);  // set once; suspends the pool
+  std::map<LineageId, LineageInfo> lineages BH_GUARDED_BY(mu);
+  uint64_t next_lineage BH_GUARDED_BY(mu) = 1;
+  PoolStats counters BH_GUARDED_BY(mu);
+  std::thread sync_thread;
+
+  // --- pool.cc
+  Status CheckWritable(LineageId lineage, uint64_t bytes) BH_REQUIRES(mu);
+  Status PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes);
+  void RefreshCounters() BH_REQUIRES(mu);
+
+  // --- txg.cc
+  void SyncLoop();
+  Status CommitTxg(uint64_t txg, const DirtyMap& blocks, std::vector<SyncTask*>& txg_tasks);
+  Result<uint64_t> WaitForTxg(uint64_t txg);
+
+  // --- blockmap.cc
+  // The committed version of (lineage, blkno) visible at `view`, following
+  // clone origins; nullopt when the block reads as zeros.
+  Result<std::optional<BlockPtr>> Resolve(LineageId lineage, uint64_t blkno, uint64_t view);
+  Status ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
+  Status ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, ByteSpan out);
+};
+
+// State of one commit, shared by CommitTxg, the block map and sync tasks.
+struct SyncContext::Rep {
+  Pool::Impl* pool;
+  uint64_t txg;
+  KvBatch* batch;
+  std::unique_ptr<KvIterator> blocks_it;  // committed state, for lookups
+};
+
+// blockmap.cc: applies one committed-to-be block version to the batch.
+// `ptr` is the new version (hole when ptr.hole).
+Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
+                         uint64_t blkno, const BlockPtr& ptr);
+
+}  // namespace blockhaus::core

@@ -1,0 +1,477 @@
+// Pool lifecycle and the I/O path. The commit protocol is in core/txg/txg.cc,
+// block versions in core/blockmap/blockmap.cc; this file opens and closes the
+// parts and admits reads and writes.
+
+#include "core/pool/pool.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "core/base/logging.h"
+#include "core/pool/internal/pool_impl.h"
+
+namespace blockhaus::core {
+namespace {
+
+constexpr uint64_t kMinDataSize = 8ull << 20;
+
+std::string EncodeU64(uint64_t v) {
+  std::string s;
+  PutLE64(&s, v);
+  return s;
+}
+
+Result<uint64_t> DecodeU64(const std::optional<std::string>& v, std::string_view what) {
+  if (!v || v->size() != 8) {
+    return BH_ERROR(kCorruption, "metadata key '{}' is missing or malformed", what);
+  }
+  return DecodeLE64(AsBytes(*v));
+}
+
+uint64_t PickSlabSize(uint64_t capacity, uint32_t ashift) {
+  uint64_t slab = 64ull << 20;
+  while (slab > (1ull << 20) && slab * 64 > capacity) slab >>= 1;
+  return std::max<uint64_t>(slab, uint64_t{1} << ashift);
+}
+
+uint64_t RandomGuid() {
+  std::random_device rd;
+  uint64_t g = 0;
+  while (g == 0) g = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return g;
+}
+
+KvOptions MetaOptions(bool create, KvFaultInjector* injector) {
+  KvOptions o;
+  o.column_families = ColumnFamilyNames();
+  o.create_if_missing = create;
+  o.prefix_length = kBlockKeyPrefix;
+  o.prefix_families = {kCfBlocks};
+  o.fault_injector = injector;
+  return o;
+}
+
+Status CheckCreateOptions(const PoolCreateOptions& o) {
+  BH_RETURN_IF_ERROR(ValidatePoolName(o.name));
+  if (o.ashift < 9 || o.ashift > 16) {
+    return BH_ERROR(kInvalidArgument, "ashift {} is outside 9..16", o.ashift);
+  }
+  return Status::Ok();
+}
+
+// Opens (creating if needed) the data vdev of a new pool.
+Result<std::unique_ptr<Vdev>> CreateDataVdev(const std::string& path, uint64_t size) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISBLK(st.st_mode)) {
+      return BH_ERROR(kAlreadyExists, "data file {} already exists; remove it or name "
+                      "another with --data", path);
+    }
+    return OpenFileVdev(path, FileVdevOptions{});
+  }
+  if (size == 0) {
+    return BH_ERROR(kInvalidArgument, "a new data file needs a size (--size)");
+  }
+  return OpenFileVdev(path, FileVdevOptions{.create = true, .size = size});
+}
+
+// Writes the first txg: every slab free, synced_txg = 1.
+Status WriteInitialMetadata(KvStore& kv, const PoolLabel& label) {
+  AllocatorGeometry g{label.data_start, label.data_size & ~((uint64_t{1} << label.ashift) - 1),
+                      label.ashift, label.slab_size};
+  Allocator alloc(g);
+  KvBatch batch;
+  for (auto& [id, map] : alloc.TakeDirtySlabs()) {
+    std::string key;
+    PutBE64(&key, id);
+    batch.Put(kCfAlloc, key, map);
+  }
+  batch.Put(kCfDefault, kMetaKeyGuid, EncodeU64(label.guid));
+  batch.Put(kCfDefault, kMetaKeyFormat, EncodeU64(kMetaFormatVersion));
+  batch.Put(kCfDefault, kMetaKeySyncedTxg, EncodeU64(1));
+  batch.Put(kCfDefault, kMetaKeyNextLineage, EncodeU64(1));
+  return kv.Write(batch, /*sync=*/true);
+}
+
+// Removes what a create that died half-way left behind (no label yet).
+void RemoveLeftovers(const std::string& dir, const std::string& data_path) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir + "/meta", ec);
+  if (data_path == dir + "/data") std::filesystem::remove(data_path, ec);
+}
+
+}  // namespace
+
+std::vector<std::string> ColumnFamilyNames() {
+  return {"default", "blocks", "deadlist", "births", "lineages", "alloc", "client"};
+}
+
+namespace {
+
+Status CreateInDir(const std::string& dir, const PoolCreateOptions& options) {
+  BH_ASSIGN_OR_RETURN(auto lock, PoolLock::Acquire(dir));
+  PoolLabel label;
+  label.name = options.name;
+  label.data_path = options.data_path.empty() ? dir + "/data" : options.data_path;
+  RemoveLeftovers(dir, label.data_path);
+  BH_ASSIGN_OR_RETURN(auto vdev, CreateDataVdev(label.data_path, options.data_size));
+  if (vdev->size() < kMinDataSize) {
+    return BH_ERROR(kInvalidArgument, "data device of {} bytes is below the minimum of 8M",
+                    vdev->size());
+  }
+  label.guid = RandomGuid();
+  label.create_time = static_cast<uint64_t>(::time(nullptr));
+  label.ashift = options.ashift;
+  label.data_size = vdev->size();
+  label.data_start = kDataReserved;
+  label.slab_size = options.slab_size ? options.slab_size
+                                      : PickSlabSize(label.data_size, label.ashift);
+  if (label.slab_size % (uint64_t{1} << label.ashift) != 0) {
+    return BH_ERROR(kInvalidArgument, "slab size must be a multiple of the sector size");
+  }
+  BH_ASSIGN_OR_RETURN(std::string encoded, EncodeLabel(label));
+  BH_RETURN_IF_ERROR(vdev->Write(0, ConstByteSpan(AsBytes(encoded), encoded.size())));
+  BH_RETURN_IF_ERROR(vdev->Sync());
+  {
+    BH_ASSIGN_OR_RETURN(auto kv, KvStore::Open(dir + "/meta", MetaOptions(true, nullptr)));
+    BH_RETURN_IF_ERROR(WriteInitialMetadata(*kv, label));
+    BH_RETURN_IF_ERROR(kv->Close());
+  }
+  // The label file goes last: its presence is what makes the pool exist.
+  return WriteFileAtomic(dir + "/label", encoded);
+}
+
+}  // namespace
+
+Status Pool::Create(const std::string& dir, const PoolCreateOptions& options) {
+  BH_RETURN_IF_ERROR(CheckCreateOptions(options));
+  if (options.data_size != 0 && options.data_size < kMinDataSize) {
+    return BH_ERROR(kInvalidArgument, "pool size {} is below the minimum of 8M",
+                    options.data_size);
+  }
+  if (std::filesystem::exists(dir + "/label")) {
+    return BH_ERROR(kAlreadyExists, "a pool already exists in {}", dir);
+  }
+  bool fresh_dir = !std::filesystem::exists(dir);
+  std::string data_path = options.data_path.empty() ? dir + "/data" : options.data_path;
+  bool data_existed = std::filesystem::exists(data_path);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return BH_ERROR(kIOError, "cannot create {}: {}", dir, ec.message());
+  Status s = CreateInDir(dir, options);
+  if (!s.ok() && fresh_dir) {
+    // Leave nothing behind: a failed create must not change the host.
+    std::filesystem::remove_all(dir, ec);
+  }
+  if (!s.ok() && !data_existed && std::filesystem::is_regular_file(data_path, ec)) {
+    std::filesystem::remove(data_path, ec);
+  }
+  return s;
+}
+
+Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Pool::~Pool() {
+  Status s = Close();
+  if (!s.ok()) BH_LOG(kError, "closing pool {}: {}", impl_->label.name, s.ToString());
+}
+
+namespace {
+
+Status OpenVdev(Pool::Impl& p) {
+  if (p.options.vdev != nullptr) {
+    p.vdev = p.options.vdev;
+  } else {
+    BH_ASSIGN_OR_RETURN(p.owned_vdev, OpenFileVdev(p.label.data_path, FileVdevOptions{}));
+    p.vdev = p.owned_vdev.get();
+  }
+  if (p.vdev->size() < p.label.data_size) {
+    return BH_ERROR(kCorruption, "data device {} has {} bytes, the label says {}",
+                    p.label.data_path, p.vdev->size(), p.label.data_size);
+  }
+  std::string raw(kLabelSize, '\0');
+  BH_RETURN_IF_ERROR(p.vdev->Read(0, ByteSpan(reinterpret_cast<uint8_t*>(raw.data()), raw.size())));
+  Result<PoolLabel> on_vdev = DecodeLabel(raw);
+  if (!on_vdev.ok() || on_vdev->guid != p.label.guid) {
+    return BH_ERROR(kCorruption, "data device {} does not belong to pool {} (guid {:#x})",
+                    p.label.data_path, p.label.name, p.label.guid);
+  }
+  return Status::Ok();
+}
+
+Status LoadMetadata(Pool::Impl& p) {
+  BH_ASSIGN_OR_RETURN(auto guid_v, p.kv->Get(kCfDefault, kMetaKeyGuid));
+  BH_ASSIGN_OR_RETURN(uint64_t guid, DecodeU64(guid_v, kMetaKeyGuid));
+  if (guid != p.label.guid) {
+    return BH_ERROR(kCorruption, "metadata store belongs to pool guid {:#x}, label says {:#x}",
+                    guid, p.label.guid);
+  }
+  BH_ASSIGN_OR_RETURN(auto txg_v, p.kv->Get(kCfDefault, kMetaKeySyncedTxg));
+  BH_ASSIGN_OR_RETURN(uint64_t synced, DecodeU64(txg_v, kMetaKeySyncedTxg));
+  BH_ASSIGN_OR_RETURN(auto next_v, p.kv->Get(kCfDefault, kMetaKeyNextLineage));
+  BH_ASSIGN_OR_RETURN(uint64_t next, DecodeU64(next_v, kMetaKeyNextLineage));
+  MutexLock lock(&p.mu);
+  p.synced_txg = synced;
+  p.open_txg = synced + 1;
+  p.next_lineage = next;
+  auto it = p.kv->NewIterator(kCfLineages);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return BH_ERROR(kCorruption, "lineage key of bad size");
+    BH_ASSIGN_OR_RETURN(LineageInfo info, DecodeLineage(it->value()));
+    p.lineages[DecodeBE64(reinterpret_cast<const uint8_t*>(it->key().data()))] = info;
+  }
+  return it->status();
+}
+
+Status LoadAllocator(Pool::Impl& p) {
+  const PoolLabel& l = p.label;
+  AllocatorGeometry g{l.data_start, l.data_size & ~((uint64_t{1} << l.ashift) - 1), l.ashift,
+                      l.slab_size};
+  p.alloc = std::make_unique<Allocator>(g);
+  uint64_t loaded = 0;
+  auto it = p.kv->NewIterator(kCfAlloc);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return BH_ERROR(kCorruption, "slab key of bad size");
+    uint64_t id = DecodeBE64(reinterpret_cast<const uint8_t*>(it->key().data()));
+    BH_RETURN_IF_ERROR(p.alloc->LoadSlab(id, it->value()).Annotate(fmt::format("slab {}", id)));
+    ++loaded;
+  }
+  BH_RETURN_IF_ERROR(it->status());
+  if (loaded != p.alloc->slab_count()) {
+    return BH_ERROR(kCorruption, "metadata holds {} slab maps, the pool has {} slabs", loaded,
+                    p.alloc->slab_count());
+  }
+  p.slop = std::max<uint64_t>(p.alloc->capacity() / 32, 4 * kMaxBlockSize);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->options = options;
+  if (!std::filesystem::exists(dir + "/label")) {
+    return BH_ERROR(kNotFound, "no pool in {} (no label)", dir);
+  }
+  BH_ASSIGN_OR_RETURN(impl->pool_lock, PoolLock::Acquire(dir));
+  BH_ASSIGN_OR_RETURN(std::string raw, ReadSmallFile(dir + "/label", kLabelSize));
+  BH_ASSIGN_OR_RETURN(impl->label, DecodeLabel(raw));
+  BH_RETURN_IF_ERROR(OpenVdev(*impl));
+  if (!std::filesystem::exists(dir + "/meta/CURRENT")) {
+    return BH_ERROR(kCorruption, "metadata store {}/meta is missing", dir);
+  }
+  BH_ASSIGN_OR_RETURN(impl->kv,
+                      KvStore::Open(dir + "/meta", MetaOptions(false, options.kv_fault_injector)));
+  BH_RETURN_IF_ERROR(LoadMetadata(*impl));
+  BH_RETURN_IF_ERROR(LoadAllocator(*impl));
+  {
+    MutexLock lock(&impl->mu);
+    impl->RefreshCounters();
+  }
+  Impl* raw_impl = impl.get();
+  impl->sync_thread = std::thread([raw_impl] { raw_impl->SyncLoop(); });
+  return std::unique_ptr<Pool>(new Pool(std::move(impl)));
+}
+
+Status Pool::Close() {
+  Impl& p = *impl_;
+  {
+    MutexLock lock(&p.mu);
+    if (p.closed) return p.failure;
+    p.closing = true;
+    p.work_cv.notify_all();
+  }
+  if (p.sync_thread.joinable()) p.sync_thread.join();
+  Status result;
+  {
+    MutexLock lock(&p.mu);
+    p.closed = true;
+    result = p.failure;
+  }
+  if (p.kv) {
+    Status s = p.kv->Close();
+    if (result.ok()) result = s;
+  }
+  return result;
+}
+
+const PoolLabel& Pool::label() const { return impl_->label; }
+
+void Pool::Impl::RefreshCounters() {
+  counters.capacity = alloc->capacity();
+  counters.free = alloc->free_bytes();
+  counters.deferred = alloc->deferred_bytes();
+  counters.allocated = alloc->allocated_bytes();
+  counters.slop = slop;
+}
+
+PoolStats Pool::stats() const {
+  MutexLock lock(&impl_->mu);
+  PoolStats s = impl_->counters;
+  s.dirty = impl_->open_bytes + impl_->syncing_bytes;
+  s.open_txg = impl_->open_txg;
+  s.synced_txg = impl_->synced_txg;
+  return s;
+}
+
+Status Pool::health() const {
+  MutexLock lock(&impl_->mu);
+  return impl_->failure;
+}
+
+Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes) {
+  if (!failure.ok()) {
+    return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
+  }
+  if (closing) return BH_ERROR(kUnavailable, "pool {} is closing", label.name);
+  auto it = lineages.find(lineage);
+  if (it == lineages.end()) return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
+  if (it->second.destroying) {
+    return BH_ERROR(kFailedPrecondition, "lineage {} is being destroyed", lineage);
+  }
+  uint64_t committed_free = counters.free;
+  uint64_t pending = open_bytes + syncing_bytes + bytes;
+  if (bytes > 0 && pending + slop > committed_free) {
+    return BH_ERROR(kResourceExhausted, "pool {} is out of space ({} bytes free)", label.name,
+                    committed_free > slop ? committed_free - slop : 0);
+  }
+  return Status::Ok();
+}
+
+Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
+                            uint64_t bytes) {
+  std::unique_lock<Mutex> guard(mu);
+  // Throttle: past twice the dirty limit, wait for the syncing txg to finish.
+  while (open_bytes > 2 * options.dirty_limit_bytes && failure.ok() && !closing) {
+    work_cv.notify_all();
+    done_cv.wait(guard);
+  }
+  BH_RETURN_IF_ERROR(CheckWritable(lineage, bytes));
+  auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
+  if (!inserted && it->second.data) open_bytes -= it->second.data->size();
+  it->second = std::move(block);
+  open_bytes += bytes;
+  if (open_bytes > options.dirty_limit_bytes) work_cv.notify_all();
+  return Status::Ok();
+}
+
+Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
+                   const BlockOptions& options) {
+  if (data.size() < kMinBlockSize || data.size() > kMaxBlockSize || data.size() % 512 != 0) {
+    return BH_ERROR(kInvalidArgument, "block size {} is not a multiple of 512 in 512..128K",
+                    data.size());
+  }
+  auto copy = std::make_shared<const std::vector<uint8_t>>(data.begin(), data.end());
+  return impl_->PutDirty(lineage, blkno, DirtyBlock{std::move(copy), options}, data.size());
+}
+
+Status Pool::Unmap(LineageId lineage, uint64_t blkno) {
+  return impl_->PutDirty(lineage, blkno, DirtyBlock{nullptr, BlockOptions{}}, 0);
+}
+
+Status Pool::Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out) {
+  Impl& p = *impl_;
+  {
+    MutexLock lock(&p.mu);
+    if (p.closed) return BH_ERROR(kUnavailable, "pool {} is closed", p.label.name);
+    if (!p.lineages.contains(lineage)) {
+      return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
+    }
+    if (view == kHeadView) {
+      const DirtyBlock* hit = nullptr;
+      auto it = p.open.find(DirtyKey{lineage, blkno});
+      if (it != p.open.end()) {
+        hit = &it->second;
+      } else if (p.syncing) {
+        auto sit = p.syncing->find(DirtyKey{lineage, blkno});
+        if (sit != p.syncing->end()) hit = &sit->second;
+      }
+      if (hit != nullptr) {
+        if (!hit->data) {
+          std::memset(out.data(), 0, out.size());
+          return Status::Ok();
+        }
+        if (hit->data->size() != out.size()) {
+          return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", blkno,
+                          hit->data->size(), out.size());
+        }
+        std::memcpy(out.data(), hit->data->data(), out.size());
+        return Status::Ok();
+      }
+    }
+  }
+  return p.ReadCommitted(lineage, blkno, view, out);
+}
+
+Result<std::optional<BlockPtr>> Pool::LookupCommitted(LineageId lineage, uint64_t blkno,
+                                                      uint64_t view) {
+  return impl_->Resolve(lineage, blkno, view);
+}
+
+Result<uint64_t> Pool::Flush() {
+  Impl& p = *impl_;
+  uint64_t target;
+  {
+    MutexLock lock(&p.mu);
+    target = p.open.empty() && p.pending_tasks.empty() ? p.open_txg - 1 : p.open_txg;
+    if (target > p.synced_txg) {
+      p.flush_target = std::max(p.flush_target, target);
+      p.work_cv.notify_all();
+    }
+  }
+  return p.WaitForTxg(target);
+}
+
+Result<uint64_t> Pool::RunSyncTask(CheckFn check, SyncFn sync) {
+  Impl& p = *impl_;
+  SyncTask task{std::move(check), std::move(sync), Status::Ok(), 0, false};
+  std::unique_lock<Mutex> lock(p.mu);
+  if (!p.failure.ok() || p.closing) {
+    return BH_ERROR(kUnavailable, "pool {} is not accepting changes", p.label.name);
+  }
+  p.pending_tasks.push_back(&task);
+  p.work_cv.notify_all();
+  while (!task.done) p.done_cv.wait(lock);
+  if (!task.result.ok()) return task.result;
+  return task.txg;
+}
+
+Result<LineageInfo> Pool::GetLineage(LineageId lineage) const {
+  MutexLock lock(&impl_->mu);
+  auto it = impl_->lineages.find(lineage);
+  if (it == impl_->lineages.end()) {
+    return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
+  }
+  return it->second;
+}
+
+std::vector<std::pair<LineageId, LineageInfo>> Pool::ListLineages() const {
+  MutexLock lock(&impl_->mu);
+  return {impl_->lineages.begin(), impl_->lineages.end()};
+}
+
+Result<std::optional<std::string>> Pool::GetClientKey(std::string_view key) {
+  return impl_->kv->Get(kCfClient, key);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Pool::ScanClientKeys(
+    std::string_view prefix) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto it = impl_->kv->NewIterator(kCfClient);
+  for (it->Seek(prefix); it->Valid() && it->key().substr(0, prefix.size()) == prefix;
+       it->Next()) {
+    out.emplace_back(std::string(it->key()), std::string(it->value()));
+  }
+  BH_RETURN_IF_ERROR(it->status());
+  return out;
+}
+
+}  // namespace blockhaus::core

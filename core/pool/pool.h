@@ -1,0 +1,222 @@
+// Pool: the copy-on-write block store of one pool directory.
+//
+// A pool stores versions of logical blocks for "lineages" (a volume and its
+// snapshots share one lineage; core knows nothing of volumes). Writes land in
+// the open transaction group (txg) in memory and are readable at once; a txg
+// commits on a timer, past a dirty-data limit, or on Flush(). A committed txg
+// is durable: its data was fdatasync'ed before one synced RocksDB batch made
+// the block pointers, allocator maps and sync-task changes visible together.
+// See core/txg/txg.cc for the commit protocol and core/blockmap/blockmap.cc
+// for versions, views, holes and dead lists.
+//
+// Views: Read(..., kHeadView, ...) sees the newest data, including the open
+// txg. Read(..., T, ...) sees the newest version born at or before committed
+// txg T (a snapshot). A lineage created with an origin (L, T) is a clone: a
+// block it never wrote reads as view T of lineage L.
+//
+// Errors (beyond each function's own): Unavailable after Close() or once the
+// pool is suspended by a failed commit (health() tells why; reopen the pool),
+// ResourceExhausted when a write finds no space.
+// Thread safety: thread-safe. Reads and writes run on any thread; commits
+// run on the pool's sync thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/endian.h"
+#include "core/base/status.h"
+#include "core/blockmap/blockmap_format.h"
+#include "core/checksum/checksum.h"
+#include "core/compress/compress.h"
+#include "core/pool/label_format.h"
+
+namespace blockhaus::core {
+
+class Vdev;
+class KvFaultInjector;
+class SyncContext;
+
+using LineageId = uint64_t;
+inline constexpr uint64_t kHeadView = std::numeric_limits<uint64_t>::max();
+inline constexpr uint32_t kMinBlockSize = 512;
+inline constexpr uint32_t kMaxBlockSize = 128 * 1024;
+
+struct BlockOptions {
+  Compression compression{CompressionAlgo::kLz4, 0};
+  ChecksumType checksum = ChecksumType::kXxh3_128;
+};
+
+struct PoolCreateOptions {
+  std::string name;       // required; see ValidatePoolName
+  std::string data_path;  // default "<dir>/data"; an existing file or device
+  uint64_t data_size = 0; // bytes; required when data_path does not exist yet
+  uint32_t ashift = 12;   // sector size 1 << ashift, 9..16
+  uint64_t slab_size = 0; // bytes; 0 picks 64 MiB, smaller for small pools
+};
+
+struct PoolOptions {
+  // Commit the open txg at least this often (milliseconds). Default 5000.
+  uint32_t txg_timeout_ms = 5000;
+  // Commit early once this much data is dirty; writers wait at twice this.
+  // Default 256 MiB.
+  uint64_t dirty_limit_bytes = 256ull << 20;
+  // Test seams (not owned, must outlive the pool): the data vdev to use
+  // instead of opening label.data_path, and a fault injector for RocksDB.
+  Vdev* vdev = nullptr;
+  KvFaultInjector* kv_fault_injector = nullptr;
+};
+
+struct PoolStats {
+  uint64_t capacity = 0;   // bytes of the data region
+  uint64_t allocated = 0;  // bytes held by committed blocks
+  uint64_t free = 0;       // bytes allocatable now
+  uint64_t deferred = 0;   // freed bytes waiting for their txg to be durable
+  uint64_t slop = 0;       // bytes kept back so that frees always commit
+  uint64_t dirty = 0;      // bytes written but not yet committed
+  uint64_t open_txg = 0;
+  uint64_t synced_txg = 0;
+  uint64_t txgs_committed = 0;  // since open
+  uint64_t last_commit_us = 0;  // duration of the last commit
+};
+
+struct ScrubReport {
+  uint64_t blocks_checked = 0;
+  uint64_t bytes_checked = 0;   // physical bytes read and verified
+  uint64_t checksum_errors = 0;
+  uint64_t decode_errors = 0;   // pointers or lineage records that do not decode
+  uint64_t leaked_bytes = 0;    // allocated but referenced by no block
+  uint64_t double_allocated = 0;  // extents referenced twice or while free
+  uint64_t referenced_bytes = 0;
+  uint64_t allocated_bytes = 0;
+  std::vector<std::string> problems;  // human-readable, first 100
+  bool clean() const {
+    return checksum_errors == 0 && decode_errors == 0 && leaked_bytes == 0 &&
+           double_allocated == 0 && referenced_bytes == allocated_bytes;
+  }
+};
+
+// Progress of a bounded freeing step run in syncing context.
+struct FreeProgress {
+  uint64_t versions = 0;  // block versions removed or revived
+  uint64_t bytes = 0;     // space returned to the allocator (deferred)
+  bool more = false;      // the limit stopped the step before it was done
+};
+
+class Pool {
+ public:
+  // Creates the pool directory contents (label, metadata store, data file)
+  // and commits txg 1. `dir` must not hold a pool.
+  // Errors: InvalidArgument (name, sizes, ashift), AlreadyExists, IOError,
+  // PermissionDenied, NotFound (a device path that does not exist).
+  static Status Create(const std::string& dir, const PoolCreateOptions& options);
+
+  // Opens an existing pool and starts its sync thread.
+  // Errors: NotFound (no label), Corruption (label, metadata or data vdev do
+  // not match or decode), Unavailable (open by another process).
+  static Result<std::unique_ptr<Pool>> Open(const std::string& dir,
+                                            const PoolOptions& options = {});
+
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Commits the open txg, stops the sync thread and closes the store. The
+  // destructor calls it; call it yourself to see the Status.
+  Status Close();
+
+  const PoolLabel& label() const;
+  PoolStats stats() const;
+  // Ok, or the failure that suspended the pool.
+  Status health() const;
+
+  // Writes one whole block at the head of `lineage`. The data is readable at
+  // once and durable after the next Flush(). Block sizes are 512..128K.
+  // Errors: NotFound (lineage), InvalidArgument (size), ResourceExhausted.
+  Status Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
+               const BlockOptions& options);
+  // Unmaps a block at the head: it reads as zeros and frees its space once
+  // no snapshot sees it.
+  Status Unmap(LineageId lineage, uint64_t blkno);
+  // Reads a block at a view (kHeadView or a committed txg). Unwritten and
+  // unmapped blocks read as zeros. out.size() must equal the block's size.
+  // Errors: Corruption (checksum mismatch, with lineage, block and offset),
+  // IOError, InvalidArgument (out.size() differs from the stored size).
+  Status Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
+  // Returns the version visible at a view without reading data, or nullopt
+  // for a block that reads as zeros. Does not look into dirty data.
+  Result<std::optional<BlockPtr>> LookupCommitted(LineageId lineage, uint64_t blkno,
+                                                  uint64_t view);
+
+  // Commits everything written so far and returns the txg that made it
+  // durable. Concurrent callers share one commit (group commit).
+  Result<uint64_t> Flush();
+
+  // Runs `check` and then `sync` on the sync thread inside one txg and waits
+  // until that txg is durable (ZFS sync task). `check` may fail (nothing
+  // changes); `sync` must not fail. Returns the txg.
+  using CheckFn = std::function<Status(SyncContext&)>;
+  using SyncFn = std::function<void(SyncContext&)>;
+  Result<uint64_t> RunSyncTask(CheckFn check, SyncFn sync);
+
+  Result<LineageInfo> GetLineage(LineageId lineage) const;
+  std::vector<std::pair<LineageId, LineageInfo>> ListLineages() const;
+
+  // Reads a key of the client column family (for the layers above core).
+  Result<std::optional<std::string>> GetClientKey(std::string_view key);
+  // Every client key starting with prefix, in order.
+  Result<std::vector<std::pair<std::string, std::string>>> ScanClientKeys(
+      std::string_view prefix);
+
+  // Verifies every block checksum and the allocator against the block map.
+  // Commits are held off while it runs.
+  Result<ScrubReport> Scrub();
+
+  struct Impl;
+
+ private:
+  explicit Pool(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// What a sync task may do. Valid only during the task's call.
+class SyncContext {
+ public:
+  uint64_t txg() const;
+
+  LineageId CreateLineage(const LineageInfo& info);
+  void UpdateLineage(LineageId lineage, const LineageInfo& info);
+  // Sets the newest-snapshot txg of a lineage to this txg: versions born up
+  // to now are kept when overwritten. Returns the txg (the snapshot's view).
+  uint64_t SnapshotLineage(LineageId lineage);
+
+  // Frees dead versions of `lineage` born in (birth_lo, birth_hi] that died
+  // in (death_lo, death_hi]: the versions only a destroyed snapshot saw.
+  // At most `limit` versions per call.
+  Result<FreeProgress> FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
+                                        uint64_t birth_hi, uint64_t death_lo,
+                                        uint64_t death_hi, uint64_t limit);
+  // Removes versions born after `txg` and revives versions that died after
+  // it, at most `limit` per call. REQUIRES: no writes reach the lineage's head
+  // meanwhile (the caller fences them), and no snapshot newer than txg.
+  Result<FreeProgress> RollbackLineage(LineageId lineage, uint64_t txg, uint64_t limit);
+  // Removes every version and dead-list entry of a lineage, at most `limit`
+  // per call; the lineage record goes with the last call.
+  Result<FreeProgress> DestroyLineage(LineageId lineage, uint64_t limit);
+
+  void PutClientKey(std::string_view key, std::string_view value);
+  void DeleteClientKey(std::string_view key);
+
+  struct Rep;
+  explicit SyncContext(Rep* rep) : rep_(rep) {}
+
+ private:
+  Rep* rep_;
+};
+
+}  // namespace blockhaus::core

@@ -1,0 +1,345 @@
+#include "core/pool/pool.h"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "core/io/vdev.h"
+#include "core/pool/pool_dir.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::core {
+namespace {
+
+using testing::PatternBlock;
+using testing::TempDir;
+
+constexpr size_t kBs = 16384;
+
+std::unique_ptr<Pool> MakePool(const TempDir& tmp, uint64_t size = 64 << 20) {
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = size;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  auto pool = Pool::Open(tmp / "pool");
+  REQUIRE(pool.ok());
+  return std::move(pool).value();
+}
+
+LineageId NewLineage(Pool& pool, LineageInfo info = {}) {
+  LineageId id = 0;
+  auto txg = pool.RunSyncTask(nullptr, [&](SyncContext& ctx) { id = ctx.CreateLineage(info); });
+  REQUIRE(txg.ok());
+  return id;
+}
+
+uint64_t Snapshot(Pool& pool, LineageId l) {
+  uint64_t t = 0;
+  REQUIRE(pool.RunSyncTask(nullptr, [&](SyncContext& ctx) { t = ctx.SnapshotLineage(l); }).ok());
+  return t;
+}
+
+std::vector<uint8_t> ReadBlock(Pool& pool, LineageId l, uint64_t b, uint64_t view = kHeadView) {
+  std::vector<uint8_t> out(kBs, 0xee);
+  Status s = pool.Read(l, b, view, out);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  return out;
+}
+
+void CheckClean(Pool& pool) {
+  auto r = pool.Scrub();
+  REQUIRE(r.ok());
+  for (const auto& p : r->problems) MESSAGE(p);
+  CHECK(r->clean());
+}
+
+const std::vector<uint8_t> kZero(kBs, 0);
+
+TEST_CASE("pool: write, read at once, flush, reopen, read again") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto a = PatternBlock(kBs, 1, 1);
+  REQUIRE(pool->Write(l, 5, a, BlockOptions{}).ok());
+  CHECK(ReadBlock(*pool, l, 5) == a);
+  CHECK(ReadBlock(*pool, l, 6) == kZero);
+  auto txg = pool->Flush();
+  REQUIRE(txg.ok());
+  CHECK(pool->stats().synced_txg == *txg);
+  CHECK(ReadBlock(*pool, l, 5) == a);
+  CHECK(pool->stats().allocated > 0);
+  CHECK(pool->stats().allocated < kBs);  // half the pattern compresses
+  REQUIRE(pool->Close().ok());
+  pool.reset();
+  auto again = Pool::Open(tmp / "pool");
+  REQUIRE(again.ok());
+  CHECK(ReadBlock(**again, l, 5) == a);
+  CheckClean(**again);
+}
+
+TEST_CASE("pool: every compression and checksum reads back") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  std::vector<BlockOptions> opts;
+  for (const char* c : {"off", "lz4", "zstd-1", "zstd-19"}) {
+    for (ChecksumType t : {ChecksumType::kXxh3_128, ChecksumType::kCrc32c, ChecksumType::kSha256}) {
+      opts.push_back(BlockOptions{*ParseCompression(c), t});
+    }
+  }
+  for (size_t i = 0; i < opts.size(); ++i) {
+    REQUIRE(pool->Write(l, i, PatternBlock(kBs, 2, i), opts[i]).ok());
+  }
+  REQUIRE(pool->Flush().ok());
+  for (size_t i = 0; i < opts.size(); ++i) CHECK(ReadBlock(*pool, l, i) == PatternBlock(kBs, 2, i));
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: overwrite without snapshot frees the old version") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  BlockOptions off{Compression{}, ChecksumType::kXxh3_128};
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 3, 0), off).ok());
+  REQUIRE(pool->Flush().ok());
+  uint64_t used = pool->stats().allocated;
+  CHECK(used == kBs);
+  for (int i = 1; i < 5; ++i) {
+    REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 3, i), off).ok());
+    REQUIRE(pool->Flush().ok());
+  }
+  CHECK(pool->stats().allocated == kBs);
+  CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 3, 4));
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: a snapshot view keeps its data; the head moves on") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto v1 = PatternBlock(kBs, 4, 1), v2 = PatternBlock(kBs, 4, 2);
+  REQUIRE(pool->Write(l, 0, v1, BlockOptions{}).ok());
+  REQUIRE(pool->Write(l, 1, v1, BlockOptions{}).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, v2, BlockOptions{}).ok());
+  REQUIRE(pool->Unmap(l, 1).ok());
+  CHECK(ReadBlock(*pool, l, 0) == v2);
+  CHECK(ReadBlock(*pool, l, 1) == kZero);
+  REQUIRE(pool->Flush().ok());
+  CHECK(ReadBlock(*pool, l, 0, t1) == v1);
+  CHECK(ReadBlock(*pool, l, 1, t1) == v1);
+  CHECK(ReadBlock(*pool, l, 0) == v2);
+  CHECK(ReadBlock(*pool, l, 1) == kZero);
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: destroying a snapshot frees exactly what only it saw") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  BlockOptions off{Compression{}, ChecksumType::kXxh3_128};
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 5, 1), off).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 5, 2), off).ok());
+  uint64_t t2 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 5, 3), off).ok());
+  REQUIRE(pool->Flush().ok());
+  CHECK(pool->stats().allocated == 3 * kBs);
+  // Destroy t2 (neighbours t1 and the head): frees the version born in
+  // (t1, t2] that died in (t2, head].
+  FreeProgress progress;
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    progress = *ctx.FreeDeadVersions(l, t1, t2, t2, kHeadView, 100);
+  }).ok());
+  CHECK(progress.versions == 1);
+  CHECK(progress.bytes == kBs);
+  REQUIRE(pool->Flush().ok());
+  CHECK(pool->stats().allocated == 2 * kBs);
+  CHECK(ReadBlock(*pool, l, 0, t1) == PatternBlock(kBs, 5, 1));
+  CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 5, 3));
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: rollback drops newer versions and revives older ones") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto v1 = PatternBlock(kBs, 6, 1);
+  REQUIRE(pool->Write(l, 0, v1, BlockOptions{}).ok());
+  REQUIRE(pool->Write(l, 1, v1, BlockOptions{}).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 6, 2), BlockOptions{}).ok());
+  REQUIRE(pool->Unmap(l, 1).ok());
+  REQUIRE(pool->Write(l, 2, PatternBlock(kBs, 6, 3), BlockOptions{}).ok());
+  REQUIRE(pool->Flush().ok());
+  FreeProgress progress;
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    progress = *ctx.RollbackLineage(l, t1, 1000);
+  }).ok());
+  CHECK(!progress.more);
+  CHECK(ReadBlock(*pool, l, 0) == v1);
+  CHECK(ReadBlock(*pool, l, 1) == v1);
+  CHECK(ReadBlock(*pool, l, 2) == kZero);
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: a clone falls through to its origin until it writes") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto v1 = PatternBlock(kBs, 7, 1);
+  REQUIRE(pool->Write(l, 0, v1, BlockOptions{}).ok());
+  REQUIRE(pool->Write(l, 1, v1, BlockOptions{}).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 7, 2), BlockOptions{}).ok());
+  LineageId c = NewLineage(*pool, LineageInfo{false, l, t1, 0});
+  CHECK(ReadBlock(*pool, c, 0) == v1);  // the snapshot's, not the head's
+  REQUIRE(pool->Write(c, 1, PatternBlock(kBs, 7, 3), BlockOptions{}).ok());
+  REQUIRE(pool->Unmap(c, 0).ok());
+  REQUIRE(pool->Flush().ok());
+  CHECK(ReadBlock(*pool, c, 0) == kZero);
+  CHECK(ReadBlock(*pool, c, 1) == PatternBlock(kBs, 7, 3));
+  CHECK(ReadBlock(*pool, l, 1) == v1);
+  // The origin cannot go while the clone depends on it.
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    ctx.UpdateLineage(l, LineageInfo{true, 0, 0, t1});
+  }).ok());
+  auto busy = pool->RunSyncTask(
+      [&](SyncContext& ctx) { return ctx.DestroyLineage(l, 10).status(); }, nullptr);
+  CHECK(busy.status().code() == Code::kFailedPrecondition);
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: destroying a lineage frees all of it, in bounded steps") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  for (int i = 0; i < 20; ++i) REQUIRE(pool->Write(l, i, PatternBlock(kBs, 8, i), BlockOptions{}).ok());
+  Snapshot(*pool, l);
+  for (int i = 0; i < 10; ++i) REQUIRE(pool->Write(l, i, PatternBlock(kBs, 8, 100 + i), BlockOptions{}).ok());
+  REQUIRE(pool->Flush().ok());
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    ctx.UpdateLineage(l, LineageInfo{true, 0, 0, 0});
+  }).ok());
+  CHECK(pool->Write(l, 0, kZero, BlockOptions{}).code() == Code::kFailedPrecondition);
+  int steps = 0;
+  bool more = true;
+  while (more && steps < 100) {
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      more = ctx.DestroyLineage(l, 7)->more;
+    }).ok());
+    ++steps;
+  }
+  CHECK(steps == 5);  // 30 versions, 7 per step
+  REQUIRE(pool->Flush().ok());
+  CHECK(pool->stats().allocated == 0);
+  CHECK(pool->GetLineage(l).status().code() == Code::kNotFound);
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: writes past the free space fail cleanly and lose nothing") {
+  TempDir tmp;
+  auto pool = MakePool(tmp, 8 << 20);
+  LineageId l = NewLineage(*pool);
+  BlockOptions off{Compression{}, ChecksumType::kXxh3_128};
+  uint64_t written = 0;
+  Status s;
+  for (uint64_t b = 0; b < 1000; ++b) {
+    s = pool->Write(l, b, PatternBlock(kBs, 9, b), off);
+    if (!s.ok()) break;
+    ++written;
+  }
+  CHECK(s.code() == Code::kResourceExhausted);
+  CHECK(written > 300);
+  REQUIRE(pool->Flush().ok());
+  for (uint64_t b = 0; b < written; b += 37) CHECK(ReadBlock(*pool, l, b) == PatternBlock(kBs, 9, b));
+  // Unmaps need no space and give it back.
+  for (uint64_t b = 0; b < written; ++b) REQUIRE(pool->Unmap(l, b).ok());
+  REQUIRE(pool->Flush().ok());
+  CHECK(pool->stats().allocated == 0);
+  CHECK(pool->Write(l, 0, PatternBlock(kBs, 9, 0), off).ok());
+  CheckClean(*pool);
+}
+
+TEST_CASE("pool: bad inputs") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  std::vector<uint8_t> odd(1000);
+  CHECK(pool->Write(l, 0, odd, BlockOptions{}).code() == Code::kInvalidArgument);
+  CHECK(pool->Write(999, 0, kZero, BlockOptions{}).code() == Code::kNotFound);
+  std::vector<uint8_t> out(kBs);
+  CHECK(pool->Read(999, 0, kHeadView, out).code() == Code::kNotFound);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 1, 1), BlockOptions{}).ok());
+  std::vector<uint8_t> small(4096);
+  CHECK(pool->Read(l, 0, kHeadView, small).code() == Code::kInvalidArgument);
+  auto failing = pool->RunSyncTask([](SyncContext&) { return BH_ERROR(kAborted, "no"); },
+                                   [](SyncContext&) { FAIL("sync ran after failed check"); });
+  CHECK(failing.status().code() == Code::kAborted);
+}
+
+TEST_CASE("pool: create and open refuse what is not a pool") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = 64 << 20;
+  CHECK(Pool::Open(tmp / "nothing").status().code() == Code::kNotFound);
+  REQUIRE(Pool::Create(tmp / "p", o).ok());
+  CHECK(Pool::Create(tmp / "p", o).code() == Code::kAlreadyExists);
+  o.data_size = 1 << 20;
+  CHECK(Pool::Create(tmp / "small", o).code() == Code::kInvalidArgument);
+  o.data_size = 64 << 20;
+  o.name = "1bad";
+  CHECK(Pool::Create(tmp / "bad", o).code() == Code::kInvalidArgument);
+  {
+    auto first = Pool::Open(tmp / "p");
+    REQUIRE(first.ok());
+    auto second = Pool::Open(tmp / "p");
+    CHECK(second.status().code() == Code::kUnavailable);
+  }
+  SUBCASE("corrupt label") {
+    std::fstream f(tmp / "p/label", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('X');
+    f.close();
+    auto r = Pool::Open(tmp / "p");
+    CHECK(r.status().code() == Code::kCorruption);
+  }
+  SUBCASE("missing metadata") {
+    std::filesystem::remove_all(tmp / "p/meta");
+    CHECK(Pool::Open(tmp / "p").status().code() == Code::kCorruption);
+  }
+  SUBCASE("data file of another pool") {
+    o.name = "other";
+    REQUIRE(Pool::Create(tmp / "q", o).ok());
+    std::filesystem::copy_file(tmp / "q/data", tmp / "p/data",
+                               std::filesystem::copy_options::overwrite_existing);
+    CHECK(Pool::Open(tmp / "p").status().code() == Code::kCorruption);
+  }
+}
+
+TEST_CASE("pool: concurrent flushes share commits") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        CHECK(pool->Write(l, t * 100 + i, PatternBlock(kBs, 10, t * 100 + i), BlockOptions{}).ok());
+        CHECK(pool->Flush().ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(pool->stats().txgs_committed <= 100);
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < 25; ++i) CHECK(ReadBlock(*pool, l, t * 100 + i) == PatternBlock(kBs, 10, t * 100 + i));
+  }
+  CheckClean(*pool);
+}
+
+}  // namespace
+}  // namespace blockhaus::core
