@@ -1,0 +1,113 @@
+// volctl pool: the commands end to end, and the bad inputs of the foundation
+// issue (zfs "_neg" style): each gets a message that says what is wrong, a
+// non-zero exit, and leaves the pool home exactly as it was.
+
+#include <doctest/doctest.h>
+#include <sys/file.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_util.h"
+#include "tests/tools/run_volctl.h"
+
+namespace blockhaus::testing {
+namespace {
+
+struct Home {
+  TempDir tmp;
+  std::string path() const { return tmp.path(); }
+  CommandResult Run(const std::vector<std::string>& args) const { return RunVolctl(path(), args); }
+};
+
+void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
+  auto before = TreeState(h.path());
+  CommandResult r = h.Run(args);
+  std::string cmd;
+  for (const auto& a : args) cmd += a + " ";
+  CAPTURE(cmd);
+  CAPTURE(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find(says) != std::string::npos);
+  CHECK(TreeState(h.path()) == before);
+}
+
+TEST_CASE("volctl pool: create, list, status, scrub, destroy") {
+  Home h;
+  CommandResult r = h.Run({"pool", "create", "tank", "--size", "64M"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  r = h.Run({"pool", "list", "-H", "-p"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.rfind("tank\t66060288\t0\t66060288\t0%\tONLINE", 0) == 0);
+  r = h.Run({"pool", "status", "tank", "-j"});
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["name"] == "tank");
+  CHECK(j["size"] == 66060288);
+  CHECK(j["health"] == "ONLINE");
+  r = h.Run({"pool", "scrub", "tank"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("0 checksum errors") != std::string::npos);
+  r = h.Run({"pool", "destroy", "tank"});
+  CHECK(r.exit_code == 0);
+  CHECK(h.Run({"pool", "list", "-H"}).out.empty());
+}
+
+TEST_CASE("volctl pool: bad input is refused and changes nothing") {
+  Home h;
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  ExpectRefused(h, {"pool", "status", "nosuch"}, "pool 'nosuch' does not exist");
+  ExpectRefused(h, {"pool", "scrub", "nosuch"}, "does not exist");
+  ExpectRefused(h, {"pool", "destroy", "nosuch"}, "does not exist");
+  ExpectRefused(h, {"pool", "create", "tank", "--size", "64M"}, "already exists");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "0"}, "must be > 0");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "-1"}, "not a size");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "1q"}, "unknown size unit");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "16E"}, "too large");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "1M"}, "below the minimum");
+  ExpectRefused(h, {"pool", "create", "new"}, "needs --size");
+  ExpectRefused(h, {"pool", "create", "9lives", "--size", "64M"}, "must begin with a letter");
+  ExpectRefused(h, {"pool", "create", "a/b", "--size", "64M"}, "invalid character");
+  ExpectRefused(h, {"pool", "create", "mirror1", "--size", "64M"}, "reserved word");
+  ExpectRefused(h, {"pool", "create", "new", "--size", "64M", "--ashift", "20"}, "ashift");
+  ExpectRefused(h, {"pool", "frobnicate"}, "frobnicate");
+}
+
+TEST_CASE("volctl pool: a pool in use by another process") {
+  Home h;
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  std::string lock = h.path() + "/pools/tank/lock";
+  int fd = ::open(lock.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  ExpectRefused(h, {"pool", "status", "tank"}, "in use by another process");
+  ExpectRefused(h, {"pool", "destroy", "tank"}, "in use by another process");
+  CommandResult r = h.Run({"pool", "list", "-H"});
+  CHECK(r.out.find("INUSE") != std::string::npos);
+  ::close(fd);
+  CHECK(h.Run({"pool", "status", "tank"}).exit_code == 0);
+}
+
+TEST_CASE("volctl pool: corrupt label and missing metadata") {
+  Home h;
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  SUBCASE("corrupt label") {
+    std::string label = h.path() + "/pools/tank/label";
+    int fd = ::open(label.c_str(), O_RDWR);
+    REQUIRE(::pwrite(fd, "XX", 2, 200) == 2);
+    ::close(fd);
+    ExpectRefused(h, {"pool", "status", "tank"}, "label: checksum mismatch");
+    ExpectRefused(h, {"pool", "scrub", "tank"}, "label: checksum mismatch");
+    CHECK(h.Run({"pool", "list", "-H"}).out.find("FAULTED") != std::string::npos);
+  }
+  SUBCASE("missing metadata") {
+    std::filesystem::remove_all(h.path() + "/pools/tank/meta");
+    ExpectRefused(h, {"pool", "status", "tank"}, "metadata store");
+  }
+  SUBCASE("missing data file") {
+    std::filesystem::remove(h.path() + "/pools/tank/data");
+    ExpectRefused(h, {"pool", "status", "tank"}, "data");
+  }
+}
+
+}  // namespace
+}  // namespace blockhaus::testing

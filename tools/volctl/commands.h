@@ -1,0 +1,19 @@
+// Subcommand registration. Each Add*Commands adds its subcommands to the
+// parser and stores the action to run in *action when one is chosen.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace blockhaus::tools {
+
+using Action = std::function<int()>;
+
+void AddPoolCommands(CLI::App& app, Action* action);
+
+// Makes `group` insist on one of its subcommands, and name the choices when
+// it gets something else ("unknown pool subcommand 'x' (choose from ...)").
+void RequireKnownSubcommand(CLI::App* group, Action* action);
+
+}  // namespace blockhaus::tools

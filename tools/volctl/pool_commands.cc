@@ -1,0 +1,199 @@
+// volctl pool create|list|status|scrub|destroy
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/units.h"
+#include "core/pool/pool.h"
+#include "core/pool/pool_dir.h"
+#include "tools/volctl/commands.h"
+#include "tools/volctl/output.h"
+
+namespace blockhaus::tools {
+namespace {
+
+using core::Pool;
+
+struct CreateArgs {
+  std::string name;
+  std::string size;
+  std::string data;
+  uint32_t ashift = 12;
+};
+
+Result<std::unique_ptr<Pool>> OpenPool(const std::string& name) {
+  BH_RETURN_IF_ERROR(core::ValidatePoolName(name));
+  std::string dir = core::PoolDir(core::DefaultHome(), name);
+  if (!std::filesystem::exists(dir + "/label")) {
+    return BH_ERROR(kNotFound, "pool '{}' does not exist", name);
+  }
+  Result<std::unique_ptr<Pool>> pool = Pool::Open(dir);
+  if (!pool.ok()) return pool.status().Annotate(fmt::format("cannot open pool '{}'", name));
+  return pool;
+}
+
+int RunCreate(const CreateArgs& a) {
+  if (Status s = core::ValidatePoolName(a.name); !s.ok()) return ReportError(s);
+  core::PoolCreateOptions o;
+  o.name = a.name;
+  o.data_path = a.data;
+  o.ashift = a.ashift;
+  if (!a.size.empty()) {
+    Result<uint64_t> size = ParseSize(a.size);
+    if (!size.ok()) return ReportError(size.status().Annotate("invalid --size"));
+    if (*size == 0) return ReportError(BH_ERROR(kInvalidArgument, "invalid --size: must be > 0"));
+    o.data_size = *size;
+  } else if (a.data.empty()) {
+    return ReportError(BH_ERROR(kInvalidArgument, "a pool on a new data file needs --size"));
+  }
+  std::string dir = core::PoolDir(core::DefaultHome(), a.name);
+  if (std::filesystem::exists(dir + "/label")) {
+    return ReportError(BH_ERROR(kAlreadyExists, "pool '{}' already exists", a.name));
+  }
+  Status s = Pool::Create(dir, o);
+  if (!s.ok()) return ReportError(s.Annotate(fmt::format("cannot create pool '{}'", a.name)));
+  return 0;
+}
+
+nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
+  return {{"name", l.name},          {"guid", fmt::format("{:016x}", l.guid)},
+          {"health", "ONLINE"},      {"size", s.capacity},
+          {"allocated", s.allocated}, {"free", s.free},
+          {"deferred_free", s.deferred}, {"slop", s.slop},
+          {"txg", s.synced_txg},     {"data", l.data_path},
+          {"ashift", l.ashift},      {"slab_size", l.slab_size}};
+}
+
+std::string CapPercent(const core::PoolStats& s) {
+  if (s.capacity == 0) return "0%";
+  return fmt::format("{}%", (s.allocated * 100 + s.capacity - 1) / s.capacity);
+}
+
+int RunList(const OutputFlags& flags) {
+  Result<std::vector<std::string>> names = core::ListPoolNames(core::DefaultHome());
+  if (!names.ok()) return ReportError(names.status());
+  Table table({"NAME", "SIZE", "ALLOC", "FREE", "CAP", "HEALTH"});
+  nlohmann::json pools = nlohmann::json::array();
+  for (const std::string& name : *names) {
+    Result<std::unique_ptr<Pool>> pool = Pool::Open(core::PoolDir(core::DefaultHome(), name));
+    if (!pool.ok()) {
+      std::string health = pool.status().code() == Code::kUnavailable ? "INUSE" : "FAULTED";
+      table.AddRow({name, "-", "-", "-", "-", health});
+      pools.push_back({{"name", name}, {"health", health},
+                       {"error", pool.status().message()}});
+      continue;
+    }
+    core::PoolStats s = (*pool)->stats();
+    table.AddRow({name, Bytes(s.capacity, flags), Bytes(s.allocated, flags),
+                  Bytes(s.free, flags), CapPercent(s), "ONLINE"});
+    pools.push_back(StatsJson((*pool)->label(), s));
+  }
+  std::fputs(flags.json ? (nlohmann::json{{"pools", pools}}.dump(2) + "\n").c_str()
+                        : table.Render(flags).c_str(), stdout);
+  return 0;
+}
+
+int RunStatus(const std::string& name, bool json) {
+  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  if (!pool.ok()) return ReportError(pool.status());
+  const core::PoolLabel& l = (*pool)->label();
+  core::PoolStats s = (*pool)->stats();
+  if (json) {
+    std::fputs((StatsJson(l, s).dump(2) + "\n").c_str(), stdout);
+    return 0;
+  }
+  OutputFlags f;
+  std::printf("  pool: %s\n  guid: %016llx\n state: ONLINE\n  data: %s\n", l.name.c_str(),
+              static_cast<unsigned long long>(l.guid), l.data_path.c_str());
+  std::printf("  size: %s  allocated: %s  free: %s  (%s)\n", Bytes(s.capacity, f).c_str(),
+              Bytes(s.allocated, f).c_str(), Bytes(s.free, f).c_str(), CapPercent(s).c_str());
+  std::printf("sector: %u bytes  slab: %s  txg: %llu\n", 1u << l.ashift,
+              Bytes(l.slab_size, f).c_str(), static_cast<unsigned long long>(s.synced_txg));
+  return 0;
+}
+
+int RunScrub(const std::string& name, bool json) {
+  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  if (!pool.ok()) return ReportError(pool.status());
+  Result<core::ScrubReport> r = (*pool)->Scrub();
+  if (!r.ok()) return ReportError(r.status().Annotate("scrub failed"));
+  if (json) {
+    nlohmann::json j = {{"blocks", r->blocks_checked}, {"bytes", r->bytes_checked},
+                        {"checksum_errors", r->checksum_errors},
+                        {"decode_errors", r->decode_errors}, {"leaked_bytes", r->leaked_bytes},
+                        {"double_allocated", r->double_allocated},
+                        {"clean", r->clean()}, {"problems", r->problems}};
+    std::fputs((j.dump(2) + "\n").c_str(), stdout);
+  } else {
+    std::printf("scrub of %s: %llu blocks, %s verified, %llu checksum errors, "
+                "%llu bytes leaked, %llu double allocations\n", name.c_str(),
+                static_cast<unsigned long long>(r->blocks_checked),
+                FormatSize(r->bytes_checked).c_str(),
+                static_cast<unsigned long long>(r->checksum_errors),
+                static_cast<unsigned long long>(r->leaked_bytes),
+                static_cast<unsigned long long>(r->double_allocated));
+    for (const std::string& p : r->problems) std::printf("  %s\n", p.c_str());
+  }
+  return r->clean() ? 0 : 1;
+}
+
+int RunDestroy(const std::string& name) {
+  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  if (!pool.ok()) return ReportError(pool.status());
+  std::string data = (*pool)->label().data_path;
+  std::string dir = core::PoolDir(core::DefaultHome(), name);
+  if (Status s = (*pool)->Close(); !s.ok()) return ReportError(s);
+  pool->reset();
+  std::error_code ec;
+  struct stat st;
+  if (::stat(data.c_str(), &st) == 0 && S_ISREG(st.st_mode)) std::filesystem::remove(data, ec);
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return ReportError(BH_ERROR(kIOError, "cannot remove {}: {}", dir, ec.message()));
+  return 0;
+}
+
+}  // namespace
+
+void AddPoolCommands(CLI::App& app, Action* action) {
+  CLI::App* pool = app.add_subcommand("pool", "create, inspect and destroy pools");
+  RequireKnownSubcommand(pool, action);
+
+  auto create_args = std::make_shared<CreateArgs>();
+  CLI::App* create = pool->add_subcommand("create", "create a pool");
+  create->add_option("name", create_args->name, "pool name")->required();
+  create->add_option("--size", create_args->size, "size of a new data file (e.g. 10G)");
+  create->add_option("--data", create_args->data, "data file or block device");
+  create->add_option("--ashift", create_args->ashift, "sector size as a power of two")
+      ->check(CLI::Range(9, 16));
+  create->callback([=] { *action = [=] { return RunCreate(*create_args); }; });
+
+  auto flags = std::make_shared<OutputFlags>();
+  CLI::App* list = pool->add_subcommand("list", "list pools");
+  list->add_flag("-H", flags->scripted, "scripted: no header, tab-separated");
+  list->add_flag("-p", flags->parsable, "exact numbers");
+  list->add_flag("-j,--json", flags->json, "JSON output");
+  list->callback([=] { *action = [=] { return RunList(*flags); }; });
+
+  auto name = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* status = pool->add_subcommand("status", "show a pool's state and space");
+  status->add_option("name", *name, "pool name")->required();
+  status->add_flag("-j,--json", *json, "JSON output");
+  status->callback([=] { *action = [=] { return RunStatus(*name, *json); }; });
+
+  CLI::App* scrub = pool->add_subcommand("scrub", "verify every block and the allocator");
+  scrub->add_option("name", *name, "pool name")->required();
+  scrub->add_flag("-j,--json", *json, "JSON output");
+  scrub->callback([=] { *action = [=] { return RunScrub(*name, *json); }; });
+
+  CLI::App* destroy = pool->add_subcommand("destroy", "destroy a pool and its data");
+  destroy->add_option("name", *name, "pool name")->required();
+  destroy->callback([=] { *action = [=] { return RunDestroy(*name); }; });
+}
+
+}  // namespace blockhaus::tools
