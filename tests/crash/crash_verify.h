@@ -1,0 +1,54 @@
+// Checks a reopened pool against the crash model.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/pool/pool.h"
+#include "tests/crash/crash_model.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::testing {
+
+// Which acceptable tag the block's content matches; nullopt when none does.
+inline std::optional<uint64_t> IdentifyBlock(const std::vector<uint8_t>& data, uint64_t seed,
+                                             const std::set<uint64_t>& acceptable) {
+  for (uint64_t tag : acceptable) {
+    if (tag == 0) {
+      if (std::all_of(data.begin(), data.end(), [](uint8_t b) { return b == 0; })) return tag;
+    } else if (data == PatternBlock(kCrashBlockSize, seed, tag)) {
+      return tag;
+    }
+  }
+  return std::nullopt;
+}
+
+// Verifies every touched block and scrub; returns the state now on disk
+// (the start of the next round). `context` names the seed and round.
+inline std::map<uint64_t, uint64_t> VerifyAfterCrash(core::Pool& pool, core::LineageId lineage,
+                                                     uint64_t seed, const CrashModel& model,
+                                                     const std::vector<CrashRecord>& log,
+                                                     const std::string& context) {
+  std::map<uint64_t, uint64_t> now;
+  std::vector<uint8_t> buf(kCrashBlockSize);
+  for (uint64_t b : model.Touched(log)) {
+    Status s = pool.Read(lineage, b, core::kHeadView, buf);
+    REQUIRE_MESSAGE(s.ok(), context << " block " << b << ": " << s.ToString());
+    std::set<uint64_t> ok = model.Acceptable(log, b);
+    auto tag = IdentifyBlock(buf, seed, ok);
+    REQUIRE_MESSAGE(tag.has_value(), context << " block " << b
+                                             << " holds data of no acceptable write ("
+                                             << ok.size() << " candidates)");
+    if (*tag != 0) now[b] = *tag;
+  }
+  auto report = pool.Scrub();
+  REQUIRE_MESSAGE(report.ok(), context << ": scrub failed: " << report.status().ToString());
+  for (const std::string& p : report->problems) MESSAGE(context << ": " << p);
+  REQUIRE_MESSAGE(report->clean(), context << ": scrub found problems");
+  return now;
+}
+
+}  // namespace blockhaus::testing

@@ -1,0 +1,118 @@
+// I/O error injection (TESTING.md A5-style): EIO, ENOSPC and short writes on
+// the Nth data-vdev call, and failed RocksDB writes and syncs. Each must come
+// back as an error (never a crash, never a silent success); after the fault
+// is cleared the pool reopens consistent with everything flushed before it.
+
+#include <doctest/doctest.h>
+
+#include "core/io/fault_vdev.h"
+#include "core/io/vdev.h"
+#include "core/kv/kv_store.h"
+#include "core/pool/pool.h"
+#include "tests/crash/crash_verify.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::testing {
+namespace {
+
+using namespace core;
+
+struct FaultRig {
+  TempDir tmp;
+  std::unique_ptr<Vdev> base;
+  LineageId lineage = 0;
+
+  FaultRig() {
+    PoolCreateOptions o;
+    o.name = "faulty";
+    o.data_size = 32 << 20;
+    REQUIRE(Pool::Create(tmp / "pool", o).ok());
+    auto pool = Pool::Open(tmp / "pool");
+    REQUIRE(pool.ok());
+    REQUIRE((*pool)->RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); }).ok());
+    for (uint64_t b = 0; b < 8; ++b) {
+      REQUIRE((*pool)->Write(lineage, b, PatternBlock(kCrashBlockSize, 1, b + 1), {}).ok());
+    }
+    REQUIRE((*pool)->Flush().ok());
+    REQUIRE((*pool)->Close().ok());
+    base = std::move(OpenFileVdev(tmp / "pool/data", FileVdevOptions{})).value();
+  }
+
+  // Reopens without faults and checks the blocks flushed at setup, and scrub.
+  void CheckIntact() {
+    auto pool = Pool::Open(tmp / "pool");
+    REQUIRE_MESSAGE(pool.ok(), pool.status().ToString());
+    std::vector<uint8_t> buf(kCrashBlockSize);
+    for (uint64_t b = 0; b < 8; ++b) {
+      REQUIRE((*pool)->Read(lineage, b, kHeadView, buf).ok());
+      std::set<uint64_t> ok = {b + 1, 100 + b};  // setup value, or the faulted write's
+      CHECK(IdentifyBlock(buf, 1, ok).has_value());
+    }
+    auto r = (*pool)->Scrub();
+    REQUIRE(r.ok());
+    CHECK(r->clean());
+  }
+};
+
+// Writes new versions of the 8 blocks and flushes; returns the flush status.
+Status OverwriteAndFlush(Pool& pool, LineageId lineage) {
+  for (uint64_t b = 0; b < 8; ++b) {
+    Status s = pool.Write(lineage, b, PatternBlock(kCrashBlockSize, 1, 100 + b), {});
+    if (!s.ok()) return s;
+  }
+  return pool.Flush().status();
+}
+
+TEST_CASE("fault: data vdev errors suspend the pool and lose nothing durable") {
+  for (FaultOp op : {FaultOp::kWrite, FaultOp::kSync}) {
+    for (FaultError err : {FaultError::kEIO, FaultError::kENOSPC, FaultError::kShortWrite}) {
+      if (op == FaultOp::kSync && err == FaultError::kShortWrite) continue;
+      CAPTURE(static_cast<int>(op));
+      CAPTURE(static_cast<int>(err));
+      FaultRig rig;
+      FaultVdev vdev(rig.base.get());
+      PoolOptions po;
+      po.vdev = &vdev;
+      {
+        auto pool = Pool::Open(rig.tmp / "pool", po);
+        REQUIRE(pool.ok());
+        vdev.FailNth(op, 1, err);
+        Status s = OverwriteAndFlush(**pool, rig.lineage);
+        CHECK(s.code() == Code::kUnavailable);  // the pool is suspended
+        CHECK(!(*pool)->health().ok());
+        // Later writes are refused with the reason; reads of committed data go on.
+        CHECK((*pool)->Write(rig.lineage, 0, PatternBlock(kCrashBlockSize, 1, 9), {}).code() ==
+              Code::kUnavailable);
+        CHECK(!(*pool)->Close().ok());
+      }
+      vdev.ClearFaults();
+      rig.CheckIntact();
+    }
+  }
+}
+
+TEST_CASE("fault: metadata write and sync errors suspend the pool") {
+  for (int kind = 0; kind < 3; ++kind) {
+    CAPTURE(kind);
+    FaultRig rig;
+    KvFaultInjector kv(7);
+    PoolOptions po;
+    po.kv_fault_injector = &kv;
+    {
+      auto pool = Pool::Open(rig.tmp / "pool", po);
+      REQUIRE(pool.ok());
+      if (kind == 0) kv.FailNthWrite(1, /*enospc=*/false);
+      if (kind == 1) kv.FailNthWrite(1, /*enospc=*/true);
+      if (kind == 2) kv.FailNthSync(1);
+      Status s = OverwriteAndFlush(**pool, rig.lineage);
+      CHECK(!s.ok());
+      CHECK(!(*pool)->health().ok());
+      (*pool)->Close().IgnoreError();  // reports the same failure
+    }
+    kv.ClearFaults();
+    rig.CheckIntact();
+  }
+}
+
+}  // namespace
+}  // namespace blockhaus::testing
