@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace blockhaus::core {
 namespace {
@@ -176,14 +178,25 @@ TEST_CASE("FileVdev: create grows an existing file but never shrinks it") {
   CHECK(std::filesystem::file_size(path) == 16384);
 }
 
-// root ignores file modes, so the case is reported as skipped there.
-TEST_CASE("FileVdev: unreadable file is PermissionDenied" *
-          doctest::skip(::geteuid() == 0)) {
+// root ignores file modes, so the open runs in a child that dropped to
+// "nobody" first; the child's exit code carries the result.
+TEST_CASE("FileVdev: unreadable file is PermissionDenied") {
   TempDir dir;
   const std::string path = dir.File("locked.img");
   { auto v = CreateFile(path, 4096); }
   REQUIRE(::chmod(path.c_str(), 0) == 0);
-  CHECK(OpenFileVdev(path, FileVdevOptions{}).status().code() == Code::kPermissionDenied);
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    auto r = OpenFileVdev(path, FileVdevOptions{});
+    ::_exit(!r.ok() && r.status().code() == Code::kPermissionDenied ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 }  // namespace
