@@ -172,11 +172,13 @@ Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkn
                     lineage, ptr.lsize, out.size());
   }
   bool raw = ptr.compression.algo == CompressionAlgo::kOff;
-  std::vector<uint8_t> staging;
+  // Compressed blocks are read into a per-thread scratch buffer (no
+  // allocation per read); uncompressed ones straight into `out`.
+  thread_local std::vector<uint8_t> scratch;
   ByteSpan target = out.subspan(0, ptr.psize);
   if (!raw) {
-    staging.resize(ptr.psize);
-    target = staging;
+    if (scratch.size() < ptr.psize) scratch.resize(kMaxBlockSize);
+    target = ByteSpan(scratch.data(), ptr.psize);
   }
   BH_RETURN_IF_ERROR(vdev->Read(ptr.offset, target));
   if (ComputeChecksum(ptr.checksum_type, target) != ptr.checksum) {
@@ -186,7 +188,7 @@ Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkn
                     lineage, blkno, ptr.offset);
   }
   if (raw) return Status::Ok();
-  return Decompress(ptr.compression.algo, staging, out)
+  return Decompress(ptr.compression.algo, target, out)
       .Annotate(fmt::format("lineage {} block {} at offset {}", lineage, blkno, ptr.offset));
 }
 

@@ -349,8 +349,8 @@ Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes) {
 Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
                             uint64_t bytes) {
   std::unique_lock<Mutex> guard(mu);
-  // Throttle: past twice the dirty limit, wait for the syncing txg to finish.
-  while (open_bytes > 2 * options.dirty_limit_bytes && failure.ok() && !closing) {
+  // Throttle: past the dirty limit, wait for the syncing txg to finish.
+  while (open_bytes > options.dirty_limit_bytes && failure.ok() && !closing) {
     work_cv.notify_all();
     done_cv.wait(guard);
   }
@@ -359,7 +359,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
   if (!inserted && it->second.data) open_bytes -= it->second.data->size();
   it->second = std::move(block);
   open_bytes += bytes;
-  if (open_bytes > options.dirty_limit_bytes) work_cv.notify_all();
+  if (open_bytes > options.dirty_limit_bytes / 4) work_cv.notify_all();
   return Status::Ok();
 }
 
@@ -369,7 +369,8 @@ Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
     return BH_ERROR(kInvalidArgument, "block size {} is not a multiple of 512 in 512..128K",
                     data.size());
   }
-  auto copy = std::make_shared<const std::vector<uint8_t>>(data.begin(), data.end());
+  std::shared_ptr<std::vector<uint8_t>> copy = impl_->buffers.Get(data.size());
+  std::memcpy(copy->data(), data.data(), data.size());
   return impl_->PutDirty(lineage, blkno, DirtyBlock{std::move(copy), options}, data.size());
 }
 

@@ -63,8 +63,8 @@ struct PoolCreateOptions {
 struct PoolOptions {
   // Commit the open txg at least this often (milliseconds). Default 5000.
   uint32_t txg_timeout_ms = 5000;
-  // Commit early once this much data is dirty; writers wait at twice this.
-  // Default 256 MiB.
+  // Most data the open txg may hold; writers wait beyond it. A commit
+  // starts once a quarter of it is dirty. Default 256 MiB.
   uint64_t dirty_limit_bytes = 256ull << 20;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.

@@ -5,9 +5,11 @@
 //   At any time there is one open txg, taking new writes, unmaps and sync
 //   tasks, and at most one syncing txg, being written out. The sync thread
 //   closes the open txg when its timer runs out (txg_timeout_ms), when dirty
-//   data passes dirty_limit_bytes, when a flush or a sync task waits for it,
-//   or at close; closing is a pointer swap under Impl::mu, so writers never
-//   wait for a commit unless they run more than 2x the dirty limit ahead.
+//   data passes a quarter of dirty_limit_bytes (so the next txg fills while
+//   this one is written: the two cores overlap), when a flush or a sync task
+//   waits for it, or at close; closing is a pointer swap under Impl::mu, so
+//   writers never wait for a commit unless the open txg alone passes the
+//   dirty limit.
 //
 // Data structures & on-disk format
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
@@ -236,7 +238,7 @@ void Pool::Impl::SyncLoop() {
     bool due = std::chrono::steady_clock::now() >= deadline;
     bool have_work = !open.empty() || !pending_tasks.empty();
     bool wanted = flush_target >= open_txg || !pending_tasks.empty() ||
-                  open_bytes > options.dirty_limit_bytes || closing || due;
+                  open_bytes > options.dirty_limit_bytes / 4 || closing || due;
     if (!(have_work && wanted)) {
       if (closing) break;
       if (due) {

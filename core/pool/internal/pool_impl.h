@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/alloc/allocator.h"
+#include "core/base/buffer_cache.h"
 #include "core/base/thread_annotations.h"
 #include "core/io/vdev.h"
 #include "core/kv/kv_store.h"
@@ -79,6 +80,8 @@ struct Pool::Impl {
   // Touched only by the sync thread, or by Scrub() while it holds sync_mu.
   std::unique_ptr<Allocator> alloc;
   uint64_t slop = 0;
+  // Recycles dirty block buffers (64 MiB cached at most).
+  BufferCache buffers{64ull << 20};
 
   // Lock order: sync_mu, then read_gate, then mu.
   Mutex sync_mu;  // held for a whole commit, and by Scrub

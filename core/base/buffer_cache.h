@@ -1,0 +1,33 @@
+// BufferCache: recycles block-sized byte buffers.
+//
+// Every write copies one block into a buffer that lives until its txg has
+// committed. Allocating those fresh each time costs page faults (glibc maps
+// 128 KiB buffers with mmap) and cold caches; recycling them keeps the
+// working set warm. Buffers come back to the cache when their last
+// shared_ptr goes, up to max_cached_bytes; past that they are freed.
+//
+// Thread safety: thread-safe. Buffers may outlive the cache.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace blockhaus {
+
+class BufferCache {
+ public:
+  explicit BufferCache(size_t max_cached_bytes);
+  ~BufferCache();
+
+  // A buffer of exactly `size` bytes (contents unspecified).
+  std::shared_ptr<std::vector<uint8_t>> Get(size_t size);
+  size_t cached_bytes() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace blockhaus
