@@ -329,4 +329,8 @@ void SyncContext::DeleteClientKey(std::string_view key) {
   rep_->batch->Delete(kCfClient, key);
 }
 
+void SyncContext::Fail(const Status& status) {
+  if (rep_->failure.ok()) rep_->failure = status;
+}
+
 }  // namespace blockhaus::core

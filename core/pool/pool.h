@@ -212,6 +212,11 @@ class SyncContext {
   void PutClientKey(std::string_view key, std::string_view value);
   void DeleteClientKey(std::string_view key);
 
+  // For a sync function that meets an error it cannot avoid (a metadata
+  // read failing): the txg does not commit and the pool is suspended, as
+  // for any failed commit. The first failure wins.
+  void Fail(const Status& status);
+
   struct Rep;
   explicit SyncContext(Rep* rep) : rep_(rep) {}
 

@@ -134,6 +134,7 @@ struct SyncContext::Rep {
   uint64_t txg;
   KvBatch* batch;
   std::unique_ptr<KvIterator> blocks_it;  // committed state, for lookups
+  Status failure;                         // set by SyncContext::Fail
 };
 
 // blockmap.cc: applies one committed-to-be block version to the batch.
