@@ -1,0 +1,37 @@
+// BlockDevice: the one interface export/ uses to reach a volume.
+//
+// Byte-addressed reads, writes and unmaps over a volume (or a read-only
+// snapshot), in units the initiator chooses. Writes smaller than a volume
+// block read-modify-write it under a per-block lock; whole blocks of zeros
+// are stored as holes (they use no space). Writes are acknowledged from the
+// open txg and are durable after Flush() (what SYNCHRONIZE CACHE maps to).
+//
+// Errors: InvalidArgument (range beyond the volume, or overflow),
+// PermissionDenied (write to a snapshot or a readonly volume),
+// ResourceExhausted (pool out of space), Corruption (checksum mismatch),
+// Unavailable (pool suspended or volume being rolled back).
+// Thread safety: thread-safe.
+#pragma once
+
+#include <cstdint>
+
+#include "core/base/endian.h"
+#include "core/base/status.h"
+
+namespace blockhaus::volume {
+
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+  virtual uint64_t size() const = 0;
+  virtual uint32_t block_size() const = 0;
+  virtual bool read_only() const = 0;
+  virtual Status Read(uint64_t offset, ByteSpan out) = 0;
+  virtual Status Write(uint64_t offset, ConstByteSpan data) = 0;
+  // Unmaps [offset, offset+length): whole blocks become holes, the parts of
+  // partial blocks are zeroed.
+  virtual Status Unmap(uint64_t offset, uint64_t length) = 0;
+  virtual Status Flush() = 0;
+};
+
+}  // namespace blockhaus::volume

@@ -1,0 +1,660 @@
+// Theory of operation: volumes, snapshots, clones and the coalescing worker
+//
+// Overview
+//   A volume is a named core lineage with properties; a snapshot is a named
+//   txg of its volume's lineage (core fences keep what it sees); a clone is
+//   a volume whose lineage falls through to (origin lineage, snapshot txg).
+//   Every admin operation is one core sync task: `check` validates against
+//   the in-memory tables, `sync` writes the records into the txg's batch and
+//   updates the tables, so an operation is all-or-nothing and durable when
+//   it returns.
+//
+// Data structures & on-disk format
+//   In memory: datasets by id and by name, the free-job queue by sequence
+//   number, and one I/O fence (shared mutex) per volume lineage. On disk:
+//   dataset_format.h (client column family of core).
+//
+// Invariants
+//   * Destroying snapshot T_i of a lineage whose snapshots are
+//     ... < T_prev < T_i < T_next < ... queues the job "free dead versions
+//     born in (T_prev, T_i] that died in (T_i, T_next]"; when T_i is the
+//     newest, T_next is the txg of the destroy and the lineage's fence moves
+//     back to T_prev. Both bounds are fixed when the job is queued, so later
+//     snapshots and destroys cannot widen it (and the birth ranges of two
+//     jobs on one lineage never overlap).
+//   * Destroying a volume marks its lineage destroying (core rejects writes)
+//     and queues "destroy lineage"; its snapshots need no job of their own.
+//   * A snapshot with clones cannot be destroyed; a clone's lineage job is
+//     queued before its origin's, and the worker runs jobs in queue order.
+//   * Rollback to T (after the newer snapshots are dropped) removes versions
+//     born after T through core's births index, in the same txg, with the
+//     volume's I/O fenced and its dirty data flushed first.
+//
+// Concurrency & lock order
+//   fence (per volume, exclusive for rollback) -> core sync task -> mu_.
+//   Block I/O holds its volume's fence shared. The worker thread only issues
+//   sync tasks; it never holds mu_ across one.
+//
+// Crash consistency
+//   Records, jobs and the core changes of an operation share one txg. A job
+//   advances in bounded steps, each its own txg that both frees versions and
+//   updates (or deletes) the job record, so a crash resumes exactly where the
+//   last step committed.
+//
+// Failure handling
+//   Forbidden destroys and rollbacks fail in `check` with a message naming
+//   the flag (-r/-R) that would allow them and the dataset in the way. A
+//   worker step that finds a lineage still referenced retries later; any
+//   metadata error inside a step fails the txg and suspends the pool.
+//
+// Tunables
+//   VolumeManagerOptions::coalesce_batch (versions per step, 4096).
+
+#include "volume/volume_manager.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <random>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include "core/base/thread_annotations.h"
+#include "core/base/units.h"
+#include "volume/dataset_format.h"
+#include "volume/internal/volume_device.h"
+
+namespace blockhaus::volume {
+
+using core::SyncContext;
+
+struct VolumeManager::Impl {
+  core::Pool* pool = nullptr;
+  VolumeManagerOptions options;
+
+  mutable Mutex mu;
+  std::map<uint64_t, Dataset> by_id BH_GUARDED_BY(mu);
+  std::map<std::string, uint64_t> by_name BH_GUARDED_BY(mu);
+  std::map<uint64_t, FreeJob> jobs BH_GUARDED_BY(mu);
+  uint64_t next_id BH_GUARDED_BY(mu) = 1;
+  uint64_t next_job BH_GUARDED_BY(mu) = 1;
+  uint64_t bytes_freed BH_GUARDED_BY(mu) = 0;
+  std::map<uint64_t, std::shared_ptr<std::shared_mutex>> fences BH_GUARDED_BY(mu);
+  bool stopping BH_GUARDED_BY(mu) = false;
+  std::condition_variable_any worker_cv;
+  std::thread worker;
+
+  Status Load();
+  const Dataset* Find(const std::string& name) const BH_REQUIRES(mu);
+  std::vector<const Dataset*> SnapshotsOf(uint64_t volume_id) const BH_REQUIRES(mu);
+  std::vector<const Dataset*> ClonesOf(uint64_t snapshot_id) const BH_REQUIRES(mu);
+  std::shared_ptr<std::shared_mutex> Fence(uint64_t lineage);
+
+  void PutDataset(SyncContext& ctx, const Dataset& ds) BH_REQUIRES(mu);
+  void DropDataset(SyncContext& ctx, const Dataset& ds) BH_REQUIRES(mu);
+  void QueueJob(SyncContext& ctx, const FreeJob& job) BH_REQUIRES(mu);
+  void PutCounters(SyncContext& ctx) BH_REQUIRES(mu);
+
+  Status CheckDestroy(const Dataset& ds, bool recursive, bool clones,
+                      std::vector<uint64_t>* order) const BH_REQUIRES(mu);
+  void SyncDestroySnapshot(SyncContext& ctx, const Dataset& snap) BH_REQUIRES(mu);
+  Result<bool> Step(uint64_t* freed);
+  void WorkerLoop();
+};
+
+namespace {
+
+uint64_t Now() { return static_cast<uint64_t>(::time(nullptr)); }
+
+uint64_t RandomGuid() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;
+}
+
+Status ParseOnOff(const std::string& key, const std::string& value, bool* out) {
+  if (value == "on") *out = true;
+  else if (value == "off") *out = false;
+  else return BH_ERROR(kInvalidArgument, "bad value '{}' for {}: use on or off", value, key);
+  return Status::Ok();
+}
+
+Status ParseBlockSize(const std::string& value, uint32_t* out) {
+  Result<uint64_t> bs = ParseSize(value);
+  if (!bs.ok() || *bs < kMinVolBlockSize || *bs > kMaxVolBlockSize || (*bs & (*bs - 1)) != 0) {
+    return BH_ERROR(kInvalidArgument,
+                    "bad volblocksize '{}': must be a power of two from 4K to 128K", value);
+  }
+  *out = static_cast<uint32_t>(*bs);
+  return Status::Ok();
+}
+
+Status ParseVolsize(const std::string& value, uint32_t block_size, uint64_t* out) {
+  Result<uint64_t> size = ParseSize(value);
+  if (!size.ok()) return size.status().Annotate("bad volsize");
+  if (*size == 0 || *size % block_size != 0) {
+    return BH_ERROR(kInvalidArgument,
+                    "bad volsize '{}': must be a non-zero multiple of volblocksize ({})", value,
+                    block_size);
+  }
+  *out = *size;
+  return Status::Ok();
+}
+
+constexpr std::array<std::string_view, 14> kReadOnlyProps = {
+    "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
+    "usedbysnapshots", "usedbyrefreservation", "creation", "origin", "clones", "guid",
+    "type", "name"};
+
+}  // namespace
+
+Status ApplyProperty(VolumeProps* p, const std::string& key, const std::string& value,
+                     bool at_create) {
+  if (key.find(':') != std::string::npos) {
+    if (value.size() > 8192) return BH_ERROR(kInvalidArgument, "user property value too long");
+    p->user[key] = value;
+    return Status::Ok();
+  }
+  if (key == "volblocksize") {
+    if (!at_create) return BH_ERROR(kInvalidArgument, "volblocksize can only be set at create");
+    return ParseBlockSize(value, &p->volblocksize);
+  }
+  if (key == "volsize") return ParseVolsize(value, p->volblocksize, &p->volsize);
+  if (key == "compression") {
+    auto c = core::ParseCompression(value == "on" ? "lz4" : value);
+    if (!c.ok()) {
+      return BH_ERROR(kInvalidArgument,
+                      "bad compression '{}': use on, off, lz4, zstd or zstd-1..19", value);
+    }
+    p->compression = *c;
+    return Status::Ok();
+  }
+  if (key == "checksum") {
+    auto c = core::ParseChecksumType(value);
+    if (!c.ok()) return BH_ERROR(kInvalidArgument, "bad checksum '{}': use on, xxh3, crc32c or sha256", value);
+    p->checksum = *c;
+    return Status::Ok();
+  }
+  if (key == "readonly") return ParseOnOff(key, value, &p->readonly);
+  if (key == "refreservation") {
+    if (value == "none") p->refreservation = 0;
+    else if (value == "auto") p->refreservation = p->volsize;
+    else {
+      auto r = ParseSize(value);
+      if (!r.ok()) return r.status().Annotate("bad refreservation");
+      p->refreservation = *r;
+    }
+    return Status::Ok();
+  }
+  for (std::string_view ro : kReadOnlyProps) {
+    if (key == ro) return BH_ERROR(kInvalidArgument, "property '{}' is read-only", key);
+  }
+  return BH_ERROR(kInvalidArgument, "unknown property '{}'", key);
+}
+
+// ---- loading and records ----------------------------------------------------
+
+Status VolumeManager::Impl::Load() {
+  BH_ASSIGN_OR_RETURN(auto records, pool->ScanClientKeys(kDatasetPrefix));
+  MutexLock lock(&mu);
+  for (const auto& [key, value] : records) {
+    BH_ASSIGN_OR_RETURN(Dataset ds, DecodeDataset(value));
+    by_name[ds.name] = ds.id;
+    by_id[ds.id] = std::move(ds);
+  }
+  BH_ASSIGN_OR_RETURN(auto job_records, pool->ScanClientKeys(kJobPrefix));
+  for (const auto& [key, value] : job_records) {
+    if (key.size() != kJobPrefix.size() + 8) return BH_ERROR(kCorruption, "bad job key");
+    BH_ASSIGN_OR_RETURN(FreeJob job, DecodeJob(value));
+    jobs[DecodeBE64(reinterpret_cast<const uint8_t*>(key.data()) + kJobPrefix.size())] = job;
+  }
+  BH_ASSIGN_OR_RETURN(auto id, pool->GetClientKey(kNextIdKey));
+  if (id) {
+    BH_ASSIGN_OR_RETURN(next_id, DecodeU64(*id));
+  }
+  BH_ASSIGN_OR_RETURN(auto job, pool->GetClientKey(kNextJobKey));
+  if (job) {
+    BH_ASSIGN_OR_RETURN(next_job, DecodeU64(*job));
+  }
+  return Status::Ok();
+}
+
+const Dataset* VolumeManager::Impl::Find(const std::string& name) const {
+  auto it = by_name.find(name);
+  return it == by_name.end() ? nullptr : &by_id.at(it->second);
+}
+
+std::vector<const Dataset*> VolumeManager::Impl::SnapshotsOf(uint64_t volume_id) const {
+  std::vector<const Dataset*> out;
+  for (const auto& [id, ds] : by_id) {
+    if (ds.is_snapshot() && ds.volume_id == volume_id) out.push_back(&ds);
+  }
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->txg < b->txg; });
+  return out;
+}
+
+std::vector<const Dataset*> VolumeManager::Impl::ClonesOf(uint64_t snapshot_id) const {
+  std::vector<const Dataset*> out;
+  for (const auto& [id, ds] : by_id) {
+    if (!ds.is_snapshot() && ds.origin_id == snapshot_id) out.push_back(&ds);
+  }
+  return out;
+}
+
+std::shared_ptr<std::shared_mutex> VolumeManager::Impl::Fence(uint64_t lineage) {
+  MutexLock lock(&mu);
+  auto& f = fences[lineage];
+  if (!f) f = std::make_shared<std::shared_mutex>();
+  return f;
+}
+
+void VolumeManager::Impl::PutDataset(SyncContext& ctx, const Dataset& ds) {
+  ctx.PutClientKey(DatasetKey(ds.id), EncodeDataset(ds));
+  ctx.PutClientKey(NameKey(ds.name), EncodeU64(ds.id));
+  by_name[ds.name] = ds.id;
+  by_id[ds.id] = ds;
+}
+
+void VolumeManager::Impl::DropDataset(SyncContext& ctx, const Dataset& ds) {
+  ctx.DeleteClientKey(DatasetKey(ds.id));
+  ctx.DeleteClientKey(NameKey(ds.name));
+  by_name.erase(ds.name);
+  by_id.erase(ds.id);  // invalidates ds
+}
+
+void VolumeManager::Impl::QueueJob(SyncContext& ctx, const FreeJob& job) {
+  uint64_t seq = next_job++;
+  jobs[seq] = job;
+  ctx.PutClientKey(JobKey(seq), EncodeJob(job));
+  worker_cv.notify_all();
+}
+
+void VolumeManager::Impl::PutCounters(SyncContext& ctx) {
+  ctx.PutClientKey(kNextIdKey, EncodeU64(next_id));
+  ctx.PutClientKey(kNextJobKey, EncodeU64(next_job));
+}
+
+// ---- admin operations ---------------------------------------------------------
+
+VolumeManager::VolumeManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<VolumeManager>> VolumeManager::Open(core::Pool* pool,
+                                                           const VolumeManagerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->pool = pool;
+  impl->options = options;
+  BH_RETURN_IF_ERROR(impl->Load());
+  Impl* raw = impl.get();
+  if (options.start_coalescer) raw->worker = std::thread([raw] { raw->WorkerLoop(); });
+  return std::unique_ptr<VolumeManager>(new VolumeManager(std::move(impl)));
+}
+
+VolumeManager::~VolumeManager() {
+  {
+    MutexLock lock(&impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->worker_cv.notify_all();
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+Status VolumeManager::CreateVolume(const std::string& name, const VolumeProps& props) {
+  BH_RETURN_IF_ERROR(ValidateVolumeName(name));
+  if (props.volsize == 0 || props.volsize % props.volblocksize != 0) {
+    return BH_ERROR(kInvalidArgument, "volsize must be a non-zero multiple of volblocksize");
+  }
+  Impl& m = *impl_;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    if (m.Find(name)) return BH_ERROR(kAlreadyExists, "'{}' already exists", name);
+    return Status::Ok();
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    Dataset ds;
+    ds.id = m.next_id++;
+    ds.name = name;
+    ds.lineage = ctx.CreateLineage({});
+    ds.txg = ctx.txg();
+    ds.creation = Now();
+    ds.guid = RandomGuid();
+    ds.props = props;
+    m.PutDataset(ctx, ds);
+    m.PutCounters(ctx);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+Status VolumeManager::Snapshot(const std::vector<std::string>& names) {
+  if (names.empty()) return BH_ERROR(kInvalidArgument, "no snapshot named");
+  for (const auto& n : names) BH_RETURN_IF_ERROR(ValidateSnapshotName(n));
+  Impl& m = *impl_;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    std::set<std::string> volumes;
+    for (const auto& n : names) {
+      auto [vol, snap] = SplitSnapshotName(n);
+      const Dataset* v = m.Find(vol);
+      if (v == nullptr || v->is_snapshot()) return BH_ERROR(kNotFound, "volume '{}' does not exist", vol);
+      if (m.Find(n)) return BH_ERROR(kAlreadyExists, "snapshot '{}' already exists", n);
+      if (!volumes.insert(vol).second) {
+        return BH_ERROR(kInvalidArgument, "two snapshots of '{}' in one call", vol);
+      }
+    }
+    return Status::Ok();
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    for (const auto& n : names) {
+      const Dataset& vol = *m.Find(SplitSnapshotName(n).first);
+      Dataset snap;
+      snap.id = m.next_id++;
+      snap.type = DatasetType::kSnapshot;
+      snap.name = n;
+      snap.lineage = vol.lineage;
+      snap.txg = ctx.SnapshotLineage(vol.lineage);
+      snap.volume_id = vol.id;
+      snap.creation = Now();
+      snap.guid = RandomGuid();
+      snap.props = vol.props;
+      m.PutDataset(ctx, snap);
+    }
+    m.PutCounters(ctx);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+Status VolumeManager::Clone(const std::string& snapshot, const std::string& name,
+                            const std::map<std::string, std::string>& props) {
+  BH_RETURN_IF_ERROR(ValidateSnapshotName(snapshot));
+  BH_RETURN_IF_ERROR(ValidateVolumeName(name));
+  Impl& m = *impl_;
+  VolumeProps clone_props;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    const Dataset* snap = m.Find(snapshot);
+    if (snap == nullptr) return BH_ERROR(kNotFound, "snapshot '{}' does not exist", snapshot);
+    if (m.Find(name)) return BH_ERROR(kAlreadyExists, "'{}' already exists", name);
+    clone_props = snap->props;
+    clone_props.user.clear();
+    for (const auto& [k, v] : props) BH_RETURN_IF_ERROR(ApplyProperty(&clone_props, k, v, false));
+    return Status::Ok();
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    const Dataset& snap = *m.Find(snapshot);
+    Dataset ds;
+    ds.id = m.next_id++;
+    ds.name = name;
+    ds.lineage = ctx.CreateLineage(core::LineageInfo{false, snap.lineage, snap.txg, 0});
+    ds.txg = ctx.txg();
+    ds.origin_id = snap.id;
+    ds.creation = Now();
+    ds.guid = RandomGuid();
+    ds.props = clone_props;
+    m.PutDataset(ctx, ds);
+    m.PutCounters(ctx);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+Status VolumeManager::Impl::CheckDestroy(const Dataset& ds, bool recursive, bool clones,
+                                         std::vector<uint64_t>* order) const {
+  std::vector<const Dataset*> snaps;
+  if (ds.is_snapshot()) {
+    snaps.push_back(&ds);
+  } else {
+    snaps = SnapshotsOf(ds.id);
+    if (!snaps.empty() && !recursive) {
+      return BH_ERROR(kFailedPrecondition,
+                      "cannot destroy '{}': it has snapshots (use -r), e.g. '{}'", ds.name,
+                      snaps.front()->name);
+    }
+  }
+  for (const Dataset* s : snaps) {
+    for (const Dataset* c : ClonesOf(s->id)) {
+      if (!clones) {
+        return BH_ERROR(kFailedPrecondition,
+                        "cannot destroy '{}': snapshot '{}' has dependent clone '{}' (use -R)",
+                        ds.name, s->name, c->name);
+      }
+      BH_RETURN_IF_ERROR(CheckDestroy(*c, true, true, order));
+    }
+  }
+  for (const Dataset* s : snaps) {
+    if (s != &ds) order->push_back(s->id);
+  }
+  order->push_back(ds.id);
+  return Status::Ok();
+}
+
+void VolumeManager::Impl::SyncDestroySnapshot(SyncContext& ctx, const Dataset& snap) {
+  uint64_t prev = 0, next = 0;
+  for (const Dataset* s : SnapshotsOf(snap.volume_id)) {
+    if (s->txg < snap.txg) prev = s->txg;
+    if (s->txg > snap.txg && next == 0) next = s->txg;
+  }
+  if (next == 0) {
+    // The newest snapshot: versions that died up to now are its alone, and
+    // versions born after prev are again the head's only.
+    next = ctx.txg();
+    auto info = pool->GetLineage(snap.lineage);
+    if (info.ok()) {
+      core::LineageInfo li = *info;
+      li.fence_txg = prev;
+      ctx.UpdateLineage(snap.lineage, li);
+    }
+  }
+  QueueJob(ctx, FreeJob{FreeJob::Kind::kDeadInterval, snap.lineage, prev, snap.txg, snap.txg,
+                        next, 0});
+}
+
+Status VolumeManager::Destroy(const std::string& name, bool recursive, bool clones) {
+  Impl& m = *impl_;
+  std::vector<uint64_t> order;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    order.clear();
+    const Dataset* ds = m.Find(name);
+    if (ds == nullptr) return BH_ERROR(kNotFound, "'{}' does not exist", name);
+    return m.CheckDestroy(*ds, recursive, clones, &order);
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    std::set<uint64_t> dying_volumes;
+    for (uint64_t id : order) {
+      const Dataset& d = m.by_id.at(id);
+      if (!d.is_snapshot()) dying_volumes.insert(id);
+    }
+    for (uint64_t id : order) {
+      Dataset d = m.by_id.at(id);
+      if (d.is_snapshot()) {
+        if (!dying_volumes.contains(d.volume_id)) m.SyncDestroySnapshot(ctx, d);
+      } else {
+        auto info = m.pool->GetLineage(d.lineage);
+        if (info.ok()) {
+          core::LineageInfo li = *info;
+          li.destroying = true;
+          ctx.UpdateLineage(d.lineage, li);
+        }
+        m.QueueJob(ctx, FreeJob{FreeJob::Kind::kLineage, d.lineage, 0, 0, 0, 0, 0});
+      }
+      m.DropDataset(ctx, d);
+    }
+    m.PutCounters(ctx);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+Status VolumeManager::Rollback(const std::string& snapshot, bool destroy_newer) {
+  BH_RETURN_IF_ERROR(ValidateSnapshotName(snapshot));
+  Impl& m = *impl_;
+  Dataset snap;
+  {
+    MutexLock lock(&m.mu);
+    const Dataset* s = m.Find(snapshot);
+    if (s == nullptr) return BH_ERROR(kNotFound, "snapshot '{}' does not exist", snapshot);
+    snap = *s;
+  }
+  // Fence the volume's I/O and flush its dirty data: core's rollback needs
+  // the head quiet (REQUIRES of SyncContext::RollbackLineage).
+  auto fence = m.Fence(snap.lineage);
+  std::unique_lock<std::shared_mutex> fenced(*fence);
+  BH_RETURN_IF_ERROR(m.pool->Flush().status());
+  std::vector<uint64_t> newer;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    newer.clear();
+    if (!m.Find(snapshot)) return BH_ERROR(kNotFound, "snapshot '{}' does not exist", snapshot);
+    for (const Dataset* s : m.SnapshotsOf(snap.volume_id)) {
+      if (s->txg <= snap.txg) continue;
+      if (!destroy_newer) {
+        return BH_ERROR(kFailedPrecondition,
+                        "cannot roll back to '{}': more recent snapshots exist (use -r), e.g. "
+                        "'{}'", snapshot, s->name);
+      }
+      if (auto c = m.ClonesOf(s->id); !c.empty()) {
+        return BH_ERROR(kFailedPrecondition,
+                        "cannot roll back to '{}': snapshot '{}' has dependent clone '{}'",
+                        snapshot, s->name, c.front()->name);
+      }
+      newer.push_back(s->id);
+    }
+    return Status::Ok();
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    for (uint64_t id : newer) m.DropDataset(ctx, m.by_id.at(id));
+    Result<core::FreeProgress> r = ctx.RollbackLineage(snap.lineage, snap.txg, UINT64_MAX);
+    if (!r.ok()) return ctx.Fail(r.status());
+    core::LineageInfo li = *m.pool->GetLineage(snap.lineage);
+    li.fence_txg = snap.txg;
+    ctx.UpdateLineage(snap.lineage, li);
+    Dataset vol = m.by_id.at(snap.volume_id);
+    vol.props.volsize = snap.props.volsize;
+    m.PutDataset(ctx, vol);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+std::vector<Dataset> VolumeManager::List() const {
+  MutexLock lock(&impl_->mu);
+  std::vector<Dataset> out;
+  for (const auto& [name, id] : impl_->by_name) out.push_back(impl_->by_id.at(id));
+  return out;
+}
+
+Result<Dataset> VolumeManager::Get(const std::string& name) const {
+  MutexLock lock(&impl_->mu);
+  const Dataset* ds = impl_->Find(name);
+  if (ds == nullptr) return BH_ERROR(kNotFound, "'{}' does not exist", name);
+  return *ds;
+}
+
+Status VolumeManager::SetProperty(const std::string& name, const std::string& key,
+                                  const std::string& value) {
+  Impl& m = *impl_;
+  Dataset updated;
+  auto check = [&](SyncContext&) -> Status {
+    MutexLock lock(&m.mu);
+    const Dataset* ds = m.Find(name);
+    if (ds == nullptr) return BH_ERROR(kNotFound, "'{}' does not exist", name);
+    updated = *ds;
+    if (ds->is_snapshot() && key.find(':') == std::string::npos) {
+      return BH_ERROR(kInvalidArgument, "snapshot properties other than user properties are "
+                      "read-only");
+    }
+    BH_RETURN_IF_ERROR(ApplyProperty(&updated.props, key, value, false));
+    if (updated.props.volsize < ds->props.volsize) {
+      return BH_ERROR(kNotSupported, "shrinking a volume is not supported yet (TODO(#3))");
+    }
+    return Status::Ok();
+  };
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&m.mu);
+    m.PutDataset(ctx, updated);
+  };
+  return m.pool->RunSyncTask(check, sync).status();
+}
+
+// ---- coalescing worker ----------------------------------------------------------
+
+// One bounded step of the oldest job that can progress, in its own txg.
+// Returns whether a job made progress.
+Result<bool> VolumeManager::Impl::Step(uint64_t* freed) {
+  bool progressed = false;
+  auto sync = [&](SyncContext& ctx) {
+    MutexLock lock(&mu);
+    for (auto it = jobs.begin(); it != jobs.end(); ++it) {
+      FreeJob& job = it->second;
+      Result<core::FreeProgress> r =
+          job.kind == FreeJob::Kind::kLineage
+              ? ctx.DestroyLineage(job.lineage, options.coalesce_batch)
+              : ctx.FreeDeadVersions(job.lineage, job.birth_lo, job.birth_hi, job.death_lo,
+                                     job.death_hi, options.coalesce_batch);
+      if (!r.ok() && r.status().code() == Code::kFailedPrecondition) continue;  // a clone first
+      if (!r.ok()) return ctx.Fail(r.status());
+      job.freed_bytes += r->bytes;
+      bytes_freed += r->bytes;
+      *freed = r->bytes;
+      if (r->more) {
+        ctx.PutClientKey(JobKey(it->first), EncodeJob(job));
+      } else {
+        ctx.DeleteClientKey(JobKey(it->first));
+        jobs.erase(it);
+      }
+      progressed = true;
+      return;
+    }
+  };
+  BH_RETURN_IF_ERROR(pool->RunSyncTask(nullptr, sync).status());
+  return progressed;
+}
+
+void VolumeManager::Impl::WorkerLoop() {
+  std::unique_lock<Mutex> lock(mu);
+  while (!stopping) {
+    if (jobs.empty()) {
+      worker_cv.wait(lock);
+      continue;
+    }
+    lock.unlock();
+    uint64_t freed = 0;
+    Result<bool> r = Step(&freed);
+    lock.lock();
+    if (!r.ok()) break;  // the pool is suspended; nothing more can commit
+    // Yield to foreground I/O between steps; back off when blocked on a clone.
+    worker_cv.wait_for(lock, std::chrono::milliseconds(*r ? 2 : 200));
+  }
+}
+
+Result<std::unique_ptr<BlockDevice>> VolumeManager::OpenDevice(const std::string& name) {
+  BH_ASSIGN_OR_RETURN(Dataset ds, Get(name));
+  return NewVolumeDevice(impl_->pool, ds, impl_->Fence(ds.lineage));
+}
+
+CoalescerStatus VolumeManager::coalescer() const {
+  MutexLock lock(&impl_->mu);
+  return CoalescerStatus{impl_->jobs.size(), impl_->bytes_freed};
+}
+
+Result<uint64_t> VolumeManager::DrainCoalescer(uint64_t max_steps) {
+  uint64_t steps = 0;
+  while (steps < max_steps) {
+    {
+      MutexLock lock(&impl_->mu);
+      if (impl_->jobs.empty()) break;
+    }
+    uint64_t freed = 0;
+    BH_ASSIGN_OR_RETURN(bool progressed, impl_->Step(&freed));
+    ++steps;
+    if (!progressed) break;
+  }
+  return steps;
+}
+
+}  // namespace blockhaus::volume

@@ -1,0 +1,86 @@
+// VolumeManager: volumes, snapshots and clones of one pool.
+//
+// Every change is a core sync task (check, then sync) so it commits
+// atomically with a txg and is durable when the call returns. Snapshots of
+// several volumes taken in one call share one txg. Destroys return at once:
+// the space they release is freed by the coalescing worker in bounded steps,
+// one per txg, from a persisted job queue that survives crashes and restarts
+// (see volume_manager.cc).
+//
+// Errors: InvalidArgument (names, sizes, properties), NotFound,
+// AlreadyExists, FailedPrecondition (a forbidden destroy or rollback: the
+// message says which flag would allow it), Unavailable (pool suspended).
+// Thread safety: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/pool/pool.h"
+#include "volume/block_device.h"
+#include "volume/dataset.h"
+
+namespace blockhaus::volume {
+
+struct CoalescerStatus {
+  uint64_t jobs_pending = 0;
+  uint64_t bytes_freed = 0;  // by the worker since the manager opened
+};
+
+struct VolumeManagerOptions {
+  // Run the coalescing worker thread. Default true.
+  bool start_coalescer = true;
+  // Block versions freed per worker step (one step per txg). Default 4096.
+  uint64_t coalesce_batch = 4096;
+};
+
+class VolumeManager {
+ public:
+  // Loads the datasets of `pool` (not owned; must outlive the manager).
+  static Result<std::unique_ptr<VolumeManager>> Open(core::Pool* pool,
+                                                     const VolumeManagerOptions& options = {});
+  ~VolumeManager();
+
+  // REQUIRES: props.volsize > 0, a multiple of volblocksize.
+  Status CreateVolume(const std::string& name, const VolumeProps& props);
+  // Takes all snapshots in one txg, or none.
+  Status Snapshot(const std::vector<std::string>& names);
+  // Rolls a volume back to its snapshot; newer snapshots are destroyed only
+  // with destroy_newer (zfs rollback -r).
+  Status Rollback(const std::string& snapshot, bool destroy_newer);
+  Status Clone(const std::string& snapshot, const std::string& name,
+               const std::map<std::string, std::string>& props);
+  // recursive: also the volume's snapshots (-r); clones: also clones of
+  // them, recursively (-R).
+  Status Destroy(const std::string& name, bool recursive, bool clones);
+
+  std::vector<Dataset> List() const;
+  Result<Dataset> Get(const std::string& name) const;
+  // Sets a property that may change after create (compression, checksum,
+  // readonly, volsize, user properties).
+  Status SetProperty(const std::string& name, const std::string& key, const std::string& value);
+
+  // A volume opens read-write (unless readonly), a snapshot read-only.
+  Result<std::unique_ptr<BlockDevice>> OpenDevice(const std::string& name);
+
+  CoalescerStatus coalescer() const;
+  // Runs worker steps on the calling thread until no job is left or
+  // `max_steps` steps ran. Returns the steps taken.
+  Result<uint64_t> DrainCoalescer(uint64_t max_steps);
+
+  struct Impl;
+
+ private:
+  explicit VolumeManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses a property assignment for create/clone/set into props.
+// Errors: InvalidArgument naming the property and the accepted values.
+Status ApplyProperty(VolumeProps* props, const std::string& key, const std::string& value,
+                     bool at_create);
+
+}  // namespace blockhaus::volume
