@@ -11,6 +11,7 @@ namespace blockhaus::tools {
 using Action = std::function<int()>;
 
 void AddPoolCommands(CLI::App& app, Action* action);
+void AddVolumeCommands(CLI::App& app, Action* action);
 
 // Makes `group` insist on one of its subcommands, and name the choices when
 // it gets something else ("unknown pool subcommand 'x' (choose from ...)").

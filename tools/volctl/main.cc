@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   blockhaus::tools::Action action;
   blockhaus::tools::AddPoolCommands(app, &action);
+  blockhaus::tools::AddVolumeCommands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
