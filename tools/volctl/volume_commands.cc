@@ -7,6 +7,7 @@
 // bounded number of steps before they return; what is left is resumed by
 // the next open of the pool.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -323,6 +324,17 @@ int RunWrite(const std::string& target, const std::string& file, uint64_t offset
   if (!dev.ok()) return ReportError(dev.status());
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ReportError(BH_ERROR(kNotFound, "cannot open {}", file));
+  struct stat st;
+  uint64_t end = 0;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      (__builtin_add_overflow(offset, static_cast<uint64_t>(st.st_size), &end) ||
+       end > (*dev)->size())) {
+    ::close(fd);
+    // Refuse before writing anything: a partial import is worse than none.
+    return ReportError(BH_ERROR(kInvalidArgument,
+                                "{} ({} bytes at offset {}) goes beyond the volume's {} bytes",
+                                file, st.st_size, offset, (*dev)->size()));
+  }
   std::vector<uint8_t> buf(1 << 20);
   Status status;
   uint64_t pos = offset;
