@@ -45,8 +45,13 @@ std::pair<pid_t, int> SpawnWorker(const std::string& dir, LineageId lineage, uin
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    ::dup2(fds[1], 3);
-    ::close(fds[0]);
+    // The log goes to fd 3. If the pipe's read end is fd 3 itself, dup2
+    // replaces it; closing it afterwards would close the log instead.
+    if (fds[0] != 3) ::close(fds[0]);
+    if (fds[1] != 3) {
+      ::dup2(fds[1], 3);
+      ::close(fds[1]);
+    }
     std::string l = std::to_string(lineage), s = std::to_string(seed), r = std::to_string(round);
     ::execl(BH_CRASH_WORKER, "crash_worker", dir.c_str(), l.c_str(), s.c_str(), r.c_str(),
             static_cast<char*>(nullptr));
