@@ -23,6 +23,10 @@
 //       p.birth <= fence -> p stays, and a deadlist entry (death N) is added.
 //   * A hole version is written only when something beneath it would
 //     otherwise show through: an older visible version or a clone origin.
+//   * A dead version's death is the birth of the version right above it.
+//     Freeing a head-only version makes the one beneath the head again (its
+//     dead-list entry goes); freeing a dead version from the middle of a
+//     chain moves its predecessor's entry up to its own death.
 //   * Destroying snapshot T_i between neighbours T_{i-1} and T_{i+1} frees
 //     exactly the versions with T_{i-1} < birth <= T_i and
 //     T_i < death <= T_{i+1} (FreeDeadVersions); no other view saw them.
@@ -86,7 +90,9 @@ Result<std::optional<std::pair<uint64_t, BlockPtr>>> SeekVersion(KvIterator& it,
 
 void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64_t birth,
                  const BlockPtr& ptr, FreeProgress* progress) {
-  rep.batch->Delete(kCfBlocks, EncodeBlockKey(lineage, blkno, birth));
+  std::string key = EncodeBlockKey(lineage, blkno, birth);
+  if (!rep.freed_versions.insert(key).second) return;  // freed earlier in this txg
+  rep.batch->Delete(kCfBlocks, key);
   rep.batch->Delete(kCfBirths, EncodeBirthKey(lineage, birth, blkno));
   if (!ptr.hole) {
     uint64_t len = rep.pool->alloc->RoundUp(ptr.psize);
@@ -96,48 +102,80 @@ void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64
   if (progress) progress->versions++;
 }
 
+void RemoveDead(SyncContext::Rep& rep, const std::string& dead_key) {
+  rep.removed_dead.insert(dead_key);
+  rep.batch->Delete(kCfDeadList, dead_key);
+}
+
 void PutVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, const BlockPtr& ptr) {
   rep.batch->Put(kCfBlocks, EncodeBlockKey(lineage, blkno, rep.txg), EncodeBlockPtr(ptr));
   rep.batch->Put(kCfBirths, EncodeBirthKey(lineage, rep.txg, blkno), "");
 }
 
-// Is anything visible beneath the version the head is replacing? The
-// iterator stands on the head version of (lineage, blkno).
-Result<bool> SomethingBeneath(KvIterator& it, const LineageInfo& info) {
+// The version after the one the iterator stands on, if it is of the same
+// block.
+Result<std::optional<std::pair<uint64_t, BlockPtr>>> NextVersion(KvIterator& it) {
   std::string prefix(it.key().substr(0, kBlockKeyPrefix));
   it.Next();
-  if (it.Valid() && SamePrefix(it.key(), prefix)) {
-    BH_ASSIGN_OR_RETURN(BlockPtr older, DecodeBlockPtr(it.value()));
-    return !older.hole;
+  if (!it.Valid() || !SamePrefix(it.key(), prefix)) {
+    BH_RETURN_IF_ERROR(it.status());
+    return std::optional<std::pair<uint64_t, BlockPtr>>();
   }
-  BH_RETURN_IF_ERROR(it.status());
-  return info.origin_lineage != 0;
+  BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it.value()));
+  return std::optional<std::pair<uint64_t, BlockPtr>>(
+      std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
 }
 
 }  // namespace
 
+// A dead version D (birth b, death k) is being freed from the middle of its
+// block's chain. Its predecessor P was dead-listed with death b (when D
+// superseded it); from now on the next version above P is D's successor,
+// born at k, so P's entry moves to death k. This keeps the invariant the
+// block map relies on: a dead version's death is the birth of the version
+// right above it. No remaining view lies in [b, k), so no read changes.
+Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey& dk) {
+  auto it = rep.pool->kv->NewIterator(kCfBlocks, {.upper_bound = "", .same_prefix = true});
+  uint64_t view = dk.birth - 1;
+  std::optional<std::pair<uint64_t, BlockPtr>> pred;
+  while (view > 0) {
+    BH_ASSIGN_OR_RETURN(pred, SeekVersion(*it, lineage, dk.blkno, view));
+    if (!pred || !rep.freed_versions.contains(EncodeBlockKey(lineage, dk.blkno, pred->first))) break;
+    view = pred->first - 1;  // freed earlier in this txg: look further down
+    pred.reset();
+  }
+  if (!pred) return Status::Ok();
+  std::string old_key = EncodeDeadKey(lineage, dk.birth, dk.blkno, pred->first);
+  if (rep.removed_dead.contains(old_key)) return Status::Ok();  // the head again
+  RemoveDead(rep, old_key);
+  rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, dk.death, dk.blkno, pred->first),
+                 EncodeBlockPtr(pred->second));
+  return Status::Ok();
+}
+
+// Versions only the head has seen (born after the fence) are dropped first,
+// newest to oldest; each one's predecessor was dead-listed when it was
+// superseded and is the head again once it is gone, so that dead-list entry
+// goes too. What remains on top is seen by a snapshot: it is dead-listed with
+// death = this txg when the new version supersedes it.
 Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
                          uint64_t blkno, const BlockPtr& ptr) {
   KvIterator& it = *rep.blocks_it;
-  BH_ASSIGN_OR_RETURN(auto prev, SeekVersion(it, lineage, blkno, kHeadView));
-  if (!prev) {
-    if (!ptr.hole || info.origin_lineage != 0) PutVersion(rep, lineage, blkno, ptr);
-    return Status::Ok();
+  BH_ASSIGN_OR_RETURN(auto cur, SeekVersion(it, lineage, blkno, kHeadView));
+  while (cur && cur->first > info.fence_txg) {
+    auto [birth, version] = *cur;
+    FreeVersion(rep, lineage, blkno, birth, version, nullptr);
+    BH_ASSIGN_OR_RETURN(cur, NextVersion(it));
+    if (cur) RemoveDead(rep, EncodeDeadKey(lineage, birth, blkno, cur->first));
   }
-  const auto& [prev_birth, prev_ptr] = *prev;
-  if (prev_birth > info.fence_txg) {
-    FreeVersion(rep, lineage, blkno, prev_birth, prev_ptr, nullptr);
-    if (!ptr.hole) {
-      PutVersion(rep, lineage, blkno, ptr);
-      return Status::Ok();
-    }
-    BH_ASSIGN_OR_RETURN(bool beneath, SomethingBeneath(it, info));
-    if (beneath) PutVersion(rep, lineage, blkno, ptr);
-    return Status::Ok();
+  if (ptr.hole) {
+    if (!cur && info.origin_lineage == 0) return Status::Ok();  // nothing shows through
+    if (cur && cur->second.hole) return Status::Ok();           // zeros already
   }
-  if (ptr.hole && prev_ptr.hole) return Status::Ok();
-  rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, rep.txg, blkno, prev_birth),
-                 EncodeBlockPtr(prev_ptr));
+  if (cur) {
+    rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, rep.txg, blkno, cur->first),
+                   EncodeBlockPtr(cur->second));
+  }
   PutVersion(rep, lineage, blkno, ptr);
   return Status::Ok();
 }
@@ -252,8 +290,11 @@ Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t b
     }
     DeadKey dk = DecodeDeadKey(it->key());
     if (dk.birth <= birth_lo || dk.birth > birth_hi) continue;
+    std::string dead_key(it->key());
+    if (rep_->removed_dead.contains(dead_key)) continue;  // made the head again in this txg
     BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it->value()));
-    rep_->batch->Delete(kCfDeadList, it->key());
+    RemoveDead(*rep_, dead_key);
+    BH_RETURN_IF_ERROR(ExtendPredecessor(*rep_, lineage, dk));
     FreeVersion(*rep_, lineage, dk.blkno, dk.birth, ptr, &progress);
   }
   BH_RETURN_IF_ERROR(it->status());

@@ -195,7 +195,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_RETURN_IF_ERROR(PlaceAndWrite(*this, blocks));
 
   KvBatch batch;
-  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status()};
+  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}};
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
   BH_RETURN_IF_ERROR(rep.failure);

@@ -343,3 +343,57 @@ TEST_CASE("pool: concurrent flushes share commits") {
 
 }  // namespace
 }  // namespace blockhaus::core
+
+namespace blockhaus::core {
+namespace {
+
+// Regression (found by the volume model test): a head-only version freed on
+// overwrite must make the version beneath it the head again, also after a
+// destroyed snapshot freed a version from the middle of the chain.
+TEST_CASE("pool: freeing mid-chain and head-only versions keeps one dead entry per version") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  BlockOptions off{Compression{}, ChecksumType::kXxh3_128};
+  auto v1 = PatternBlock(kBs, 11, 1);
+  REQUIRE(pool->Write(l, 0, v1, off).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  REQUIRE(pool->Unmap(l, 0).ok());
+  uint64_t t2 = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 11, 2), off).ok());
+  REQUIRE(pool->Flush().ok());
+  // Destroy t2, the newest snapshot: free what only it saw, fence back to t1.
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    auto r = ctx.FreeDeadVersions(l, t1, t2, t2, ctx.txg(), 100);
+    REQUIRE(r.ok());
+    ctx.UpdateLineage(l, LineageInfo{false, 0, 0, t1});
+  }).ok());
+  REQUIRE(pool->Unmap(l, 0).ok());
+  REQUIRE(pool->Flush().ok());
+  CHECK(ReadBlock(*pool, l, 0) == kZero);
+  CHECK(ReadBlock(*pool, l, 0, t1) == v1);
+  CheckClean(*pool);
+  // Destroy t1 one entry per txg: v1 must be on the dead list once, or the
+  // second step would free it a second time.
+  uint64_t death_hi = pool->stats().open_txg;
+  bool more = true;
+  for (int step = 0; more && step < 10; ++step) {
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      auto r = ctx.FreeDeadVersions(l, 0, t1, t1, death_hi, 1);
+      REQUIRE(r.ok());
+      more = r->more;
+    }).ok());
+    REQUIRE(pool->Flush().ok());
+    CheckClean(*pool);
+  }
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    ctx.UpdateLineage(l, LineageInfo{false, 0, 0, 0});
+  }).ok());
+  REQUIRE(pool->Flush().ok());
+  CHECK(pool->stats().allocated == 0);
+  CHECK(ReadBlock(*pool, l, 0) == kZero);
+  CheckClean(*pool);
+}
+
+}  // namespace
+}  // namespace blockhaus::core

@@ -110,6 +110,9 @@ class Runner {
   }
 
  private:
+  static void Trace(const std::string& what) {
+    if (std::getenv("BH_TRACE")) std::fprintf(stderr, "  %s\n", what.c_str());
+  }
   std::string Context() const {
     return "seed " + std::to_string(seed_) + " step " + std::to_string(step_) + ": ";
   }
@@ -155,6 +158,7 @@ class Runner {
   void Write() {
     std::string vol = Pick(model_.volumes);
     uint64_t b = rng_() % kBlocks, tag = ++tag_;
+    Trace("write " + vol + " " + std::to_string(b));
     auto dev = vm_->OpenDevice(vol);
     REQUIRE((*dev)->Write(b * kBs, Data(tag)).ok());
     model_.volumes[vol].tags[b] = tag;
@@ -163,12 +167,14 @@ class Runner {
   void Unmap() {
     std::string vol = Pick(model_.volumes);
     uint64_t b = rng_() % kBlocks;
+    Trace("unmap " + vol + " " + std::to_string(b));
     REQUIRE((*vm_->OpenDevice(vol))->Unmap(b * kBs, kBs).ok());
     model_.volumes[vol].tags[b] = 0;
   }
   void Snapshot() {
     std::string vol = Pick(model_.volumes);
     std::string name = vol + "@s" + std::to_string(next_++);
+    Trace("snapshot " + name);
     REQUIRE(vm_->Snapshot({name}).ok());
     model_.snapshots[name] = model_.volumes[vol].tags;
     model_.snap_order.push_back(name);
@@ -178,6 +184,7 @@ class Runner {
     if (model_.snapshots.empty() || model_.volumes.size() >= 6) return;
     std::string snap = Pick(model_.snapshots);
     std::string name = "c" + std::to_string(next_++);
+    Trace("clone " + snap + " " + name);
     REQUIRE(vm_->Clone(snap, name, {}).ok());
     model_.volumes[name] = ModelVolume{model_.snapshots[snap], snap};
     Verify(name, model_.volumes[name].tags);
@@ -190,6 +197,7 @@ class Runner {
     bool newer = i + 1 < snaps.size();
     bool newer_clones = false;
     for (size_t j = i + 1; j < snaps.size(); ++j) newer_clones |= model_.HasClones(snaps[j]);
+    Trace("rollback " + snaps[i]);
     Status s = vm_->Rollback(snaps[i], /*destroy_newer=*/true);
     if (newer_clones) {
       REQUIRE_MESSAGE(s.code() == Code::kFailedPrecondition, Context() << s.ToString());
@@ -205,6 +213,7 @@ class Runner {
   void DestroySnapshot() {
     if (model_.snapshots.empty()) return;
     std::string snap = Pick(model_.snapshots);
+    Trace("destroy " + snap);
     Status s = vm_->Destroy(snap, false, false);
     if (model_.HasClones(snap)) {
       REQUIRE(s.code() == Code::kFailedPrecondition);
@@ -215,6 +224,7 @@ class Runner {
   }
   void DestroyVolume() {
     std::string vol = Pick(model_.volumes);
+    Trace("destroy -R " + vol);
     REQUIRE_MESSAGE(vm_->Destroy(vol, true, true).ok(), Context() << vol);
     Forget(vol);
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -135,6 +136,12 @@ struct SyncContext::Rep {
   KvBatch* batch;
   std::unique_ptr<KvIterator> blocks_it;  // committed state, for lookups
   Status failure;                         // set by SyncContext::Fail
+  // Lookups see the previous txg, not this txg's batch. These remember what
+  // this txg already removed, so that a sync task running after the blocks
+  // (the coalescer) neither frees a version twice nor frees one the block
+  // map just made the head again. Keys: encoded block keys / dead keys.
+  std::set<std::string> freed_versions;
+  std::set<std::string> removed_dead;
 };
 
 // blockmap.cc: applies one committed-to-be block version to the batch.
