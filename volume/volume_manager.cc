@@ -639,7 +639,9 @@ Result<std::unique_ptr<BlockDevice>> VolumeManager::OpenDevice(const std::string
 
 CoalescerStatus VolumeManager::coalescer() const {
   MutexLock lock(&impl_->mu);
-  return CoalescerStatus{impl_->jobs.size(), impl_->bytes_freed};
+  CoalescerStatus st{impl_->jobs.size(), impl_->bytes_freed, 0};
+  for (const auto& [seq, job] : impl_->jobs) st.pending_bytes_freed += job.freed_bytes;
+  return st;
 }
 
 Result<uint64_t> VolumeManager::DrainCoalescer(uint64_t max_steps) {

@@ -27,7 +27,8 @@ namespace blockhaus::volume {
 
 struct CoalescerStatus {
   uint64_t jobs_pending = 0;
-  uint64_t bytes_freed = 0;  // by the worker since the manager opened
+  uint64_t bytes_freed = 0;          // by the worker since the manager opened
+  uint64_t pending_bytes_freed = 0;  // progress of the pending jobs so far
 };
 
 struct VolumeManagerOptions {

@@ -13,6 +13,7 @@
 #include "core/pool/pool_dir.h"
 #include "tools/volctl/commands.h"
 #include "tools/volctl/output.h"
+#include "volume/volume_manager.h"
 
 namespace blockhaus::tools {
 namespace {
@@ -103,8 +104,16 @@ int RunStatus(const std::string& name, bool json) {
   if (!pool.ok()) return ReportError(pool.status());
   const core::PoolLabel& l = (*pool)->label();
   core::PoolStats s = (*pool)->stats();
+  volume::VolumeManagerOptions vo;
+  vo.start_coalescer = false;
+  auto vm = volume::VolumeManager::Open(pool->get(), vo);
+  if (!vm.ok()) return ReportError(vm.status());
+  volume::CoalescerStatus frees = (*vm)->coalescer();
   if (json) {
-    std::fputs((StatsJson(l, s).dump(2) + "\n").c_str(), stdout);
+    nlohmann::json j = StatsJson(l, s);
+    j["free_jobs_pending"] = frees.jobs_pending;
+    j["free_jobs_progress_bytes"] = frees.pending_bytes_freed;
+    std::fputs((j.dump(2) + "\n").c_str(), stdout);
     return 0;
   }
   OutputFlags f;
@@ -114,6 +123,13 @@ int RunStatus(const std::string& name, bool json) {
               Bytes(s.allocated, f).c_str(), Bytes(s.free, f).c_str(), CapPercent(s).c_str());
   std::printf("sector: %u bytes  slab: %s  txg: %llu\n", 1u << l.ashift,
               Bytes(l.slab_size, f).c_str(), static_cast<unsigned long long>(s.synced_txg));
+  if (frees.jobs_pending > 0) {
+    std::printf(" frees: %llu destroys still freeing (%s freed so far)\n",
+                static_cast<unsigned long long>(frees.jobs_pending),
+                Bytes(frees.pending_bytes_freed, f).c_str());
+  } else {
+    std::printf(" frees: none pending\n");
+  }
   return 0;
 }
 
