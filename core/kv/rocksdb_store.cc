@@ -1,122 +1,347 @@
-// Theory of operation: the metadata store (RocksDB adapter)
+// KvStore over RocksDB: the one adapter between pool metadata and rocksdb::DB.
 //
 // Overview
-//   All pool metadata lives in one RocksDB database in <pool>/meta with
-//   named column families (core's block map families and a "client" family
-//   for the layers above). This file is the only place that includes
-//   RocksDB: it converts rocksdb::Status to ours, hides WriteBatch and
-//   Iterator behind KvBatch and KvIterator, and wires in the fault injector
-//   for tests.
+//   KvStore::Open opens (or creates) one rocksdb::DB with the column families
+//   named in KvOptions; the index of a name in that list is the `cf` number
+//   used by every call. Get/Write/NewIterator/Flush forward to RocksDB and
+//   convert its Status to ours in exactly one place (FromRocks). KvBatch
+//   records operations by cf number and is turned into a rocksdb::WriteBatch
+//   at Write time, when the column family handles are known. When
+//   KvOptions::fault_injector is set, all file I/O goes through its
+//   FileSystem (rocksdb::NewCompositeEnv); see rocksdb_fault_fs.cc.
 //
 // Data structures & on-disk format
-//   RocksDB's own (WAL, SST files, MANIFEST). Column family index = position
-//   in KvOptions::column_families; families named there but missing on disk
-//   are created when create_if_missing is set. Families listed in
-//   prefix_families get a fixed-length prefix extractor and a bloom filter,
-//   so a block-map lookup (one Seek within lineage|blkno) skips SST files
-//   that cannot hold the prefix.
+//   - DbCore (shared by the store and its iterators): the DB, the composite
+//     Env (fault injection only; must outlive the DB), the handles of the
+//     requested families (index = cf) and of families that exist on disk but
+//     were not requested (RocksDB insists on opening them), the registry of
+//     live iterators, and prefix_length.
+//   - KvBatch::Rep: a vector of {kind, cf, key, value/end} ops.
+//   - RocksKvIterator: a rocksdb::Iterator plus the upper-bound string that
+//     ReadOptions::iterate_upper_bound points into (so it lives exactly as
+//     long as the iterator), and the prefix of the last Seek.
+//   On disk: a plain RocksDB directory (WAL, MANIFEST, SST, OPTIONS, LOG).
+//   Every family uses a block-based table with one shared LRU block cache;
+//   prefix families add a bloom filter, a fixed prefix extractor and a
+//   memtable prefix bloom.
 //
 // Invariants
-//   * A KvBatch is applied atomically; Write(batch, sync=true) returns only
-//     when the WAL holding it is fsynced. The pool issues one synced batch
-//     per txg: that is the group commit.
-//   * Iterators see a consistent snapshot taken at creation. An iterator
-//     without same_prefix uses total order seek, so Next() runs across
-//     prefixes correctly even on prefix-extractor families.
+//   - core->db is null iff the store is closed; then every call returns
+//     Unavailable and every live iterator has been invalidated.
+//   - handles.size() == KvOptions::column_families.size(); handles[0] is
+//     "default".
+//   - Keys written to a prefix family are at least prefix_length bytes long
+//     (Write rejects shorter ones: the fixed prefix extractor reads that many
+//     bytes of every key).
+//   - An iterator never yields a key >= its upper bound or, with same_prefix,
+//     outside the prefix of its Seek key (checked here, not only by RocksDB).
 //
 // Concurrency & lock order
-//   rocksdb::DB is thread-safe; KvStore adds no lock of its own except the
-//   closed flag (an atomic: Close may race a reader that then gets
-//   Unavailable). Iterators and batches are thread-compatible.
+//   DbCore::mu is a std::shared_mutex: Get/Write/Flush/NewIterator and every
+//   iterator call hold it shared (RocksDB is thread-safe underneath); Close
+//   holds it exclusively, so it waits for calls in flight and none can start
+//   on a closed DB. DbCore::iter_mu guards the iterator registry. Order:
+//   mu, then iter_mu. The fault injector's mutex is below both (taken only
+//   inside RocksDB file calls). Close may run while another thread holds a
+//   live iterator: Seek/Next/Valid/status stay safe (they see Unavailable),
+//   but views from key()/value() die with the RocksDB iterator, so a caller
+//   must not read them concurrently with Close.
 //
 // Crash consistency
-//   WAL enabled, no manual WAL flush: a synced batch survives power loss;
-//   an unsynced one may vanish whole but never half (RocksDB's default
-//   point-in-time WAL recovery stops at the first torn record).
+//   The WAL is on and flushed to the OS on every write (manual_wal_flush =
+//   false). Write(sync=true) sets WriteOptions::sync: one WAL fsync covers
+//   the whole batch, and RocksDB fsyncs the directory of a new WAL before it
+//   acknowledges. A batch is one WAL record, so after a crash recovery
+//   (kPointInTimeRecovery) replays a prefix of the acknowledged batches and
+//   never a part of one. Unsynced writes may survive or be lost; if one is
+//   lost, all later ones are lost too.
 //
 // Failure handling
-//   rocksdb::Status maps to ours in one function (ToStatus): NotFound ->
-//   NotFound, Corruption -> Corruption, NoSpace -> ResourceExhausted, a held
-//   LOCK file -> Unavailable, everything else IOError. After a failed write
-//   RocksDB may stop accepting writes (background error); the pool
-//   suspends itself anyway and reopens to recover.
+//   NotFound -> kNotFound; Corruption -> kCorruption; IOError(NoSpace) ->
+//   kResourceExhausted; IOError on the LOCK file -> kUnavailable ("metadata
+//   store is locked by another process"); InvalidArgument "does not exist"
+//   (no DB and !create_if_missing) -> kNotFound; other InvalidArgument ->
+//   kInvalidArgument; anything else -> kIOError. After a write error RocksDB
+//   may keep a background error and refuse further writes until reopened.
+//   Close() cancels background work, closes the DB and reports its status;
+//   the destructor calls Close() when the owner did not and ignores errors.
 //
-// Tunables
-//   KvOptions::block_cache_bytes (64 MiB), prefix_length; max_open_files 256;
-//   info log capped at 1 MiB x 2 files.
-
-#include "core/kv/kv_store.h"
+// Tunables (constants below)
+//   kMaxOpenFiles (table cache), kKeepInfoLogs and kMaxInfoLogBytes (LOG
+//   rotation), kBloomBitsPerKey, kMemtablePrefixBloomRatio; block cache size
+//   comes from KvOptions::block_cache_bytes.
 
 #include <algorithm>
-#include <atomic>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "core/base/thread_annotations.h"
 #include "core/kv/internal/rocksdb_fault_fs.h"
+#include "core/kv/kv_store.h"
 
 namespace blockhaus::core {
+
 namespace {
+
+constexpr int kMaxOpenFiles = 512;
+constexpr size_t kKeepInfoLogs = 3;
+constexpr size_t kMaxInfoLogBytes = 1 << 20;
+constexpr double kBloomBitsPerKey = 10;
+constexpr double kMemtablePrefixBloomRatio = 0.05;
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
-Status ToStatus(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return Status::Ok();
-  std::string msg = std::string(what) + ": " + s.ToString();
-  if (s.IsNotFound()) return BH_ERROR(kNotFound, "{}", msg);
-  if (s.IsCorruption()) return BH_ERROR(kCorruption, "{}", msg);
-  if (s.IsNoSpace()) return BH_ERROR(kResourceExhausted, "{}", msg);
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return BH_ERROR(kUnavailable, "metadata store is locked by another process ({})", msg);
-  }
-  if (s.IsInvalidArgument()) {
-    if (s.ToString().find("does not exist") != std::string::npos) {
-      return BH_ERROR(kNotFound, "{}", msg);
-    }
-    return BH_ERROR(kInvalidArgument, "{}", msg);
-  }
-  return BH_ERROR(kIOError, "{}", msg);
+bool IsLockError(const std::string& text) {
+  return text.find("/LOCK") != std::string::npos ||
+         text.find("lock hold") != std::string::npos ||
+         text.find("lock file") != std::string::npos;
 }
 
-class RocksIterator : public KvIterator {
+// The one conversion from rocksdb::Status to ours.
+Status FromRocks(const rocksdb::Status& s, std::string_view context) {
+  if (s.ok()) return Status::Ok();
+  const std::string text = s.ToString();
+  if (s.IsNotFound()) return BH_ERROR(kNotFound, "{}: {}", context, text);
+  if (s.IsCorruption()) return BH_ERROR(kCorruption, "{}: {}", context, text);
+  if (s.IsNoSpace()) return BH_ERROR(kResourceExhausted, "{}: out of space: {}", context, text);
+  if (s.IsIOError() && IsLockError(text)) {
+    return BH_ERROR(kUnavailable, "{}: metadata store is locked by another process ({})",
+                    context, text);
+  }
+  if (s.IsInvalidArgument()) {
+    if (text.find("does not exist") != std::string::npos) {
+      return BH_ERROR(kNotFound, "{}: metadata store does not exist ({})", context, text);
+    }
+    return BH_ERROR(kInvalidArgument, "{}: {}", context, text);
+  }
+  return BH_ERROR(kIOError, "{}: {}", context, text);
+}
+
+Status ClosedError() { return BH_ERROR(kUnavailable, "metadata store is closed"); }
+
+class RocksKvIterator;
+
+}  // namespace
+
+// Shared by a KvStore and its iterators (an iterator may outlive Close).
+struct DbCore {
+  std::shared_mutex mu;  // Shared: any use of db; exclusive: Close.
+  std::unique_ptr<rocksdb::Env> env;  // Fault injection only; outlives db.
+  std::unique_ptr<rocksdb::DB> db;    // Null once closed.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // Index = cf.
+  std::vector<rocksdb::ColumnFamilyHandle*> extra_handles;
+  std::vector<bool> is_prefix_family;  // Index = cf.
+  size_t prefix_length = 0;
+  Mutex iter_mu;  // After mu.
+  std::set<RocksKvIterator*> iterators BH_GUARDED_BY(iter_mu);
+
+  // Require mu (shared or exclusive).
+  Result<rocksdb::ColumnFamilyHandle*> Handle(int cf) const;
+  Status CloseLocked();
+};
+
+namespace {
+
+class RocksKvIterator final : public KvIterator {
  public:
-  RocksIterator(std::unique_ptr<std::string> bound, std::unique_ptr<rocksdb::Slice> slice,
-                rocksdb::Iterator* it)
-      : bound_(std::move(bound)), slice_(std::move(slice)), it_(it) {}
-  void Seek(std::string_view key) override { it_->Seek(ToSlice(key)); }
-  void SeekToFirst() override { it_->SeekToFirst(); }
-  bool Valid() const override { return it_->Valid(); }
-  void Next() override { it_->Next(); }
+  // An iterator that is invalid from the start with `error`.
+  explicit RocksKvIterator(Status error) : status_(std::move(error)) {}
+  RocksKvIterator(std::shared_ptr<DbCore> core, int cf, const KvIteratorOptions& options);
+  ~RocksKvIterator() override;
+
+  void Seek(std::string_view key) override;
+  void SeekToFirst() override;
+  bool Valid() const override;
+  void Next() override;
   std::string_view key() const override { return ToView(it_->key()); }
   std::string_view value() const override { return ToView(it_->value()); }
-  Status status() const override { return ToStatus(it_->status(), "iterator"); }
+  Status status() const override;
+
+  // Drops the RocksDB iterator; requires core mu held exclusively.
+  void Invalidate();
 
  private:
-  // The bound must outlive the iterator that points at it.
-  std::unique_ptr<std::string> bound_;
-  std::unique_ptr<rocksdb::Slice> slice_;
+  void Settle();
+  bool Fail(Status error);
+
+  std::shared_ptr<DbCore> core_;
+  std::string upper_bound_;  // iterate_upper_bound points into this.
+  rocksdb::Slice upper_slice_;
+  bool same_prefix_ = false;
+  bool rocks_prefix_mode_ = false;  // RocksDB prefix seek (prefix families).
+  std::string prefix_;
+  bool in_range_ = false;
   std::unique_ptr<rocksdb::Iterator> it_;
+  Status status_;
+};
+
+RocksKvIterator::RocksKvIterator(std::shared_ptr<DbCore> core, int cf,
+                                 const KvIteratorOptions& options)
+    : core_(std::move(core)), upper_bound_(options.upper_bound),
+      same_prefix_(options.same_prefix && core_->prefix_length > 0),
+      rocks_prefix_mode_(same_prefix_ && core_->is_prefix_family[cf]) {
+  rocksdb::ReadOptions ro;
+  if (!upper_bound_.empty()) {
+    upper_slice_ = ToSlice(upper_bound_);
+    ro.iterate_upper_bound = &upper_slice_;
+  }
+  ro.total_order_seek = !rocks_prefix_mode_;
+  ro.prefix_same_as_start = rocks_prefix_mode_;
+  it_.reset(core_->db->NewIterator(ro, core_->handles[cf]));
+  MutexLock lock(&core_->iter_mu);
+  core_->iterators.insert(this);
+}
+
+RocksKvIterator::~RocksKvIterator() {
+  if (core_ == nullptr) return;
+  std::shared_lock lock(core_->mu);
+  {
+    MutexLock iter_lock(&core_->iter_mu);
+    core_->iterators.erase(this);
+  }
+  it_.reset();
+}
+
+void RocksKvIterator::Invalidate() {
+  it_.reset();
+  if (status_.ok()) status_ = ClosedError();
+}
+
+bool RocksKvIterator::Fail(Status error) {
+  if (status_.ok()) status_ = std::move(error);
+  in_range_ = false;
+  return false;
+}
+
+void RocksKvIterator::Settle() {
+  in_range_ = it_->Valid();
+  if (!in_range_) return;
+  std::string_view k = ToView(it_->key());
+  if (!upper_bound_.empty() && k >= upper_bound_) in_range_ = false;
+  if (same_prefix_ && !k.starts_with(prefix_)) in_range_ = false;
+}
+
+void RocksKvIterator::Seek(std::string_view key) {
+  if (core_ == nullptr) return;
+  std::shared_lock lock(core_->mu);
+  if (it_ == nullptr) return;
+  if (rocks_prefix_mode_ && key.size() < core_->prefix_length) {
+    Fail(BH_ERROR(kInvalidArgument, "same_prefix seek key of {} bytes is shorter than "
+                  "the prefix length {}", key.size(), core_->prefix_length));
+    return;
+  }
+  prefix_ = std::string(key.substr(0, std::min(key.size(), core_->prefix_length)));
+  it_->Seek(ToSlice(key));
+  Settle();
+}
+
+void RocksKvIterator::SeekToFirst() {
+  if (core_ == nullptr) return;
+  std::shared_lock lock(core_->mu);
+  if (it_ == nullptr) return;
+  if (rocks_prefix_mode_) {
+    Fail(BH_ERROR(kInvalidArgument, "SeekToFirst on a same_prefix iterator of a prefix "
+                  "family; use Seek"));
+    return;
+  }
+  it_->SeekToFirst();
+  if (same_prefix_ && it_->Valid()) {
+    std::string_view k = ToView(it_->key());
+    prefix_ = std::string(k.substr(0, std::min(k.size(), core_->prefix_length)));
+  }
+  Settle();
+}
+
+bool RocksKvIterator::Valid() const {
+  if (core_ == nullptr) return false;
+  std::shared_lock lock(core_->mu);
+  return it_ != nullptr && status_.ok() && in_range_ && it_->Valid();
+}
+
+void RocksKvIterator::Next() {
+  if (core_ == nullptr) return;
+  std::shared_lock lock(core_->mu);
+  if (it_ == nullptr || !in_range_ || !it_->Valid()) return;
+  it_->Next();
+  Settle();
+}
+
+Status RocksKvIterator::status() const {
+  if (core_ == nullptr) return status_;
+  std::shared_lock lock(core_->mu);  // Close may set status_.
+  if (!status_.ok()) return status_;
+  if (it_ == nullptr) return ClosedError();
+  return FromRocks(it_->status(), "iterating metadata");
+}
+
+}  // namespace
+
+Result<rocksdb::ColumnFamilyHandle*> DbCore::Handle(int cf) const {
+  if (db == nullptr) return ClosedError();
+  if (cf < 0 || static_cast<size_t>(cf) >= handles.size()) {
+    return BH_ERROR(kInvalidArgument, "column family {} out of range (have {})", cf,
+                    handles.size());
+  }
+  return handles[cf];
+}
+
+Status DbCore::CloseLocked() {
+  if (db == nullptr) return ClosedError();
+  {
+    MutexLock lock(&iter_mu);
+    for (RocksKvIterator* it : iterators) it->Invalidate();
+    iterators.clear();
+  }
+  rocksdb::CancelAllBackgroundWork(db.get(), /*wait=*/true);
+  for (auto* list : {&handles, &extra_handles}) {
+    for (rocksdb::ColumnFamilyHandle* h : *list) {
+      db->DestroyColumnFamilyHandle(h).PermitUncheckedError();  // Fails only for null.
+    }
+    list->clear();
+  }
+  rocksdb::Status s = db->Close();
+  db.reset();
+  env.reset();
+  return FromRocks(s, "closing metadata store");
+}
+
+// ---------------------------------------------------------------- KvBatch
+
+namespace {
+
+enum class OpKind { kPut, kDelete, kDeleteRange };
+
+struct BatchOp {
+  OpKind kind;
+  int cf;
+  std::string key;
+  std::string arg;  // Value (Put) or range end (DeleteRange).
 };
 
 }  // namespace
 
 struct KvBatch::Rep {
-  // Column family handles are bound at Write time: ops are recorded by index.
-  struct Op {
-    enum Kind { kPut, kDelete, kDeleteRange } kind;
-    int cf;
-    std::string a, b;
-  };
-  std::vector<Op> ops;
+  std::vector<BatchOp> ops;
   size_t bytes = 0;
 };
+
+namespace {
+constexpr size_t kOpOverhead = 8;  // Approximate tag + length bytes per op.
+}  // namespace
 
 KvBatch::KvBatch() : rep_(std::make_unique<Rep>()) {}
 KvBatch::~KvBatch() = default;
@@ -124,160 +349,227 @@ KvBatch::KvBatch(KvBatch&&) noexcept = default;
 KvBatch& KvBatch::operator=(KvBatch&&) noexcept = default;
 
 void KvBatch::Put(int cf, std::string_view key, std::string_view value) {
-  rep_->ops.push_back({Rep::Op::kPut, cf, std::string(key), std::string(value)});
-  rep_->bytes += key.size() + value.size();
+  rep_->bytes += key.size() + value.size() + kOpOverhead;
+  rep_->ops.push_back({OpKind::kPut, cf, std::string(key), std::string(value)});
 }
+
 void KvBatch::Delete(int cf, std::string_view key) {
-  rep_->ops.push_back({Rep::Op::kDelete, cf, std::string(key), {}});
-  rep_->bytes += key.size();
+  rep_->bytes += key.size() + kOpOverhead;
+  rep_->ops.push_back({OpKind::kDelete, cf, std::string(key), {}});
 }
+
 void KvBatch::DeleteRange(int cf, std::string_view begin, std::string_view end) {
-  rep_->ops.push_back({Rep::Op::kDeleteRange, cf, std::string(begin), std::string(end)});
-  rep_->bytes += begin.size() + end.size();
+  if (begin >= end) return;  // Empty range: nothing to delete.
+  rep_->bytes += begin.size() + end.size() + kOpOverhead;
+  rep_->ops.push_back({OpKind::kDeleteRange, cf, std::string(begin), std::string(end)});
 }
+
 size_t KvBatch::count() const { return rep_->ops.size(); }
 size_t KvBatch::byte_size() const { return rep_->bytes; }
+
 void KvBatch::Clear() {
   rep_->ops.clear();
   rep_->bytes = 0;
 }
 
-struct KvStore::Rep {
-  std::unique_ptr<rocksdb::Env> env;  // composite env over the fault FS, if any
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  std::unique_ptr<rocksdb::DB> db;
-  std::atomic<bool> closed{false};
-
-  Status CheckOpen() const {
-    if (closed.load(std::memory_order_acquire)) {
-      return BH_ERROR(kUnavailable, "metadata store is closed");
-    }
-    return Status::Ok();
-  }
-};
+// ---------------------------------------------------------------- Open
 
 namespace {
 
-rocksdb::ColumnFamilyOptions FamilyOptions(const KvOptions& o, int index,
-                                           const std::shared_ptr<rocksdb::Cache>& cache) {
-  rocksdb::ColumnFamilyOptions cf;
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;
-  bool prefixed = o.prefix_length > 0 &&
-                  std::find(o.prefix_families.begin(), o.prefix_families.end(), index) !=
-                      o.prefix_families.end();
-  if (prefixed) {
-    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(o.prefix_length));
-    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    table.whole_key_filtering = false;
+Status ValidateOptions(const KvOptions& o) {
+  const auto& names = o.column_families;
+  if (names.empty() || names[0] != rocksdb::kDefaultColumnFamilyName) {
+    return BH_ERROR(kInvalidArgument, "column_families must start with \"default\"");
   }
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.compression = rocksdb::kLZ4Compression;
-  return cf;
+  std::set<std::string> unique(names.begin(), names.end());
+  if (unique.size() != names.size()) {
+    return BH_ERROR(kInvalidArgument, "column_families has duplicate names");
+  }
+  for (int cf : o.prefix_families) {
+    if (cf < 0 || static_cast<size_t>(cf) >= names.size()) {
+      return BH_ERROR(kInvalidArgument, "prefix family {} out of range", cf);
+    }
+  }
+  return Status::Ok();
 }
 
-rocksdb::DBOptions StoreOptions(const KvOptions& o, rocksdb::Env* env) {
-  rocksdb::DBOptions db;
-  db.create_if_missing = o.create_if_missing;
-  db.create_missing_column_families = o.create_if_missing;
-  db.max_open_files = 256;
-  db.keep_log_file_num = 2;
-  db.max_log_file_size = 1 << 20;
-  db.max_background_jobs = 2;
-  db.manual_wal_flush = false;
-  if (env != nullptr) db.env = env;
-  return db;
+rocksdb::DBOptions MakeDbOptions(const KvOptions& o, rocksdb::Env* env) {
+  rocksdb::DBOptions d;
+  d.create_if_missing = o.create_if_missing;
+  d.create_missing_column_families = o.create_if_missing;
+  d.manual_wal_flush = false;
+  d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  d.paranoid_checks = true;
+  d.max_open_files = kMaxOpenFiles;
+  d.keep_log_file_num = kKeepInfoLogs;
+  d.max_log_file_size = kMaxInfoLogBytes;
+  d.recycle_log_file_num = 0;
+  if (env != nullptr) d.env = env;
+  return d;
+}
+
+rocksdb::ColumnFamilyOptions MakeCfOptions(const KvOptions& o, bool prefix,
+                                           const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions c;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  if (prefix && o.prefix_length > 0) {
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+    t.whole_key_filtering = true;
+    c.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(o.prefix_length));
+    c.memtable_prefix_bloom_size_ratio = kMemtablePrefixBloomRatio;
+  }
+  c.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return c;
+}
+
+// Names of the families on disk; empty when the database must be created.
+Result<std::vector<std::string>> ExistingFamilies(const std::string& path,
+                                                  const rocksdb::DBOptions& d) {
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(d, path, &names);
+  if (s.ok()) return names;
+  if (s.IsPathNotFound() || s.IsNotFound()) {
+    if (d.create_if_missing) return std::vector<std::string>();
+    return BH_ERROR(kNotFound, "metadata store '{}' does not exist", path);
+  }
+  return FromRocks(s, FormatMessage("listing column families of '{}'", path));
+}
+
+struct OpenPlan {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  size_t requested = 0;  // The first `requested` descriptors are KvOptions'.
+  std::vector<bool> is_prefix_family;
+};
+
+Result<OpenPlan> PlanFamilies(const std::string& path, const KvOptions& o,
+                              const std::vector<std::string>& existing) {
+  auto cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  OpenPlan plan;
+  plan.requested = o.column_families.size();
+  plan.is_prefix_family.assign(plan.requested, false);
+  for (int cf : o.prefix_families) plan.is_prefix_family[cf] = o.prefix_length > 0;
+  for (size_t i = 0; i < plan.requested; ++i) {
+    const std::string& name = o.column_families[i];
+    bool on_disk = std::find(existing.begin(), existing.end(), name) != existing.end();
+    if (!on_disk && !existing.empty() && !o.create_if_missing) {
+      return BH_ERROR(kNotFound, "column family '{}' does not exist in '{}'", name, path);
+    }
+    plan.descriptors.emplace_back(name, MakeCfOptions(o, plan.is_prefix_family[i], cache));
+  }
+  for (const std::string& name : existing) {
+    auto& req = o.column_families;
+    if (std::find(req.begin(), req.end(), name) != req.end()) continue;
+    plan.descriptors.emplace_back(name, MakeCfOptions(o, false, cache));
+  }
+  return plan;
 }
 
 }  // namespace
 
+struct KvStore::Rep {
+  std::shared_ptr<DbCore> core;
+};
+
 KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 
-KvStore::~KvStore() { Close().IgnoreError(); }
+KvStore::~KvStore() {
+  std::unique_lock lock(rep_->core->mu);
+  if (rep_->core->db != nullptr) rep_->core->CloseLocked().IgnoreError();
+}
 
 Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
                                                const KvOptions& options) {
-  if (options.column_families.empty() || options.column_families[0] != "default") {
-    return BH_ERROR(kInvalidArgument, "column family 0 must be \"default\"");
-  }
-  auto rep = std::make_unique<Rep>();
+  BH_RETURN_IF_ERROR(ValidateOptions(options));
+  auto core = std::make_shared<DbCore>();
+  core->prefix_length = options.prefix_length;
   if (options.fault_injector != nullptr) {
-    rep->env = rocksdb::NewCompositeEnv(FaultFileSystem(*options.fault_injector));
+    core->env = rocksdb::NewCompositeEnv(options.fault_injector->rep()->fs);
   }
-  auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (size_t i = 0; i < options.column_families.size(); ++i) {
-    families.emplace_back(options.column_families[i],
-                          FamilyOptions(options, static_cast<int>(i), cache));
-  }
+  rocksdb::DBOptions db_options = MakeDbOptions(options, core->env.get());
+  BH_ASSIGN_OR_RETURN(std::vector<std::string> existing, ExistingFamilies(path, db_options));
+  BH_ASSIGN_OR_RETURN(OpenPlan plan, PlanFamilies(path, options, existing));
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(StoreOptions(options, rep->env.get()), path, families,
-                                        &rep->handles, &db);
-  if (!s.ok()) return ToStatus(s, "opening metadata store " + path);
-  rep->db.reset(db);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, plan.descriptors, &handles, &db);
+  if (!s.ok()) return FromRocks(s, FormatMessage("opening metadata store '{}'", path));
+  core->db.reset(db);
+  core->handles.assign(handles.begin(), handles.begin() + plan.requested);
+  core->extra_handles.assign(handles.begin() + plan.requested, handles.end());
+  core->is_prefix_family = std::move(plan.is_prefix_family);
+  auto rep = std::make_unique<Rep>();
+  rep->core = std::move(core);
   return std::unique_ptr<KvStore>(new KvStore(std::move(rep)));
 }
 
+// ---------------------------------------------------------------- Operations
+
 Result<std::optional<std::string>> KvStore::Get(int cf, std::string_view key) {
-  BH_RETURN_IF_ERROR(rep_->CheckOpen());
+  DbCore& core = *rep_->core;
+  std::shared_lock lock(core.mu);
+  BH_ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * handle, core.Handle(cf));
   std::string value;
-  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->handles.at(static_cast<size_t>(cf)),
-                                    ToSlice(key), &value);
+  rocksdb::Status s = core.db->Get(rocksdb::ReadOptions(), handle, ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return ToStatus(s, "metadata read");
+  if (!s.ok()) return FromRocks(s, "reading metadata");
   return std::optional<std::string>(std::move(value));
 }
 
-Status KvStore::Write(KvBatch& batch, bool sync) {
-  BH_RETURN_IF_ERROR(rep_->CheckOpen());
-  rocksdb::WriteBatch wb;
-  for (const auto& op : batch.rep_->ops) {
-    rocksdb::ColumnFamilyHandle* h = rep_->handles.at(static_cast<size_t>(op.cf));
-    rocksdb::Status s;
-    switch (op.kind) {
-      case KvBatch::Rep::Op::kPut: s = wb.Put(h, op.a, op.b); break;
-      case KvBatch::Rep::Op::kDelete: s = wb.Delete(h, op.a); break;
-      case KvBatch::Rep::Op::kDeleteRange: s = wb.DeleteRange(h, op.a, op.b); break;
+namespace {
+
+// Builds the RocksDB batch; requires core.mu held.
+Status BuildBatch(const DbCore& core, const std::vector<BatchOp>& ops,
+                  rocksdb::WriteBatch* wb) {
+  using Kind = OpKind;
+  for (const BatchOp& op : ops) {
+    BH_ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, core.Handle(op.cf));
+    if (op.kind != Kind::kDeleteRange && core.is_prefix_family[op.cf] &&
+        op.key.size() < core.prefix_length) {
+      return BH_ERROR(kInvalidArgument, "key of {} bytes is shorter than the prefix length {} "
+                      "of column family {}", op.key.size(), core.prefix_length, op.cf);
     }
-    if (!s.ok()) return ToStatus(s, "building metadata batch");
+    rocksdb::Status s;
+    if (op.kind == Kind::kPut) s = wb->Put(h, op.key, op.arg);
+    if (op.kind == Kind::kDelete) s = wb->Delete(h, op.key);
+    if (op.kind == Kind::kDeleteRange) s = wb->DeleteRange(h, op.key, op.arg);
+    BH_RETURN_IF_ERROR(FromRocks(s, "building metadata batch"));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status KvStore::Write(KvBatch& batch, bool sync) {
+  DbCore& core = *rep_->core;
+  std::shared_lock lock(core.mu);
+  if (core.db == nullptr) return ClosedError();
+  rocksdb::WriteBatch wb(batch.byte_size() + 16);
+  BH_RETURN_IF_ERROR(BuildBatch(core, batch.rep_->ops, &wb));
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return ToStatus(rep_->db->Write(wo, &wb), "metadata write");
+  return FromRocks(core.db->Write(wo, &wb), "writing metadata batch");
 }
 
 std::unique_ptr<KvIterator> KvStore::NewIterator(int cf, const KvIteratorOptions& options) {
-  rocksdb::ReadOptions ro;
-  auto bound = std::make_unique<std::string>(options.upper_bound);
-  std::unique_ptr<rocksdb::Slice> slice;
-  if (!bound->empty()) {
-    slice = std::make_unique<rocksdb::Slice>(*bound);
-    ro.iterate_upper_bound = slice.get();
-  }
-  ro.prefix_same_as_start = options.same_prefix;
-  ro.total_order_seek = !options.same_prefix;
-  rocksdb::Iterator* it = rep_->db->NewIterator(ro, rep_->handles.at(static_cast<size_t>(cf)));
-  return std::make_unique<RocksIterator>(std::move(bound), std::move(slice), it);
+  std::shared_ptr<DbCore> core = rep_->core;
+  std::shared_lock lock(core->mu);
+  Result<rocksdb::ColumnFamilyHandle*> handle = core->Handle(cf);
+  if (!handle.ok()) return std::make_unique<RocksKvIterator>(handle.status());
+  return std::make_unique<RocksKvIterator>(std::move(core), cf, options);
 }
 
 Status KvStore::Flush() {
-  BH_RETURN_IF_ERROR(rep_->CheckOpen());
-  return ToStatus(rep_->db->Flush(rocksdb::FlushOptions(), rep_->handles), "metadata flush");
+  DbCore& core = *rep_->core;
+  std::shared_lock lock(core.mu);
+  if (core.db == nullptr) return ClosedError();
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(core.db->Flush(fo, core.handles), "flushing metadata store");
 }
 
 Status KvStore::Close() {
-  if (rep_->closed.exchange(true, std::memory_order_acq_rel)) return Status::Ok();
-  if (!rep_->db) return Status::Ok();
-  rocksdb::CancelAllBackgroundWork(rep_->db.get(), /*wait=*/true);
-  Status result;
-  for (auto* h : rep_->handles) {
-    Status s = ToStatus(rep_->db->DestroyColumnFamilyHandle(h), "closing column family");
-    if (result.ok()) result = s;
-  }
-  rep_->handles.clear();
-  Status s = ToStatus(rep_->db->Close(), "closing metadata store");
-  rep_->db.reset();
-  return result.ok() ? s : result;
+  std::unique_lock lock(rep_->core->mu);
+  return rep_->core->CloseLocked();
 }
 
 }  // namespace blockhaus::core

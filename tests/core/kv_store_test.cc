@@ -1,136 +1,240 @@
 #include "core/kv/kv_store.h"
 
-#include <doctest/doctest.h>
+#include <memory>
+#include <string>
+#include <vector>
 
-#include "tests/test_util.h"
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "tests/core/kv_test_util.h"
 
 namespace blockhaus::core {
 namespace {
 
-using testing::TempDir;
+using testing::ScratchDir;
 
-std::unique_ptr<KvStore> Must(Result<std::unique_ptr<KvStore>> r) {
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  return std::move(r).value();
-}
+constexpr int kDefault = 0;
+constexpr int kMeta = 1;
+constexpr int kIndex = 2;  // A prefix family (4-byte prefixes).
 
-KvOptions TwoFamilies(bool create, KvFaultInjector* fi = nullptr) {
+KvOptions TestOptions(bool create = true) {
   KvOptions o;
-  o.column_families = {"default", "blocks"};
+  o.column_families = {"default", "meta", "index"};
   o.create_if_missing = create;
   o.prefix_length = 4;
-  o.prefix_families = {1};
-  o.fault_injector = fi;
+  o.prefix_families = {kIndex};
+  o.block_cache_bytes = 1 << 20;
   return o;
 }
 
-TEST_CASE("kv: a missing store is NotFound unless created") {
-  TempDir tmp;
-  CHECK(KvStore::Open(tmp / "db", TwoFamilies(false)).status().code() == Code::kNotFound);
-  CHECK(KvStore::Open(tmp / "db", TwoFamilies(true)).ok());
+std::unique_ptr<KvStore> MustOpen(const std::string& path, const KvOptions& o) {
+  auto store = KvStore::Open(path, o);
+  REQUIRE_MESSAGE(store.ok(), store.status().ToString());
+  return std::move(store).value();
 }
 
-TEST_CASE("kv: batches apply atomically across families and persist") {
-  TempDir tmp;
+std::optional<std::string> MustGet(KvStore& store, int cf, std::string_view key) {
+  auto v = store.Get(cf, key);
+  REQUIRE_MESSAGE(v.ok(), v.status().ToString());
+  return *v;
+}
+
+void MustWrite(KvStore& store, KvBatch& batch, bool sync = false) {
+  Status s = store.Write(batch, sync);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+}
+
+std::vector<std::string> Keys(KvIterator& it) {
+  std::vector<std::string> keys;
+  for (; it.Valid(); it.Next()) keys.emplace_back(it.key());
+  CHECK(it.status().ok());
+  return keys;
+}
+
+TEST_CASE("KvStore: opening a missing store without create_if_missing is NotFound") {
+  ScratchDir dir;
+  REQUIRE(dir.ok());
+  auto store = KvStore::Open(dir.Sub("db"), TestOptions(/*create=*/false));
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code() == Code::kNotFound);
+  CHECK(store.status().message().find("does not exist") != std::string::npos);
+}
+
+TEST_CASE("KvStore: invalid options are InvalidArgument") {
+  ScratchDir dir;
+  KvOptions o = TestOptions();
+  o.column_families = {"meta", "default"};
+  CHECK(KvStore::Open(dir.Sub("db"), o).status().code() == Code::kInvalidArgument);
+  o = TestOptions();
+  o.prefix_families = {7};
+  CHECK(KvStore::Open(dir.Sub("db"), o).status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("KvStore: put, get, delete and DeleteRange across two families") {
+  ScratchDir dir;
+  auto store = MustOpen(dir.Sub("db"), TestOptions());
+  KvBatch b;
+  b.Put(kDefault, "a", "1");
+  b.Put(kMeta, "a", "meta-1");
+  for (char c = 'c'; c <= 'g'; ++c) b.Put(kMeta, std::string(1, c), "x");
+  CHECK(b.count() == 7);
+  CHECK(b.byte_size() > 0);
+  MustWrite(*store, b);
+  CHECK(MustGet(*store, kDefault, "a") == "1");
+  CHECK(MustGet(*store, kMeta, "a") == "meta-1");
+  CHECK(MustGet(*store, kDefault, "c") == std::nullopt);  // Families are disjoint.
+
+  b.Clear();
+  CHECK(b.count() == 0);
+  b.Delete(kDefault, "a");
+  b.DeleteRange(kMeta, "d", "f");  // Deletes d and e, keeps f.
+  b.DeleteRange(kMeta, "z", "a");  // Empty range: ignored.
+  MustWrite(*store, b);
+  CHECK(MustGet(*store, kDefault, "a") == std::nullopt);
+  CHECK(MustGet(*store, kMeta, "a") == "meta-1");
+  auto it = store->NewIterator(kMeta);
+  it->SeekToFirst();
+  CHECK(Keys(*it) == std::vector<std::string>{"a", "c", "f", "g"});
+  CHECK(store->Get(9, "a").status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("KvStore: a batch applies atomically") {
+  ScratchDir dir;
+  auto store = MustOpen(dir.Sub("db"), TestOptions());
+  KvBatch b;
+  b.Put(kDefault, "x", "1");
+  b.Put(kMeta, "y", "2");
+  b.Put(5, "z", "3");  // No such family: the whole batch must fail.
+  CHECK(store->Write(b, true).code() == Code::kInvalidArgument);
+  CHECK(MustGet(*store, kDefault, "x") == std::nullopt);
+  CHECK(MustGet(*store, kMeta, "y") == std::nullopt);
+
+  KvBatch short_key;
+  short_key.Put(kDefault, "x", "1");
+  short_key.Put(kIndex, "ab", "too short for the prefix extractor");
+  CHECK(store->Write(short_key, false).code() == Code::kInvalidArgument);
+  CHECK(MustGet(*store, kDefault, "x") == std::nullopt);
+
+  // An iterator sees the snapshot taken at its creation, never half a batch.
+  auto before = store->NewIterator(kDefault);
+  KvBatch good;
+  for (int i = 0; i < 100; ++i) good.Put(kDefault, fmt::format("k{:03}", i), "v");
+  MustWrite(*store, good, true);
+  before->SeekToFirst();
+  CHECK_FALSE(before->Valid());
+  auto after = store->NewIterator(kDefault);
+  after->SeekToFirst();
+  CHECK(Keys(*after).size() == 100);
+}
+
+TEST_CASE("KvStore: iterator upper bound and same_prefix") {
+  ScratchDir dir;
+  auto store = MustOpen(dir.Sub("db"), TestOptions());
+  KvBatch b;
+  for (std::string p : {"aaaa", "aaab", "bbbb"}) {
+    for (int i = 0; i < 3; ++i) {
+      b.Put(kIndex, p + std::to_string(i), "v");
+      b.Put(kMeta, p + std::to_string(i), "v");
+    }
+  }
+  MustWrite(*store, b);
+  store->Flush().IgnoreError();  // Half in SST files (with bloom filters)...
+  KvBatch more;
+  more.Put(kIndex, "aaaa9", "v");  // ...half in the memtable.
+  more.Put(kMeta, "aaaa9", "v");
+  MustWrite(*store, more);
+
+  for (int cf : {kIndex, kMeta}) {
+    CAPTURE(cf);
+    auto bounded = store->NewIterator(cf, {.upper_bound = "aaab1", .same_prefix = false});
+    bounded->Seek("aaaa1");
+    CHECK(Keys(*bounded) == std::vector<std::string>{"aaaa1", "aaaa2", "aaaa9", "aaab0"});
+    auto prefix = store->NewIterator(cf, {.upper_bound = "", .same_prefix = true});
+    prefix->Seek("aaaa1");
+    CHECK(Keys(*prefix) == std::vector<std::string>{"aaaa1", "aaaa2", "aaaa9"});
+    prefix->Seek("aaab");
+    CHECK(Keys(*prefix) == std::vector<std::string>{"aaab0", "aaab1", "aaab2"});
+    prefix->Seek("cccc");
+    CHECK_FALSE(prefix->Valid());
+    auto all = store->NewIterator(cf);
+    all->Seek("aaab");
+    CHECK(Keys(*all).size() == 6);
+  }
+  // On a prefix family, a same_prefix Seek key must hold a whole prefix.
+  auto prefix = store->NewIterator(kIndex, {.upper_bound = "", .same_prefix = true});
+  prefix->Seek("aa");
+  CHECK_FALSE(prefix->Valid());
+  CHECK(prefix->status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("KvStore: data persists across reopen") {
+  ScratchDir dir;
+  const std::string path = dir.Sub("db");
   {
-    auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(true)));
+    auto store = MustOpen(path, TestOptions());
     KvBatch b;
-    b.Put(0, "a", "1");
-    b.Put(1, "aaaa1", "x");
-    b.Put(1, "aaaa2", "y");
-    b.Put(1, "bbbb1", "z");
-    CHECK(b.count() == 4);
-    REQUIRE(kv->Write(b, true).ok());
-    CHECK(**kv->Get(0, "a") == "1");
-    CHECK(!kv->Get(1, "a")->has_value());  // families are separate
-    KvBatch d;
-    d.Delete(0, "a");
-    d.DeleteRange(1, "aaaa2", "bbbb2");
-    REQUIRE(kv->Write(d, true).ok());
-    REQUIRE(kv->Close().ok());
-    CHECK(kv->Get(0, "a").status().code() == Code::kUnavailable);
+    b.Put(kMeta, "flushed", "1");
+    MustWrite(*store, b, true);
+    REQUIRE(store->Flush().ok());
+    b.Clear();
+    b.Put(kMeta, "wal-only", "2");
+    MustWrite(*store, b, true);
+    REQUIRE(store->Close().ok());
   }
-  auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(false)));
-  CHECK(!kv->Get(0, "a")->has_value());
-  CHECK(**kv->Get(1, "aaaa1") == "x");
-  CHECK(!kv->Get(1, "aaaa2")->has_value());
-  CHECK(!kv->Get(1, "bbbb1")->has_value());
+  auto store = MustOpen(path, TestOptions(/*create=*/false));
+  CHECK(MustGet(*store, kMeta, "flushed") == "1");
+  CHECK(MustGet(*store, kMeta, "wal-only") == "2");
+  store.reset();  // Destructor closes.
+
+  // A family that is on disk but not requested is opened anyway.
+  KvOptions fewer;
+  fewer.column_families = {"default", "meta"};
+  store = MustOpen(path, fewer);
+  CHECK(MustGet(*store, kMeta, "wal-only") == "2");
+  store.reset();
+  KvOptions more = fewer;
+  more.column_families.push_back("new");
+  CHECK(KvStore::Open(path, more).status().code() == Code::kNotFound);
+  more.create_if_missing = true;
+  CHECK(KvStore::Open(path, more).ok());
 }
 
-TEST_CASE("kv: iterators honour bounds, prefixes and total order") {
-  TempDir tmp;
-  auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(true)));
+TEST_CASE("KvStore: a second open of the same path is Unavailable") {
+  ScratchDir dir;
+  auto store = MustOpen(dir.Sub("db"), TestOptions());
+  auto second = KvStore::Open(dir.Sub("db"), TestOptions());
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == Code::kUnavailable);
+  CHECK(second.status().message().find("locked by another process") != std::string::npos);
+  REQUIRE(store->Close().ok());
+  CHECK(KvStore::Open(dir.Sub("db"), TestOptions()).ok());
+}
+
+TEST_CASE("KvStore: every call after Close is Unavailable") {
+  ScratchDir dir;
+  auto store = MustOpen(dir.Sub("db"), TestOptions());
   KvBatch b;
-  for (const char* k : {"aaaa1", "aaaa2", "bbbb1", "cccc1"}) b.Put(1, k, k);
-  REQUIRE(kv->Write(b, false).ok());
-  auto all = kv->NewIterator(1);
-  int n = 0;
-  for (all->SeekToFirst(); all->Valid(); all->Next()) ++n;
-  CHECK(n == 4);  // Next() crosses prefixes without same_prefix
-  auto bounded = kv->NewIterator(1, {.upper_bound = "bbbb2"});
-  n = 0;
-  for (bounded->Seek("aaaa2"); bounded->Valid(); bounded->Next()) ++n;
-  CHECK(n == 2);
-  auto prefixed = kv->NewIterator(1, {.upper_bound = "", .same_prefix = true});
-  n = 0;
-  for (prefixed->Seek("aaaa0"); prefixed->Valid(); prefixed->Next()) ++n;
-  CHECK(n == 2);
-}
+  b.Put(kDefault, "a", "1");
+  b.Put(kDefault, "b", "2");
+  MustWrite(*store, b);
+  auto live = store->NewIterator(kDefault);
+  live->SeekToFirst();
+  REQUIRE(live->Valid());
+  REQUIRE(store->Close().ok());
 
-TEST_CASE("kv: a second open of the same store is Unavailable") {
-  TempDir tmp;
-  auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(true)));
-  CHECK(KvStore::Open(tmp / "db", TwoFamilies(false)).status().code() == Code::kUnavailable);
-}
-
-TEST_CASE("kv fault: power cut keeps synced batches and drops unsynced ones whole") {
-  uint64_t seed = testing::TestSeed();
-  MESSAGE("kv fault seed " << seed);
-  TempDir tmp;
-  for (int round = 0; round < 10; ++round) {
-    KvFaultInjector fi(seed + static_cast<uint64_t>(round));
-    uint64_t synced_upto = 0, written = 0;
-    {
-      auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(true, &fi)));
-      auto prev = *kv->Get(0, "counter");
-      written = prev ? std::stoull(*prev) : 0;
-      synced_upto = written;
-      for (int i = 0; i < 40; ++i) {
-        KvBatch b;
-        ++written;
-        b.Put(0, "counter", std::to_string(written));
-        for (int k = 0; k < 20; ++k) b.Put(1, "key" + std::to_string(k), std::to_string(written));
-        bool sync = (i % 3 == 0);
-        REQUIRE(kv->Write(b, sync).ok());
-        if (sync) synced_upto = written;
-      }
-      fi.PowerCut(round % 2 == 1);
-    }
-    fi.Revive();
-    auto kv = KvStore::Open(tmp / "db", TwoFamilies(false));
-    REQUIRE_MESSAGE(kv.ok(), kv.status().ToString());
-    uint64_t counter = std::stoull(**(*kv)->Get(0, "counter"));
-    CHECK(counter >= synced_upto);
-    CHECK(counter <= written);
-    for (int k = 0; k < 20; ++k) {  // never a torn batch
-      CHECK(**(*kv)->Get(1, "key" + std::to_string(k)) == std::to_string(counter));
-    }
-  }
-}
-
-TEST_CASE("kv fault: injected write and sync errors come back as errors") {
-  TempDir tmp;
-  KvFaultInjector fi(1);
-  auto kv = Must(KvStore::Open(tmp / "db", TwoFamilies(true, &fi)));
-  KvBatch b;
-  b.Put(0, "k", "v");
-  fi.FailNthWrite(1, /*enospc=*/true);
-  CHECK(kv->Write(b, true).code() == Code::kResourceExhausted);
-  fi.ClearFaults();
-  kv.reset();
-  auto again = Must(KvStore::Open(tmp / "db", TwoFamilies(false, &fi)));
-  fi.FailNthSync(1);
-  CHECK(!again->Write(b, true).ok());
+  CHECK_FALSE(live->Valid());  // Invalidated by Close, still safe to use.
+  CHECK(live->status().code() == Code::kUnavailable);
+  live->Next();
+  CHECK(store->Get(kDefault, "a").status().code() == Code::kUnavailable);
+  CHECK(store->Write(b, false).code() == Code::kUnavailable);
+  CHECK(store->Flush().code() == Code::kUnavailable);
+  CHECK(store->Close().code() == Code::kUnavailable);
+  auto it = store->NewIterator(kDefault);
+  it->SeekToFirst();
+  CHECK_FALSE(it->Valid());
+  CHECK(it->status().code() == Code::kUnavailable);
+  live.reset();
 }
 
 }  // namespace

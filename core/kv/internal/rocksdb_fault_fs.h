@@ -1,4 +1,5 @@
-// Private to core/kv: the RocksDB FileSystem behind a KvFaultInjector.
+// Private to core/kv: the RocksDB side of KvFaultInjector. KvStore::Open reads
+// Rep::fs to build a composite Env when KvOptions::fault_injector is set.
 #pragma once
 
 #include <memory>
@@ -9,8 +10,14 @@
 
 namespace blockhaus::core {
 
-// The fault-injecting file system of `injector` (created on first use and
-// shared by every store opened with it).
-std::shared_ptr<rocksdb::FileSystem> FaultFileSystem(KvFaultInjector& injector);
+class FaultState;
+
+struct KvFaultInjector::Rep {
+  // Bookkeeping shared with every wrapped file and directory.
+  std::shared_ptr<FaultState> state;
+  // A rocksdb::FileSystemWrapper over FileSystem::Default() that consults
+  // `state` on every mutating call.
+  std::shared_ptr<rocksdb::FileSystem> fs;
+};
 
 }  // namespace blockhaus::core
