@@ -66,6 +66,32 @@ Status DecodeProps(const json& j, VolumeProps* p) {
   return Status::Ok();
 }
 
+std::string ToHex(std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+Result<std::string> FromHex(std::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return BH_ERROR(kCorruption, "free job cursor has odd length");
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return BH_ERROR(kCorruption, "free job cursor is not hex");
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string DatasetKey(uint64_t id) { return std::string(kDatasetPrefix) + Be64(id); }
@@ -128,7 +154,8 @@ std::string EncodeJob(const FreeJob& job) {
   json j = {{"v", kDatasetFormatVersion}, {"kind", static_cast<unsigned>(job.kind)},
             {"lineage", job.lineage}, {"birth_lo", job.birth_lo}, {"birth_hi", job.birth_hi},
             {"death_lo", job.death_lo}, {"death_hi", job.death_hi},
-            {"freed", job.freed_bytes}};
+            {"freed", job.freed_bytes}, {"cursor", ToHex(job.cursor)},
+            {"pass_freed", job.pass_freed}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -146,6 +173,10 @@ Result<FreeJob> DecodeJob(std::string_view encoded) {
   BH_RETURN_IF_ERROR(Field(j, "death_lo", &job.death_lo));
   BH_RETURN_IF_ERROR(Field(j, "death_hi", &job.death_hi));
   BH_RETURN_IF_ERROR(Field(j, "freed", &job.freed_bytes));
+  std::string cursor_hex;
+  BH_RETURN_IF_ERROR(Field(j, "cursor", &cursor_hex));
+  BH_RETURN_IF_ERROR(Field(j, "pass_freed", &job.pass_freed));
+  BH_ASSIGN_OR_RETURN(job.cursor, FromHex(cursor_hex));
   return job;
 }
 

@@ -43,6 +43,13 @@ struct FreeJob {
   uint64_t lineage = 0;
   uint64_t birth_lo = 0, birth_hi = 0, death_lo = 0, death_hi = 0;
   uint64_t freed_bytes = 0;  // progress so far
+  // kDeadInterval runs in passes over the interval; a pass resumes at
+  // `cursor` (a dead-list key, empty at the start of a pass). A pass that
+  // freed something is followed by another one, because freeing a version
+  // can move its predecessor's entry behind the cursor; the job is done
+  // after a pass that freed nothing.
+  std::string cursor;
+  bool pass_freed = false;
 
   bool operator==(const FreeJob&) const = default;
 };

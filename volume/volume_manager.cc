@@ -450,7 +450,7 @@ void VolumeManager::Impl::SyncDestroySnapshot(SyncContext& ctx, const Dataset& s
     }
   }
   QueueJob(ctx, FreeJob{FreeJob::Kind::kDeadInterval, snap.lineage, prev, snap.txg, snap.txg,
-                        next, 0});
+                        next, 0, "", false});
 }
 
 Status VolumeManager::Destroy(const std::string& name, bool recursive, bool clones) {
@@ -481,7 +481,7 @@ Status VolumeManager::Destroy(const std::string& name, bool recursive, bool clon
           li.destroying = true;
           ctx.UpdateLineage(d.lineage, li);
         }
-        m.QueueJob(ctx, FreeJob{FreeJob::Kind::kLineage, d.lineage, 0, 0, 0, 0, 0});
+        m.QueueJob(ctx, FreeJob{FreeJob::Kind::kLineage, d.lineage, 0, 0, 0, 0, 0, "", false});
       }
       m.DropDataset(ctx, d);
     }
@@ -595,17 +595,26 @@ Result<bool> VolumeManager::Impl::Step(uint64_t* freed) {
           job.kind == FreeJob::Kind::kLineage
               ? ctx.DestroyLineage(job.lineage, options.coalesce_batch)
               : ctx.FreeDeadVersions(job.lineage, job.birth_lo, job.birth_hi, job.death_lo,
-                                     job.death_hi, options.coalesce_batch);
+                                     job.death_hi, options.coalesce_batch, &job.cursor);
       if (!r.ok() && r.status().code() == Code::kFailedPrecondition) continue;  // a clone first
       if (!r.ok()) return ctx.Fail(r.status());
       job.freed_bytes += r->bytes;
       bytes_freed += r->bytes;
       *freed = r->bytes;
-      if (r->more) {
-        ctx.PutClientKey(JobKey(it->first), EncodeJob(job));
-      } else {
+      bool done = !r->more;
+      if (done && job.kind == FreeJob::Kind::kDeadInterval) {
+        // End of a pass: another one if this one freed anything.
+        bool again = job.pass_freed || r->versions > 0;
+        job.pass_freed = false;
+        done = !again;
+      } else if (r->versions > 0) {
+        job.pass_freed = true;
+      }
+      if (done) {
         ctx.DeleteClientKey(JobKey(it->first));
         jobs.erase(it);
+      } else {
+        ctx.PutClientKey(JobKey(it->first), EncodeJob(job));
       }
       progressed = true;
       return;

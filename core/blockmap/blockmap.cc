@@ -277,15 +277,20 @@ uint64_t SyncContext::SnapshotLineage(LineageId lineage) {
 
 Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
                                                    uint64_t birth_hi, uint64_t death_lo,
-                                                   uint64_t death_hi, uint64_t limit) {
+                                                   uint64_t death_hi, uint64_t limit,
+                                                   std::string* cursor) {
   FreeProgress progress;
   std::string upper = EncodeDeadKey(lineage, death_hi + 1, 0, 0);
   if (death_hi == kHeadView) upper = NextPrefix(lineage);
   auto it = rep_->pool->kv->NewIterator(kCfDeadList, KvIteratorOptions{.upper_bound = upper});
   uint64_t examined = 0;
-  for (it->Seek(EncodeDeadKey(lineage, death_lo + 1, 0, 0)); it->Valid(); it->Next()) {
+  std::string start = EncodeDeadKey(lineage, death_lo + 1, 0, 0);
+  if (cursor != nullptr && *cursor > start) start = *cursor;
+  if (cursor != nullptr) cursor->clear();
+  for (it->Seek(start); it->Valid(); it->Next()) {
     if (examined++ >= limit) {
       progress.more = true;
+      if (cursor != nullptr) *cursor = std::string(it->key());
       break;
     }
     DeadKey dk = DecodeDeadKey(it->key());

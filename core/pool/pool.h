@@ -197,10 +197,15 @@ class SyncContext {
 
   // Frees dead versions of `lineage` born in (birth_lo, birth_hi] that died
   // in (death_lo, death_hi]: the versions only a destroyed snapshot saw.
-  // At most `limit` versions per call.
+  // Examines at most `limit` dead-list entries per call, starting at
+  // *cursor (empty: the start of the interval); when it stops early it sets
+  // *cursor to where the next call goes on (and returns more), else clears
+  // it. Entries outside the birth range are passed over, never rescanned
+  // within one pass.
   Result<FreeProgress> FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
                                         uint64_t birth_hi, uint64_t death_lo,
-                                        uint64_t death_hi, uint64_t limit);
+                                        uint64_t death_hi, uint64_t limit,
+                                        std::string* cursor = nullptr);
   // Removes versions born after `txg` and revives versions that died after
   // it, at most `limit` per call. REQUIRES: no writes reach the lineage's head
   // meanwhile (the caller fences them), and no snapshot newer than txg.

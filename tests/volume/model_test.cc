@@ -104,9 +104,18 @@ class Runner {
       REQUIRE(vm_->Destroy(name, true, true).ok());
       Forget(name);
     }
-    REQUIRE(vm_->DrainCoalescer(100000).ok());
+    // Every job must finish: a job that stops making progress would spin
+    // through all these steps (a livelock this check caught once).
+    auto steps = vm_->DrainCoalescer(100000);
+    REQUIRE(steps.ok());
+    CHECK(*steps < 100000);
     REQUIRE(pool_->Flush().ok());
     CHECK(pool_->stats().allocated == 0);
+    CHECK(vm_->coalescer().jobs_pending == 0);
+    CHECK(pool_->ListLineages().empty());
+    auto r = pool_->Scrub();
+    REQUIRE(r.ok());
+    CHECK(r->clean());
   }
 
  private:

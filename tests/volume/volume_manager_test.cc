@@ -267,7 +267,7 @@ TEST_CASE("dataset format: round trip and corrupt records") {
   CHECK(DecodeDataset("not json").status().code() == Code::kCorruption);
   CHECK(DecodeDataset("{\"v\":1}").status().code() == Code::kCorruption);
   CHECK(DecodeDataset("{\"v\":2}").status().code() == Code::kNotSupported);
-  FreeJob job{FreeJob::Kind::kDeadInterval, 1, 2, 3, 4, 5, 6};
+  FreeJob job{FreeJob::Kind::kDeadInterval, 1, 2, 3, 4, 5, 6, std::string("\x00\x01\xff", 3), true};
   CHECK(*DecodeJob(EncodeJob(job)) == job);
   CHECK(DecodeJob("[]").status().code() == Code::kCorruption);
 }
