@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/io/vdev.h"
 #include "core/pool/pool.h"
 #include "tests/crash/crash_model.h"
 #include "tests/test_util.h"
@@ -50,5 +51,35 @@ inline std::map<uint64_t, uint64_t> VerifyAfterCrash(core::Pool& pool, core::Lin
   REQUIRE_MESSAGE(report->clean(), context << ": scrub found problems");
   return now;
 }
+
+// A pool for crash and fault tests: created in a temporary directory with
+// one lineage whose first `seeded` blocks hold PatternBlock(.., 1, b + 1)
+// (flushed), closed again, and its data file opened as `base` for a
+// FaultVdev to wrap.
+struct CrashPoolRig {
+  TempDir tmp;
+  std::unique_ptr<core::Vdev> base;
+  core::LineageId lineage = 0;
+
+  CrashPoolRig(const std::string& name, uint64_t seeded) {
+    core::PoolCreateOptions o;
+    o.name = name;
+    o.data_size = 32 << 20;
+    REQUIRE(core::Pool::Create(tmp / "pool", o).ok());
+    auto pool = core::Pool::Open(tmp / "pool");
+    REQUIRE(pool.ok());
+    REQUIRE((*pool)->RunSyncTask(nullptr, [&](core::SyncContext& c) {
+      lineage = c.CreateLineage({});
+    }).ok());
+    for (uint64_t b = 0; b < seeded; ++b) {
+      REQUIRE((*pool)->Write(lineage, b, PatternBlock(kCrashBlockSize, 1, b + 1), {}).ok());
+    }
+    REQUIRE((*pool)->Flush().ok());
+    REQUIRE((*pool)->Close().ok());
+    auto vdev = core::OpenFileVdev(tmp / "pool/data", core::FileVdevOptions{});
+    REQUIRE(vdev.ok());
+    base = std::move(vdev).value();
+  }
+};
 
 }  // namespace blockhaus::testing

@@ -17,26 +17,8 @@ namespace {
 
 using namespace core;
 
-struct FaultRig {
-  TempDir tmp;
-  std::unique_ptr<Vdev> base;
-  LineageId lineage = 0;
-
-  FaultRig() {
-    PoolCreateOptions o;
-    o.name = "faulty";
-    o.data_size = 32 << 20;
-    REQUIRE(Pool::Create(tmp / "pool", o).ok());
-    auto pool = Pool::Open(tmp / "pool");
-    REQUIRE(pool.ok());
-    REQUIRE((*pool)->RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); }).ok());
-    for (uint64_t b = 0; b < 8; ++b) {
-      REQUIRE((*pool)->Write(lineage, b, PatternBlock(kCrashBlockSize, 1, b + 1), {}).ok());
-    }
-    REQUIRE((*pool)->Flush().ok());
-    REQUIRE((*pool)->Close().ok());
-    base = std::move(OpenFileVdev(tmp / "pool/data", FileVdevOptions{})).value();
-  }
+struct FaultRig : CrashPoolRig {
+  FaultRig() : CrashPoolRig("faulty", 8) {}
 
   // Reopens without faults and checks the blocks flushed at setup, and scrub.
   void CheckIntact() {

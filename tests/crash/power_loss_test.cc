@@ -32,26 +32,8 @@ int Rounds(int normal, int long_run) {
   return (l != nullptr && l[0] == '1') ? long_run : normal;
 }
 
-struct Rig {
-  TempDir tmp;
-  std::unique_ptr<Vdev> base;
-  LineageId lineage = 0;
-
-  Rig() {
-    PoolCreateOptions o;
-    o.name = "crash";
-    o.data_size = 32 << 20;
-    REQUIRE(Pool::Create(tmp / "pool", o).ok());
-    auto pool = Pool::Open(tmp / "pool");
-    REQUIRE(pool.ok());
-    REQUIRE((*pool)->RunSyncTask(nullptr, [&](SyncContext& ctx) {
-      lineage = ctx.CreateLineage({});
-    }).ok());
-    REQUIRE((*pool)->Close().ok());
-    auto vdev = OpenFileVdev(tmp / "pool/data", FileVdevOptions{});
-    REQUIRE(vdev.ok());
-    base = std::move(vdev).value();
-  }
+struct Rig : CrashPoolRig {
+  Rig() : CrashPoolRig("crash", 0) {}
 };
 
 // Random writes, unmaps and flushes until `stop`; every op logged first.

@@ -1,6 +1,7 @@
 // Runs the real volctl binary (tests of the command line, end to end).
 #pragma once
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,6 +80,22 @@ inline std::map<std::string, std::string> TreeState(const std::string& dir) {
     state[rel] = std::to_string(e.file_size()) + ":" + std::to_string(std::hash<std::string>()(ss.str()));
   }
   return state;
+}
+
+// Runs a command that must be refused: non-zero exit, `says` in its error
+// message, and `state()` (what must not change) equal before and after.
+template <typename StateFn>
+void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& args,
+                       const std::string& says, StateFn state) {
+  auto before = state();
+  CommandResult r = RunVolctl(home, args);
+  std::string cmd;
+  for (const auto& a : args) cmd += a + " ";
+  CAPTURE(cmd);
+  CAPTURE(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find(says) != std::string::npos);
+  CHECK(state() == before);
 }
 
 }  // namespace blockhaus::testing

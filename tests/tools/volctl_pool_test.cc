@@ -20,15 +20,7 @@ struct Home {
 };
 
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  auto before = TreeState(h.path());
-  CommandResult r = h.Run(args);
-  std::string cmd;
-  for (const auto& a : args) cmd += a + " ";
-  CAPTURE(cmd);
-  CAPTURE(r.err);
-  CHECK(r.exit_code != 0);
-  CHECK(r.err.find(says) != std::string::npos);
-  CHECK(TreeState(h.path()) == before);
+  ExpectRefusedWith(h.path(), args, says, [&] { return TreeState(h.path()); });
 }
 
 TEST_CASE("volctl pool: create, list, status, scrub, destroy") {

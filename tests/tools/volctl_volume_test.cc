@@ -50,15 +50,7 @@ std::string LogicalState(const Home& h) {
 }
 
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  std::string before = LogicalState(h);
-  CommandResult r = h.Run(args);
-  std::string cmd;
-  for (const auto& a : args) cmd += a + " ";
-  CAPTURE(cmd);
-  CAPTURE(r.err);
-  CHECK(r.exit_code != 0);
-  CHECK(r.err.find(says) != std::string::npos);
-  CHECK(LogicalState(h) == before);
+  ExpectRefusedWith(h.tmp.path(), args, says, [&] { return LogicalState(h); });
 }
 
 std::string WriteImage(const TempDir& tmp, size_t size, uint64_t seed) {
