@@ -1,0 +1,140 @@
+// scsi::Target and scsi::LogicalUnit: the SCSI side of an export, the seam
+// between export/iscsi (the transport) and volume/ (BlockDevice).
+//
+// The transport hands every SCSI command of an I_T nexus to the Target of
+// the iSCSI target it belongs to, with its write data already gathered, and
+// gets back a status, sense data and read data. All SCSI to block
+// translation lives below this header (SPC-4 in spc.cc, SBC-3 in sbc.cc);
+// the transport never looks inside a CDB beyond what RFC 7143 needs.
+//
+// Residuals: Response::transfer_length is the number of bytes the CDB calls
+// for in its data direction (a READ's length in bytes, an INQUIRY's
+// allocation length, a WRITE's length in bytes). The transport compares it
+// with the Expected Data Transfer Length to set the residual flags and
+// count (RFC 7143 §11.4.5); it sends at most EDTL bytes of data_in.
+//
+// Unit attentions, reservations and the rest of the per-nexus state live in
+// the LogicalUnit, keyed by Nexus::id. The transport reports nexus
+// lifetime (NexusLost) and task management (LunReset).
+//
+// Thread safety: Target and LogicalUnit are thread-safe. Execute blocks on
+// block I/O; the transport calls it from its I/O threads, never from an
+// event loop.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/endian.h"
+#include "core/base/status.h"
+#include "volume/block_device.h"
+
+namespace blockhaus::scsi {
+
+// SAM-5 status codes.
+inline constexpr uint8_t kStatusGood = 0x00;
+inline constexpr uint8_t kStatusCheckCondition = 0x02;
+inline constexpr uint8_t kStatusConditionMet = 0x04;
+inline constexpr uint8_t kStatusBusy = 0x08;
+inline constexpr uint8_t kStatusReservationConflict = 0x18;
+inline constexpr uint8_t kStatusTaskSetFull = 0x28;
+inline constexpr uint8_t kStatusTaskAborted = 0x40;
+
+enum class TaskAttr : uint8_t { kUntagged = 0, kSimple = 1, kOrdered = 2, kHeadOfQueue = 3, kAca = 4 };
+
+// One I_T nexus: an iSCSI session on a target.
+struct Nexus {
+  uint64_t id = 0;                 // unique for the life of the daemon, never reused
+  std::string initiator_name;      // "iqn.1993-08.org.debian:01:abc"
+  std::string initiator_port;      // SPC-4 iSCSI TransportID form: name + ",i,0x" + ISID hex
+  std::string target_name;         // the target's IQN
+  uint16_t relative_target_port = 1;
+};
+
+struct Command {
+  uint64_t nexus_id = 0;
+  uint64_t lun = 0;                // flat LUN number (SAM-5 peripheral/flat addressing decoded)
+  std::array<uint8_t, 16> cdb{};   // CDBs shorter than 16 bytes are zero-padded
+  uint8_t cdb_length = 16;         // bytes of cdb that came on the wire (6..16)
+  TaskAttr attr = TaskAttr::kSimple;
+  uint32_t expected_length = 0;    // EDTL from the transport
+  ConstByteSpan data_out;          // write data as received (may be shorter than the CDB asks)
+};
+
+struct Response {
+  uint8_t status = kStatusGood;
+  std::vector<uint8_t> sense;      // fixed-format sense data (SPC-4 §4.5.3) when status is CHECK CONDITION
+  std::vector<uint8_t> data_in;    // read data; the transport sends at most EDTL bytes of it
+  uint32_t transfer_length = 0;    // bytes the CDB calls for in its data direction (see above)
+};
+
+// Where persistent reservations with APTPL=1 are kept (the daemon stores
+// them in the pool). Save is called with the whole state after each change
+// that must persist; Load once at LogicalUnit creation.
+class PersistentStore {
+ public:
+  virtual ~PersistentStore() = default;
+  virtual Status Save(ConstByteSpan state) = 0;
+  // An empty vector means nothing saved.
+  virtual Result<std::vector<uint8_t>> Load() = 0;
+};
+
+struct LunOptions {
+  uint32_t logical_block_size = 512;   // 512 or 4096; the device block size must be a multiple
+  bool read_only = false;              // snapshots and --read-only exports: DATA PROTECT on writes
+  std::string vendor = "BLOCKHAUS";    // INQUIRY T10 vendor (8 bytes, padded)
+  std::string product = "VOLUME";      // INQUIRY product (16 bytes, padded)
+  std::string revision = "0001";
+  std::string serial;                  // VPD 0x80; stable across restarts and rollbacks
+  uint64_t naa_id = 0;                 // VPD 0x83 NAA IEEE Registered designator (NAA 6, low 60 bits used)
+};
+
+class LogicalUnit {
+ public:
+  // `store` may be null (reservations then do not persist; APTPL=1 gets
+  // INVALID FIELD IN PARAMETER LIST). Not owned; must outlive the unit.
+  static Result<std::shared_ptr<LogicalUnit>> Create(std::unique_ptr<volume::BlockDevice> device,
+                                                     const LunOptions& options,
+                                                     PersistentStore* store);
+  virtual ~LogicalUnit() = default;
+
+  virtual void Execute(const Nexus& nexus, const Command& cmd, Response* response) = 0;
+
+  // Swaps the backing device (after a live rollback or a resize): pending
+  // commands finish on the old one first. Every nexus then gets UNIT
+  // ATTENTION `asc`/`ascq` (for example 2Ah/09h CAPACITY DATA HAS CHANGED).
+  virtual void ReplaceDevice(std::unique_ptr<volume::BlockDevice> device, uint8_t asc,
+                             uint8_t ascq) = 0;
+  // Queues a UNIT ATTENTION for every nexus (or all but `except_nexus`).
+  virtual void SetUnitAttention(uint8_t asc, uint8_t ascq, uint64_t except_nexus = 0) = 0;
+  // The nexus is gone (session closed or reinstated): drop its registrations
+  // as SPC-4 says, forget its unit attentions.
+  virtual void NexusLost(uint64_t nexus_id) = 0;
+  // LOGICAL UNIT RESET from `nexus_id`: clears RESERVE(6/10) reservations and
+  // mode page changes, queues 29h/00h for every other nexus.
+  virtual void Reset(uint64_t nexus_id) = 0;
+};
+
+// The LUN map of one iSCSI target. REPORT LUNS and commands to an
+// unmapped LUN are answered here; everything else goes to the unit.
+class Target {
+ public:
+  Target() = default;
+  void Execute(const Nexus& nexus, const Command& cmd, Response* response);
+  // Adds or replaces a LUN; every nexus gets 3Fh/0Eh REPORTED LUNS DATA HAS CHANGED.
+  void MapLun(uint64_t lun, std::shared_ptr<LogicalUnit> unit);
+  void UnmapLun(uint64_t lun);
+  std::shared_ptr<LogicalUnit> Find(uint64_t lun) const;
+  std::vector<uint64_t> Luns() const;
+  void NexusLost(uint64_t nexus_id);
+
+ private:
+  struct Rep;
+  std::shared_ptr<Rep> rep_;
+};
+
+}  // namespace blockhaus::scsi
