@@ -119,22 +119,42 @@ class LogicalUnit {
   virtual void Reset(uint64_t nexus_id) = 0;
 };
 
-// The LUN map of one iSCSI target. REPORT LUNS and commands to an
-// unmapped LUN are answered here; everything else goes to the unit.
+// What the transport calls: the LUNs of one iSCSI target. Abstract so the
+// transport can be tested without the command set; LunMap is the real one.
 class Target {
  public:
-  Target() = default;
-  void Execute(const Nexus& nexus, const Command& cmd, Response* response);
+  virtual ~Target() = default;
+  virtual void Execute(const Nexus& nexus, const Command& cmd, Response* response) = 0;
+  // False when `lun` is not mapped (TMF answers "LUN does not exist").
+  virtual bool HasLun(uint64_t lun) const = 0;
+  // LOGICAL UNIT RESET from `nexus` after the transport aborted the LUN's
+  // tasks. False when `lun` is not mapped.
+  virtual bool ResetLun(const Nexus& nexus, uint64_t lun) = 0;
+  // The nexus is gone; every unit forgets it (LogicalUnit::NexusLost).
+  virtual void NexusLost(uint64_t nexus_id) = 0;
+};
+
+// The LUN map of one iSCSI target. REPORT LUNS and commands to an unmapped
+// LUN are answered here (INQUIRY of an unmapped LUN: peripheral qualifier
+// 011b; anything else 05h/25h/00h); everything else goes to the unit.
+class LunMap : public Target {
+ public:
+  LunMap();
+  ~LunMap() override;
+  void Execute(const Nexus& nexus, const Command& cmd, Response* response) override;
+  bool HasLun(uint64_t lun) const override;
+  bool ResetLun(const Nexus& nexus, uint64_t lun) override;
+  void NexusLost(uint64_t nexus_id) override;
+
   // Adds or replaces a LUN; every nexus gets 3Fh/0Eh REPORTED LUNS DATA HAS CHANGED.
   void MapLun(uint64_t lun, std::shared_ptr<LogicalUnit> unit);
   void UnmapLun(uint64_t lun);
   std::shared_ptr<LogicalUnit> Find(uint64_t lun) const;
   std::vector<uint64_t> Luns() const;
-  void NexusLost(uint64_t nexus_id);
 
  private:
   struct Rep;
-  std::shared_ptr<Rep> rep_;
+  std::unique_ptr<Rep> rep_;
 };
 
 }  // namespace blockhaus::scsi
