@@ -9,9 +9,21 @@
 //
 // Residuals: Response::transfer_length is the number of bytes the CDB calls
 // for in its data direction (a READ's length in bytes, an INQUIRY's
-// allocation length, a WRITE's length in bytes). The transport compares it
-// with the Expected Data Transfer Length to set the residual flags and
-// count (RFC 7143 §11.4.5); it sends at most EDTL bytes of data_in.
+// allocation length, a WRITE's length in bytes, a parameter list length).
+// data_in.size() never exceeds it (data is cut to the allocation length).
+// The transport sets the residual (RFC 7143 §11.4.5) from these two and
+// EDTL: for reads, overflow by transfer_length - EDTL when transfer_length
+// > EDTL, else underflow by EDTL - min(EDTL, data_in.size()) when that is
+// positive (an INQUIRY that returns less than asked); it sends at most EDTL
+// bytes of data_in. For writes, overflow by transfer_length - EDTL, or
+// underflow by EDTL - transfer_length.
+//
+// Write data (Command::data_out) holds what the transport gathered, at most
+// EDTL bytes. When it is shorter than the CDB asks (EDTL < transfer
+// length), the command writes only the whole logical blocks received and
+// succeeds (libiscsi iSCSIResiduals); extra bytes past the transfer length
+// are ignored. Parameter lists (UNMAP, MODE SELECT, PERSISTENT RESERVE OUT)
+// shorter than their CDB says get 05h/1Ah/00h PARAMETER LIST LENGTH ERROR.
 //
 // Unit attentions, reservations and the rest of the per-nexus state live in
 // the LogicalUnit, keyed by Nexus::id. The transport reports nexus
@@ -73,8 +85,13 @@ struct Response {
 };
 
 // Where persistent reservations with APTPL=1 are kept (the daemon stores
-// them in the pool). Save is called with the whole state after each change
-// that must persist; Load once at LogicalUnit creation.
+// them in the pool, one record per LUN, keyed by the volume so a rollback
+// keeps it). Save is called with the whole state (an opaque, versioned
+// record; an empty one when APTPL was turned off) under the unit's lock
+// after each change that must persist, and the PERSISTENT RESERVE OUT
+// completes only after Save returns Ok, so Save must be durable when it
+// returns. Load is called once by LogicalUnit::Create; a record that does
+// not decode fails Create with Corruption.
 class PersistentStore {
  public:
   virtual ~PersistentStore() = default;
@@ -97,6 +114,13 @@ class LogicalUnit {
  public:
   // `store` may be null (reservations then do not persist; APTPL=1 gets
   // INVALID FIELD IN PARAMETER LIST). Not owned; must outlive the unit.
+  // Errors: InvalidArgument (no device, a logical block size other than
+  // 512/4096, a device block size or size that is not a multiple of it, an
+  // empty device); Corruption (the stored reservation record); whatever
+  // store->Load() returns.
+  // Set LunOptions::serial and naa_id from the volume's identity (not the
+  // dataset id of a rollback target) so INQUIRY stays the same across
+  // restarts and rollbacks; naa_id 0 derives the NAA from the serial.
   static Result<std::shared_ptr<LogicalUnit>> Create(std::unique_ptr<volume::BlockDevice> device,
                                                      const LunOptions& options,
                                                      PersistentStore* store);
@@ -111,8 +135,11 @@ class LogicalUnit {
                              uint8_t ascq) = 0;
   // Queues a UNIT ATTENTION for every nexus (or all but `except_nexus`).
   virtual void SetUnitAttention(uint8_t asc, uint8_t ascq, uint64_t except_nexus = 0) = 0;
-  // The nexus is gone (session closed or reinstated): drop its registrations
-  // as SPC-4 says, forget its unit attentions.
+  // The nexus is gone (session closed or reinstated): release its SPC-2
+  // RESERVE, forget its unit attentions and PREVENT state. Persistent
+  // reservation registrations belong to the initiator port
+  // (Nexus::initiator_port + relative_target_port) and survive, as SPC-4
+  // §5.13.1 says; a new session from the same port finds them again.
   virtual void NexusLost(uint64_t nexus_id) = 0;
   // LOGICAL UNIT RESET from `nexus_id`: clears RESERVE(6/10) reservations and
   // mode page changes, queues 29h/00h for every other nexus.

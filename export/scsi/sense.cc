@@ -22,4 +22,34 @@ std::vector<uint8_t> FixedSenseWithInfo(SenseKey key, uint8_t asc, uint8_t ascq,
   return sense;
 }
 
+SenseData StatusToSense(const Status& status, bool writing) {
+  switch (status.code()) {
+    case Code::kOk:
+      return {SenseKey::kNoSense, 0x00, 0x00};
+    case Code::kInvalidArgument:
+      return {SenseKey::kIllegalRequest, 0x21, 0x00};
+    case Code::kPermissionDenied:
+      return {SenseKey::kDataProtect, 0x27, 0x00};
+    case Code::kResourceExhausted:
+      return {SenseKey::kDataProtect, 0x27, 0x07};
+    case Code::kCorruption:
+      return {SenseKey::kMediumError, 0x11, 0x00};
+    case Code::kIOError:
+      return writing ? SenseData{SenseKey::kMediumError, 0x0c, 0x00}
+                     : SenseData{SenseKey::kMediumError, 0x11, 0x00};
+    case Code::kUnavailable:
+      return {SenseKey::kNotReady, 0x04, 0x00};
+    case Code::kAborted:
+      return {SenseKey::kAbortedCommand, 0x00, 0x00};
+    case Code::kNotSupported:
+      return {SenseKey::kIllegalRequest, 0x24, 0x00};
+    case Code::kNotFound:
+    case Code::kAlreadyExists:
+    case Code::kFailedPrecondition:
+    case Code::kInternal:
+      return {SenseKey::kHardwareError, 0x44, 0x00};
+  }
+  return {SenseKey::kHardwareError, 0x44, 0x00};
+}
+
 }  // namespace blockhaus::scsi

@@ -1,0 +1,76 @@
+// MemBlockDevice: an in-memory volume::BlockDevice for the SCSI tests and
+// the fuzzer. Like the real device, unwritten and unmapped bytes read as
+// zeros. Faults: fail the next writes with a given Status; counts flushes.
+#pragma once
+
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "volume/block_device.h"
+
+namespace blockhaus::testing {
+
+class MemBlockDevice : public volume::BlockDevice {
+ public:
+  MemBlockDevice(uint64_t size, uint32_t block_size, bool read_only = false)
+      : data_(size, 0), block_size_(block_size), read_only_(read_only) {}
+
+  uint64_t size() const override { return data_.size(); }
+  uint32_t block_size() const override { return block_size_; }
+  bool read_only() const override { return read_only_; }
+
+  Status Read(uint64_t offset, ByteSpan out) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    BH_RETURN_IF_ERROR(Check(offset, out.size()));
+    if (!out.empty()) std::memcpy(out.data(), data_.data() + offset, out.size());
+    ++reads;
+    return Status::Ok();
+  }
+  Status Write(uint64_t offset, ConstByteSpan in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (read_only_) return BH_ERROR(kPermissionDenied, "read-only");
+    BH_RETURN_IF_ERROR(Check(offset, in.size()));
+    if (!fail_writes.ok()) return fail_writes;
+    if (!in.empty()) std::memcpy(data_.data() + offset, in.data(), in.size());
+    ++writes;
+    return Status::Ok();
+  }
+  Status Unmap(uint64_t offset, uint64_t length) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (read_only_) return BH_ERROR(kPermissionDenied, "read-only");
+    BH_RETURN_IF_ERROR(Check(offset, length));
+    if (length != 0) std::memset(data_.data() + offset, 0, length);
+    ++unmaps;
+    return Status::Ok();
+  }
+  Status Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fail_flush.ok()) return fail_flush;
+    ++flushes;
+    return Status::Ok();
+  }
+
+  // Direct access for checks (not thread-safe against I/O).
+  std::vector<uint8_t>& bytes() { return data_; }
+
+  Status fail_writes;   // returned by every Write while not Ok
+  Status fail_flush;
+  int reads = 0, writes = 0, unmaps = 0, flushes = 0;
+
+ private:
+  Status Check(uint64_t offset, uint64_t len) const {
+    uint64_t end = 0;
+    if (__builtin_add_overflow(offset, len, &end) || end > data_.size()) {
+      return BH_ERROR(kInvalidArgument, "range beyond the device");
+    }
+    return Status::Ok();
+  }
+
+  std::mutex mu_;
+  std::vector<uint8_t> data_;
+  uint32_t block_size_;
+  bool read_only_;
+};
+
+}  // namespace blockhaus::testing
