@@ -141,7 +141,7 @@ constexpr std::array<CommandEntry, 256> BuildTable() {
   const auto kW = Access::kWrite;
   const auto kR = Access::kRead;
   const auto kA = Access::kAlways;
-  t[op::kTestUnitReady] = Entry(TestUnitReady, 6, kR, kNone, U{0x00, 0, 0, 0, 0, 0});
+  t[op::kTestUnitReady] = Entry(TestUnitReady, 6, kA, kNone, U{0x00, 0, 0, 0, 0, 0});
   t[op::kRequestSense] = Entry(RequestSense, 6, kA, kNoUnitAttention | kAllowedUnderReserve,
                                U{0x03, 0x01, 0, 0, 0xff, 0});
   t[op::kRead6] = Entry(Read, 6, kR, kNone, U{0x08, 0x1f, 0xff, 0xff, 0xff, 0});
