@@ -304,8 +304,10 @@ Status WriteRepeated(volume::BlockDevice& dev, uint64_t offset, uint64_t bytes, 
 
 }  // namespace
 
-// SBC-3 §5.41/§5.42. A block of zeros (or NDOB, or UNMAP with zeros)
-// unmaps: with LBPRZ=1 the result reads the same and uses no space.
+// SBC-3 §5.41/§5.42. UNMAP=1 (or NDOB, or a block of zeros) unmaps the
+// range whatever the data says: the LBAs then read as zeros (LBPRZ=1), as
+// libiscsi's WriteSame*.Unmap* tests expect; a block of zeros without
+// UNMAP unmaps too, since it reads the same and uses no space.
 void WriteSame(Ctx& c) {
   BlockRange r = DecodeBlockRange(c.cmd.cdb);
   bool sixteen = c.cdb()[0] == op::kWriteSame16;
@@ -317,7 +319,8 @@ void WriteSame(Ctx& c) {
   c.rsp->transfer_length = ndob ? 0 : lbs;
   if (!ndob && c.cmd.data_out.size() < lbs) return InvalidField(c);
   uint64_t offset = r.lba * lbs, bytes = uint64_t{r.blocks} * lbs;
-  Status s = ndob || AllZero(c.cmd.data_out.data(), lbs)
+  bool unmap = r.flags & 0x08;
+  Status s = ndob || unmap || AllZero(c.cmd.data_out.data(), lbs)
                  ? c.dev.Unmap(offset, bytes)
                  : WriteRepeated(c.dev, offset, bytes, c.cmd.data_out.data(), lbs);
   if (!s.ok()) FailWith(c, s, true);

@@ -222,8 +222,11 @@ TEST_CASE("scsi: WRITE SAME writes a pattern, unmaps zeros, refuses 0 blocks and
   CHECK(WriteSame10(rig, 10, 5, 0x08, std::vector<uint8_t>(512, 0)).status == kStatusGood);
   CHECK(rig.dev->unmaps == unmaps + 1);
   CHECK(rig.Run(Cdb10(0x28, 10, 5)).data_in == std::vector<uint8_t>(5 * 512, 0));
-  // UNMAP bit with non-zero data writes the data (reads must return it).
+  // UNMAP bit with non-zero data still unmaps: the LBAs read as zeros.
+  CHECK(WriteSame10(rig, 10, 2, 0, x).status == kStatusGood);
   CHECK(WriteSame10(rig, 10, 2, 0x08, x).status == kStatusGood);
+  CHECK(rig.Run(Cdb10(0x28, 10, 2)).data_in == std::vector<uint8_t>(2 * 512, 0));
+  CHECK(WriteSame10(rig, 10, 1, 0, x).status == kStatusGood);
   CHECK(rig.Run(Cdb10(0x28, 10, 1)).data_in == x);
   // WRITE SAME(16) NDOB: zeros, no data-out.
   scsi::Response ndob = rig.Run(Cdb16(0x93, 10, 2, 0x09));
