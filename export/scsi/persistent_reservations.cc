@@ -307,13 +307,13 @@ void PersistentReserveIn(Ctx& c) {
   uint32_t alloc = DecodeBE16(cdb + 7);
   std::vector<uint8_t> d;
   {
-    MutexLock lock(&c.unit.mu_);
-    const PrState& pr = c.unit.pr_;
+    Unit& u = c.unit;
+    MutexLock lock(&u.mu_);
     switch (cdb[1] & 0x1f) {
-      case prin::kReadKeys: d = ReadKeys(pr); break;
-      case prin::kReadReservation: d = ReadReservation(pr); break;
-      case prin::kReportCapabilities: d = ReportCapabilities(c.unit.store_ != nullptr); break;
-      case prin::kReadFullStatus: d = ReadFullStatus(pr); break;
+      case prin::kReadKeys: d = ReadKeys(u.pr_); break;
+      case prin::kReadReservation: d = ReadReservation(u.pr_); break;
+      case prin::kReportCapabilities: d = ReportCapabilities(u.store_ != nullptr); break;
+      case prin::kReadFullStatus: d = ReadFullStatus(u.pr_); break;
       default: return InvalidField(c);
     }
   }
