@@ -4,6 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "export/scsi/scsi_spec.h"
 #include "tests/export/scsi_rig.h"
 
@@ -365,6 +368,53 @@ TEST_CASE("scsi: ReplaceDevice swaps the backing device and raises the unit atte
   CHECK(SenseOf(rig.Run(Cdb10(0x28, 0, 1))) == SenseTriple{0x06, 0x2a, 0x09});
   scsi::Response r = rig.Run(Cdb10(0x25, 0, 0));
   CHECK(DecodeBE32(&r.data_in[0]) == (16u << 20) / 512 - 1);
+}
+
+}  // namespace
+}  // namespace blockhaus::testing
+
+namespace blockhaus::testing {
+namespace {
+
+// COMPARE AND WRITE must be atomic against other writes: threads increment
+// a counter in block 0 with read + COMPARE AND WRITE; a lost update would
+// leave the counter below the number of successful CAWs.
+TEST_CASE("scsi: concurrent COMPARE AND WRITE increments never lose an update") {
+  ScsiRig rig;
+  constexpr int kThreads = 4, kIncrements = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> successes{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      scsi::Nexus n = MakeNexus(100 + static_cast<uint64_t>(t), "iqn.2026-01.test:t" + std::to_string(t));
+      auto run = [&](const std::vector<uint8_t>& cdb, std::vector<uint8_t> data) {
+        scsi::Command cmd;
+        cmd.nexus_id = n.id;
+        std::copy(cdb.begin(), cdb.end(), cmd.cdb.begin());
+        cmd.data_out = data;
+        scsi::Response r;
+        rig.map.Execute(n, cmd, &r);
+        return r;
+      };
+      while (run({0, 0, 0, 0, 0, 0}, {}).status != kStatusGood) {
+      }
+      for (int done = 0; done < kIncrements;) {
+        scsi::Response cur = run(Cdb10(0x28, 0, 1), {});
+        if (cur.status != kStatusGood) continue;
+        std::vector<uint8_t> out = cur.data_in;
+        std::vector<uint8_t> next = cur.data_in;
+        EncodeBE32(next.data(), DecodeBE32(next.data()) + 1);
+        out.insert(out.end(), next.begin(), next.end());
+        if (run(CawCdb(0, 1), out).status == kStatusGood) {
+          ++done;
+          successes.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(successes.load() == kThreads * kIncrements);
+  CHECK(DecodeBE32(rig.dev->bytes().data()) == static_cast<uint32_t>(kThreads * kIncrements));
 }
 
 }  // namespace
