@@ -18,7 +18,9 @@
 //   Unit::nexuses_: per-nexus state (unit attention queue, the SPC-4 port
 //   identity, PREVENT state), created at the nexus's first command with a
 //   29h/00h POWER ON OR RESET attention (libiscsi and Linux clear it with a
-//   TEST UNIT READY after login). reserve6_holder_: the SPC-2 reservation.
+//   TEST UNIT READY after login), or 29h/07h I_T NEXUS LOSS OCCURRED when
+//   the same initiator port lost its previous nexus (lost_ports_, session
+//   reinstatement). reserve6_holder_: the SPC-2 reservation.
 //   pr_: persistent reservations (persistent_reservations.cc).
 //
 // Invariants
@@ -53,6 +55,7 @@
 // Tunables
 //   kMaxUnitAttentions (16): per nexus; further attentions are dropped
 //   (the 29h/00h already queued tells the initiator to rescan).
+//   kMaxLostPorts (64): lost initiator ports remembered for 29h/07h.
 
 #include <algorithm>
 #include <mutex>
@@ -324,7 +327,13 @@ bool Unit::Admit(const Nexus& nexus, const CommandEntry& entry, Access access, u
   NexusState& n = it->second;
   if (first_contact) {
     n.port = PortId{nexus.initiator_port, nexus.relative_target_port};
-    n.unit_attentions.push_back(asc::kPowerOnOrReset);
+    auto lost = std::find(lost_ports_.begin(), lost_ports_.end(), n.port);
+    if (lost != lost_ports_.end()) {
+      lost_ports_.erase(lost);
+      n.unit_attentions.push_back(asc::kItNexusLoss);
+    } else {
+      n.unit_attentions.push_back(asc::kPowerOnOrReset);
+    }
   }
   last_nexus_.store(nexus.id, std::memory_order_release);
   if (!n.unit_attentions.empty() && !(flags & kNoUnitAttention)) {
@@ -371,7 +380,13 @@ void Unit::NexusLost(uint64_t nexus_id) {
   // SPC-4 §5.13.1: an I_T nexus loss releases an SPC-2 reservation; PR
   // registrations belong to the port identity and survive.
   if (reserve6_holder_ == nexus_id) reserve6_holder_.reset();
-  nexuses_.erase(nexus_id);
+  auto it = nexuses_.find(nexus_id);
+  if (it != nexuses_.end()) {
+    // SAM-5 §6.3.4: the port's next nexus hears about the loss.
+    if (lost_ports_.size() >= kMaxLostPorts) lost_ports_.pop_front();
+    lost_ports_.push_back(it->second.port);
+    nexuses_.erase(it);
+  }
   uint64_t expected = nexus_id;
   last_nexus_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
   UpdateSlowPath();

@@ -135,6 +135,16 @@ TEST_CASE("scsi: first contact raises 29h/00h once; REQUEST SENSE reports and cl
   CHECK(rig.Run(other, {0x00, 0, 0, 0, 0, 0}).status == kStatusGood);
 }
 
+TEST_CASE("scsi: a port's next nexus after a loss starts with 29h/07h") {
+  ScsiRig rig;
+  rig.map.NexusLost(rig.nexus.id);
+  scsi::Nexus again = MakeNexus(5);   // same initiator port (session reinstatement)
+  CHECK(SenseOf(rig.Run(again, {0x00, 0, 0, 0, 0, 0})) == SenseTriple{0x06, 0x29, 0x07});
+  CHECK(rig.Run(again, {0x00, 0, 0, 0, 0, 0}).status == kStatusGood);
+  scsi::Nexus other = MakeNexus(6, "iqn.2026-01.test:host2");
+  CHECK(SenseOf(rig.Run(other, {0x00, 0, 0, 0, 0, 0})) == SenseTriple{0x06, 0x29, 0x00});
+}
+
 TEST_CASE("scsi: LUN reset raises 29h/00h on other nexuses") {
   ScsiRig rig;
   scsi::Nexus other = MakeNexus(7, "iqn.2026-01.test:host2");

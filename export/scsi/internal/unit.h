@@ -181,6 +181,10 @@ class Unit : public LogicalUnit {
   Mutex mu_;
   std::unordered_map<uint64_t, NexusState> nexuses_ BH_GUARDED_BY(mu_);
   std::optional<uint64_t> reserve6_holder_ BH_GUARDED_BY(mu_);
+  // Initiator ports whose nexus was lost, oldest first (at most
+  // kMaxLostPorts): their next nexus starts with 29h/07h I_T NEXUS LOSS
+  // OCCURRED instead of 29h/00h.
+  std::deque<PortId> lost_ports_ BH_GUARDED_BY(mu_);
   PrState pr_ BH_GUARDED_BY(mu_);
   PersistentStore* store_;
   // Queues `code` for every nexus whose port is `port` (all ports when null)
@@ -210,5 +214,6 @@ class Unit : public LogicalUnit {
 };
 
 inline constexpr size_t kMaxUnitAttentions = 16;
+inline constexpr size_t kMaxLostPorts = 64;
 
 }  // namespace blockhaus::scsi::internal
