@@ -27,7 +27,8 @@
 //
 // Unit attentions, reservations and the rest of the per-nexus state live in
 // the LogicalUnit, keyed by Nexus::id. The transport reports nexus
-// lifetime (NexusLost) and task management (LunReset).
+// lifetime (NexusLost) and task management (ResetLun). A TARGET WARM/COLD
+// RESET is ResetLun for every LUN of LunMap::Luns().
 //
 // Thread safety: Target and LogicalUnit are thread-safe. Execute blocks on
 // block I/O; the transport calls it from its I/O threads, never from an
@@ -139,7 +140,9 @@ class LogicalUnit {
   // RESERVE, forget its unit attentions and PREVENT state. Persistent
   // reservation registrations belong to the initiator port
   // (Nexus::initiator_port + relative_target_port) and survive, as SPC-4
-  // §5.13.1 says; a new session from the same port finds them again.
+  // §5.13.1 says; a new session from the same port finds them again, and
+  // its first command gets UNIT ATTENTION 29h/07h I_T NEXUS LOSS OCCURRED
+  // (any other new nexus gets 29h/00h).
   virtual void NexusLost(uint64_t nexus_id) = 0;
   // LOGICAL UNIT RESET from `nexus_id`: clears RESERVE(6/10) reservations and
   // mode page changes, queues 29h/00h for every other nexus.
