@@ -1,0 +1,163 @@
+#include "export/iscsi/pdu.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include "tests/test_util.h"
+
+namespace blockhaus::iscsi {
+namespace {
+
+std::vector<uint8_t> MakePdu(uint32_t data_len, bool hd, bool dd, uint8_t fill = 0x5a) {
+  NopOutBhs n;
+  n.itt = 42;
+  Bhs b;
+  EncodeNopOut(n, &b);
+  std::vector<uint8_t> data(data_len, fill);
+  std::vector<uint8_t> out;
+  AppendPdu(b, data, hd, dd, &out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("reader reassembles PDUs split at every byte boundary") {
+  for (bool hd : {false, true}) {
+    for (bool dd : {false, true}) {
+      const std::vector<uint8_t> wire = MakePdu(13, hd, dd);
+      CHECK(wire.size() == 48 + (hd ? 4 : 0) + 16 + (dd ? 4 : 0));
+      for (size_t split = 1; split < wire.size(); ++split) {
+        PduReader r;
+        r.SetLimits({8192, hd, dd});
+        size_t used = 0;
+        ReadEvent ev = r.Feed({wire.data(), split}, &used);
+        CHECK(ev == ReadEvent::kNeedMore);
+        CHECK(used == split);
+        ev = r.Feed({wire.data() + split, wire.size() - split}, &used);
+        REQUIRE(ev == ReadEvent::kPdu);
+        CHECK(used == wire.size() - split);
+        CHECK(r.pdu().data.size() == 13);
+        CHECK(BhsItt(r.pdu().bhs) == 42);
+      }
+    }
+  }
+}
+
+TEST_CASE("reader handles back-to-back PDUs fed in random slices") {
+  const uint64_t seed = blockhaus::testing::TestSeed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> wire;
+  for (uint32_t i = 0; i < 50; ++i) {
+    auto one = MakePdu(static_cast<uint32_t>(rng() % 600), true, true, static_cast<uint8_t>(i));
+    wire.insert(wire.end(), one.begin(), one.end());
+  }
+  PduReader r;
+  r.SetLimits({8192, true, true});
+  size_t off = 0;
+  int pdus = 0;
+  while (off < wire.size()) {
+    size_t n = std::min<size_t>(1 + rng() % 100, wire.size() - off);
+    ConstByteSpan in(wire.data() + off, n);
+    while (!in.empty()) {
+      size_t used = 0;
+      ReadEvent ev = r.Feed(in, &used);
+      in = in.subspan(used);
+      off += used;
+      if (ev == ReadEvent::kPdu) ++pdus;
+      REQUIRE((ev == ReadEvent::kPdu || ev == ReadEvent::kNeedMore));
+    }
+  }
+  CHECK(pdus == 50);
+}
+
+TEST_CASE("reader refuses a segment above the limit before allocating") {
+  NopOutBhs n;
+  Bhs b;
+  EncodeNopOut(n, &b);
+  SetBhsDataSegmentLength(&b, kMaxDataSegmentLength);  // 16 MiB - 1 claimed
+  PduReader r;  // 8192 during login
+  size_t used = 0;
+  CHECK(r.Feed(b, &used) == ReadEvent::kTooLong);
+  CHECK(r.pdu().data.capacity() == 0);
+  SetBhsDataSegmentLength(&b, 8193);
+  PduReader r2;
+  CHECK(r2.Feed(b, &used) == ReadEvent::kTooLong);
+  SetBhsDataSegmentLength(&b, 8192);
+  PduReader r3;
+  CHECK(r3.Feed(b, &used) == ReadEvent::kNeedMore);
+}
+
+TEST_CASE("reader detects header and data digest errors") {
+  std::vector<uint8_t> wire = MakePdu(8, true, true);
+  wire[48] ^= 1;  // header digest
+  PduReader r;
+  r.SetLimits({8192, true, true});
+  size_t used = 0;
+  CHECK(r.Feed(wire, &used) == ReadEvent::kHeaderDigestError);
+
+  wire = MakePdu(8, true, true);
+  wire[52] ^= 1;  // first data byte
+  PduReader r2;
+  r2.SetLimits({8192, true, true});
+  CHECK(r2.Feed(wire, &used) == ReadEvent::kDataDigestError);
+}
+
+TEST_CASE("reader survives garbage") {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<uint8_t> junk(1 + rng() % 2000);
+    for (auto& x : junk) x = static_cast<uint8_t>(rng());
+    PduReader r;
+    r.SetLimits({8192, (round & 1) != 0, (round & 2) != 0});
+    ConstByteSpan in(junk);
+    while (!in.empty()) {
+      size_t used = 0;
+      ReadEvent ev = r.Feed(in, &used);
+      in = in.subspan(used);
+      if (ev == ReadEvent::kTooLong || ev == ReadEvent::kHeaderDigestError) break;
+    }
+    CHECK(r.pdu().data.size() <= 8192 + 3);
+  }
+}
+
+TEST_CASE("CRC32C digest with padding matches a contiguous CRC") {
+  std::vector<uint8_t> d = {1, 2, 3, 4, 5};
+  std::vector<uint8_t> padded = {1, 2, 3, 4, 5, 0, 0, 0};
+  CHECK(DigestWithPad(d, 3) == DigestWithPad(padded, 0));
+}
+
+TEST_CASE("writer sends borrowed and owned PDUs and releases cookies") {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  PduWriter w;
+  w.SetDigests(true, true);
+  NopInBhs n;
+  Bhs b;
+  EncodeNopIn(n, &b);
+  std::vector<uint8_t> borrowed(1000, 7);
+  int token = 0;
+  w.Queue(b, borrowed, &token);
+  w.QueueOwned(b, std::vector<uint8_t>(3, 9));
+  std::vector<void*> released;
+  CHECK(w.Flush(sv[0], &released) == WriteResult::kDone);
+  CHECK(released.size() == 1);
+  CHECK(released[0] == &token);
+  CHECK(w.empty());
+  std::vector<uint8_t> got(4096);
+  const ssize_t n1 = ::read(sv[1], got.data(), got.size());
+  std::vector<uint8_t> want;
+  AppendPdu(b, borrowed, true, true, &want);
+  AppendPdu(b, std::vector<uint8_t>(3, 9), true, true, &want);
+  REQUIRE(n1 == static_cast<ssize_t>(want.size()));
+  got.resize(static_cast<size_t>(n1));
+  CHECK(got == want);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+}  // namespace blockhaus::iscsi
