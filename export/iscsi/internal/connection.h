@@ -1,0 +1,137 @@
+// Private to export/iscsi: one iSCSI connection (and, with MaxConnections
+// = 1, its session). Confined to the event loop thread that owns it; see
+// connection.cc.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "export/iscsi/internal/server_internal.h"
+
+namespace blockhaus::iscsi::internal {
+
+class Connection : public Pollable {
+ public:
+  Connection(EventLoop* loop, uint64_t id, int fd, std::string peer_ip, std::string peer,
+             std::string portal);
+  ~Connection() override;
+
+  void OnEvents(uint32_t events) override;
+  // Periodic deadlines (login timeout, NOP-In, Data-Out timeout, delayed
+  // login failure).
+  void Tick(Clock::time_point now);
+  // Starts teardown: aborts tasks, closes the socket. Finished() turns true
+  // once no task runs on an I/O thread and the nexus is released.
+  void Close(const char* why);
+  bool Finished() const { return state_ == State::kClosed; }
+  // An I/O thread finished `task` (on the loop thread, from EventLoop).
+  void OnTaskDone(Task* task);
+  // A reinstated session is gone: finish this login (loop thread).
+  void ResumeLogin();
+  uint64_t id() const { return id_; }
+
+ private:
+  enum class State : uint8_t { kLogin, kWaitReinstate, kFullFeature, kLogout, kClosing, kClosed };
+  void Transition(State to);
+
+  // I/O
+  void ReadSome();
+  void FlushOut();
+  void UpdateInterest();
+  void ReleaseCookies();
+  // Login
+  void HandleLoginPdu(const Pdu& pdu);
+  void CompleteLogin();
+  void EnterFullFeature();
+  // Full feature phase
+  void HandlePdu(const Pdu& pdu);
+  bool CheckCmdSn(bool immediate, uint32_t cmdsn);
+  void HandleScsiCommand(const Pdu& pdu);
+  void HandleDataOut(const Pdu& pdu);
+  void HandleNopOut(const Pdu& pdu);
+  void HandleTaskMgmt(const Pdu& pdu);
+  void HandleText(const Pdu& pdu);
+  void HandleLogout(const Pdu& pdu);
+  void SendTextPiece(uint32_t itt, uint64_t lun);
+  void Reject(const Bhs& bhs, RejectReason reason, bool then_close = false);
+  // Tasks
+  Task* NewTask();
+  void FreeTask(Task* task);
+  Task* FindTask(uint32_t itt);
+  void Unlink(Task* task);
+  void Dispatch(Task* task);
+  void SendR2ts(Task* task);
+  void FinishTask(Task* task);
+  // Queues Data-In PDUs for `length` bytes; returns how many.
+  uint32_t SendDataIn(Task* task, uint32_t length, bool collapse, bool overflow, bool underflow,
+                      uint32_t residual);
+  void SendScsiResponse(Task* task, uint8_t status, const std::vector<uint8_t>& sense,
+                        uint32_t data_in_pdus, bool overflow, bool underflow, uint32_t residual);
+  void CompleteWithStatus(Task* task, uint8_t status, const std::vector<uint8_t>& sense);
+  void AbortTasks(bool all_luns, uint64_t lun, Task* only, std::vector<Task*>* running);
+  void CheckPendingTmfs();
+  void MaybeFinishClose();
+  SequenceNumbers NextSn(bool advance_statsn);
+  uint32_t MaxCmdSn() const;
+  uint32_t NewTtt();
+
+  struct PendingTmf {
+    uint32_t itt = 0;
+    uint8_t function = 0;
+    uint8_t response = 0;
+    uint64_t lun = 0;
+    std::vector<Task*> waiting;
+  };
+
+  EventLoop* loop_;
+  Server::Rep* server_;
+  uint64_t id_;
+  int fd_;
+  std::string peer_ip_;
+  std::string peer_;       // ip:port
+  std::string portal_;     // local ip:port
+  State state_ = State::kLogin;
+  bool prelogin_counted_ = true;
+  Clock::time_point created_;
+  Clock::time_point last_rx_;
+
+  PduReader reader_;
+  PduWriter writer_;
+  std::vector<uint8_t> inbuf_;
+  std::vector<void*> released_;
+  bool want_write_ = false;
+  bool reading_paused_ = false;
+  bool close_after_flush_ = false;
+
+  // Login
+  std::unique_ptr<LoginMachine> login_;
+  std::optional<Pdu> delayed_response_;
+  Clock::time_point delayed_until_;
+  Pdu final_login_response_;
+
+  // Session (MaxConnections = 1)
+  LoginResult session_;
+  std::shared_ptr<SessionRecord> record_;
+  scsi::Nexus nexus_;
+  bool nexus_live_ = false;
+  uint32_t statsn_ = 0;
+  uint32_t expcmdsn_ = 0;
+  uint32_t window_used_ = 0;   // non-immediate tasks not yet answered
+  uint32_t next_ttt_ = 1;
+  uint32_t inflight_ = 0;      // tasks on I/O threads
+  std::vector<Task*> active_;  // tasks by ITT (gathering or executing)
+  std::vector<std::unique_ptr<Task>> all_tasks_;
+  std::vector<Task*> free_tasks_;
+  std::vector<PendingTmf> pending_tmfs_;
+  std::optional<LogoutRequestBhs> pending_logout_;
+  TextAccumulator text_in_;
+  TextReplySplitter text_out_;
+  uint32_t text_ttt_ = kReservedTag;
+  // NOP-In keepalive
+  uint32_t ping_ttt_ = kReservedTag;
+  Clock::time_point ping_sent_;
+};
+
+}  // namespace blockhaus::iscsi::internal

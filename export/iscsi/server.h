@@ -1,0 +1,98 @@
+// Server: the iSCSI target as the daemon runs it.
+//
+// The daemon publishes its targets through a TargetDirectory and starts one
+// Server over it:
+//
+//   iscsi::ServerOptions opts;
+//   opts.listen = {"127.0.0.1:3260", "[::1]:3260"};    // port 0: pick one
+//   BH_ASSIGN_OR_RETURN(auto server, iscsi::Server::Start(opts, &directory));
+//   ... server->ports() ... server->Sessions() ... server->CloseSessions(iqn);
+//   server->Stop();                                    // or destroy it
+//
+// Start binds every listen address (failing as a whole: Unavailable when an
+// address is in use, InvalidArgument when it does not parse) and starts the
+// event loop and I/O threads. Targets come and go in the directory at any
+// time; a live session keeps the TargetConfig it logged in with until
+// CloseSessions() ends it.
+//
+// Thread safety: thread-safe. The directory must outlive the server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "export/iscsi/target_directory.h"
+#include "export/iscsi/text.h"
+
+namespace blockhaus::iscsi {
+
+// Defaults follow TESTING.md §3 D (SR-L*). Fixed once the server starts.
+struct ServerOptions {
+  // "ip:port" or "[ipv6]:port"; port 0 lets the kernel choose (see ports()).
+  std::vector<std::string> listen = {"127.0.0.1:3260"};
+  int event_loops = 1;                 // threads owning sockets (1..16)
+  int io_threads = 2;                  // threads running scsi::Target::Execute;
+                                       // 0 runs it on the event loop (RAM-backed targets)
+  int listen_backlog = 256;
+
+  std::chrono::milliseconds login_timeout{15000};   // accept -> full feature phase (SR-L1)
+  int max_prelogin_connections = 64;   // global (SR-L2)
+  int max_prelogin_per_address = 8;    // per source address (SR-L2)
+  int max_sessions = 128;              // global (SR-L3)
+  int max_sessions_per_initiator = 4;  // per InitiatorName (SR-L3)
+  uint32_t cmdsn_window = 64;          // MaxCmdSN - ExpCmdSN + 1, 1..512 (SR-L4)
+  std::chrono::milliseconds nop_interval{15000};    // idle time before a NOP-In ping; 0: off
+  std::chrono::milliseconds nop_timeout{30000};     // ping unanswered -> drop (SR-L6)
+  std::chrono::milliseconds data_out_timeout{15000};  // R2T unanswered -> drop (SR-L7)
+  uint64_t max_buffer_bytes = 512ull << 20;  // all commands' data buffers (SR-L9)
+  uint32_t max_command_bytes = 16u << 20;    // one command's EDTL
+  Offers offers;                       // negotiation offers (SR-L5)
+  bool allow_target_reset = false;     // TARGET WARM/COLD RESET (SR-B5)
+  std::optional<ChapCredentials> discovery_chap;   // CHAP for discovery sessions
+};
+
+struct SessionInfo {
+  std::string initiator_name;
+  uint64_t isid = 0;
+  uint16_t tsih = 0;
+  std::string target_name;             // empty for discovery sessions
+  bool discovery = false;
+  std::string peer_address;            // "127.0.0.1:51234"
+  std::string portal;                  // "127.0.0.1:3260"
+  std::chrono::system_clock::time_point since;
+  uint64_t commands = 0;
+  uint64_t bytes_read = 0;             // Data-In payload
+  uint64_t bytes_written = 0;          // Data-Out and immediate payload
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options,
+                                               TargetDirectory* directory);
+  ~Server();
+
+  // Closes the listeners and every connection; waits for running commands.
+  // Idempotent.
+  void Stop();
+  // The bound port of each listen address, in order.
+  std::vector<uint16_t> ports() const;
+  // Sessions in full feature phase.
+  std::vector<SessionInfo> Sessions() const;
+  // Ends every session logged in to `target_name` (export removed or
+  // changed); returns how many it ended. Their tasks are aborted and
+  // Target::NexusLost is called before the session disappears.
+  size_t CloseSessions(const std::string& target_name);
+
+  struct Rep;
+
+ private:
+  explicit Server(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace blockhaus::iscsi
