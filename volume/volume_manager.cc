@@ -26,6 +26,11 @@
 //     and queues "destroy lineage"; its snapshots need no job of their own.
 //   * A snapshot with clones cannot be destroyed; a clone's lineage job is
 //     queued before its origin's, and the worker runs jobs in queue order.
+//   * Space: a snapshot destroy first releases the snapshot in core's
+//     tallies (ReleaseSnapshot: its unique bytes become pending frees, its
+//     interval merges with the next), then queues the job that frees
+//     exactly those bytes. The space properties (space.h) are computed
+//     from the tallies, never by scanning.
 //   * Rollback to T (after the newer snapshots are dropped) removes versions
 //     born after T through core's births index, in the same txg, with the
 //     volume's I/O fenced and its dirty data flushed first.
@@ -64,6 +69,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "core/base/logging.h"
 #include "core/base/thread_annotations.h"
 #include "core/base/units.h"
 #include "volume/dataset_format.h"
@@ -323,6 +329,7 @@ Status VolumeManager::CreateVolume(const std::string& name, const VolumeProps& p
     ds.creation = Now();
     ds.guid = RandomGuid();
     ds.props = props;
+    ctx.SetReservation(ds.lineage, props.refreservation);
     m.PutDataset(ctx, ds);
     m.PutCounters(ctx);
   };
@@ -381,6 +388,7 @@ Status VolumeManager::Clone(const std::string& snapshot, const std::string& name
     if (m.Find(name)) return BH_ERROR(kAlreadyExists, "'{}' already exists", name);
     clone_props = snap->props;
     clone_props.user.clear();
+    clone_props.refreservation = 0;  // clones start thin, as in zfs
     for (const auto& [k, v] : props) BH_RETURN_IF_ERROR(ApplyProperty(&clone_props, k, v, false));
     return Status::Ok();
   };
@@ -396,6 +404,7 @@ Status VolumeManager::Clone(const std::string& snapshot, const std::string& name
     ds.creation = Now();
     ds.guid = RandomGuid();
     ds.props = clone_props;
+    ctx.SetReservation(ds.lineage, clone_props.refreservation);
     m.PutDataset(ctx, ds);
     m.PutCounters(ctx);
   };
@@ -437,6 +446,13 @@ void VolumeManager::Impl::SyncDestroySnapshot(SyncContext& ctx, const Dataset& s
   for (const Dataset* s : SnapshotsOf(snap.volume_id)) {
     if (s->txg < snap.txg) prev = s->txg;
     if (s->txg > snap.txg && next == 0) next = s->txg;
+  }
+  // Space accounting: the bytes only it saw become pending frees, its
+  // interval merges with the next (core/blockmap/accounting.cc).
+  core::SnapshotRelease released = ctx.ReleaseSnapshot(snap.lineage, snap.txg);
+  if (released.prev != prev || released.next != next) {
+    BH_LOG(kError, "snapshot {}: core knows neighbours ({}, {}), the volume ({}, {})",
+           snap.name, released.prev, released.next, prev, next);
   }
   if (next == 0) {
     // The newest snapshot: versions that died up to now are its alone, and
@@ -576,6 +592,7 @@ Status VolumeManager::SetProperty(const std::string& name, const std::string& ke
   };
   auto sync = [&](SyncContext& ctx) {
     MutexLock lock(&m.mu);
+    if (!updated.is_snapshot()) ctx.SetReservation(updated.lineage, updated.props.refreservation);
     m.PutDataset(ctx, updated);
   };
   return m.pool->RunSyncTask(check, sync).status();
@@ -644,6 +661,10 @@ void VolumeManager::Impl::WorkerLoop() {
 Result<std::unique_ptr<BlockDevice>> VolumeManager::OpenDevice(const std::string& name) {
   BH_ASSIGN_OR_RETURN(Dataset ds, Get(name));
   return NewVolumeDevice(impl_->pool, ds, impl_->Fence(ds.lineage));
+}
+
+Result<DatasetSpace> VolumeManager::Space(const Dataset& ds) const {
+  return ComputeSpace(*impl_->pool, ds);
 }
 
 CoalescerStatus VolumeManager::coalescer() const {

@@ -22,6 +22,7 @@
 #include "core/pool/pool.h"
 #include "volume/block_device.h"
 #include "volume/dataset.h"
+#include "volume/space.h"
 
 namespace blockhaus::volume {
 
@@ -63,6 +64,9 @@ class VolumeManager {
   // Sets a property that may change after create (compression, checksum,
   // readonly, volsize, user properties).
   Status SetProperty(const std::string& name, const std::string& key, const std::string& value);
+
+  // The space properties of a dataset as of the last commit (space.h).
+  Result<DatasetSpace> Space(const Dataset& ds) const;
 
   // A volume opens read-write (unless readonly), a snapshot read-only.
   Result<std::unique_ptr<BlockDevice>> OpenDevice(const std::string& name);

@@ -32,6 +32,11 @@
 //     T_i < death <= T_{i+1} (FreeDeadVersions); no other view saw them.
 //   * Rollback to T deletes versions born after T and drops deadlist entries
 //     with death after T, which makes the versions they name the head again.
+//   * Space: every change of a version's (birth, death) above (put, freed,
+//     dead-listed, revived, death moved up) is reported to the space tallies
+//     in the same call (SpaceVersion / SpaceMove, accounting.cc), so the
+//     tallies are the block map's at every commit. A clone's first version
+//     of a block records the origin version it hides (SpaceShadow).
 //
 // Concurrency & lock order
 //   Lookups (Resolve) run on any thread with fresh RocksDB iterators and see
@@ -43,7 +48,8 @@
 //
 // Crash consistency
 //   Every change of the block map is part of one txg batch, together with the
-//   allocator maps that account for it: a crash leaves both at the same txg.
+//   allocator maps and space tallies that account for it: a crash leaves all
+//   of them at the same txg.
 //
 // Failure handling
 //   A version that does not decode, or a checksum that does not match, is
@@ -88,10 +94,13 @@ Result<std::optional<std::pair<uint64_t, BlockPtr>>> SeekVersion(KvIterator& it,
       std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
 }
 
+// `death` is the version's death (kHeadView while the head sees it), for
+// the space tallies.
 void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64_t birth,
-                 const BlockPtr& ptr, FreeProgress* progress) {
+                 uint64_t death, const BlockPtr& ptr, FreeProgress* progress) {
   std::string key = EncodeBlockKey(lineage, blkno, birth);
   if (!rep.freed_versions.insert(key).second) return;  // freed earlier in this txg
+  SpaceVersion(*rep.pool, lineage, birth, death, ptr, /*add=*/false);
   rep.batch->Delete(kCfBlocks, key);
   rep.batch->Delete(kCfBirths, EncodeBirthKey(lineage, birth, blkno));
   if (!ptr.hole) {
@@ -108,6 +117,7 @@ void RemoveDead(SyncContext::Rep& rep, const std::string& dead_key) {
 }
 
 void PutVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, const BlockPtr& ptr) {
+  SpaceVersion(*rep.pool, lineage, rep.txg, kHeadView, ptr, /*add=*/true);
   rep.batch->Put(kCfBlocks, EncodeBlockKey(lineage, blkno, rep.txg), EncodeBlockPtr(ptr));
   rep.batch->Put(kCfBirths, EncodeBirthKey(lineage, rep.txg, blkno), "");
 }
@@ -150,6 +160,7 @@ Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey
   RemoveDead(rep, old_key);
   rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, dk.death, dk.blkno, pred->first),
                  EncodeBlockPtr(pred->second));
+  SpaceMove(*rep.pool, lineage, pred->first, dk.birth, dk.death, pred->second);
   return Status::Ok();
 }
 
@@ -162,11 +173,15 @@ Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const Lineage
                          uint64_t blkno, const BlockPtr& ptr) {
   KvIterator& it = *rep.blocks_it;
   BH_ASSIGN_OR_RETURN(auto cur, SeekVersion(it, lineage, blkno, kHeadView));
+  bool first_version = !cur;
   while (cur && cur->first > info.fence_txg) {
     auto [birth, version] = *cur;
-    FreeVersion(rep, lineage, blkno, birth, version, nullptr);
+    FreeVersion(rep, lineage, blkno, birth, kHeadView, version, nullptr);
     BH_ASSIGN_OR_RETURN(cur, NextVersion(it));
-    if (cur) RemoveDead(rep, EncodeDeadKey(lineage, birth, blkno, cur->first));
+    if (cur) {
+      RemoveDead(rep, EncodeDeadKey(lineage, birth, blkno, cur->first));
+      SpaceMove(*rep.pool, lineage, cur->first, birth, kHeadView, cur->second);
+    }
   }
   if (ptr.hole) {
     if (!cur && info.origin_lineage == 0) return Status::Ok();  // nothing shows through
@@ -175,6 +190,13 @@ Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const Lineage
   if (cur) {
     rep.batch->Put(kCfDeadList, EncodeDeadKey(lineage, rep.txg, blkno, cur->first),
                    EncodeBlockPtr(cur->second));
+    SpaceMove(*rep.pool, lineage, cur->first, kHeadView, rep.txg, cur->second);
+  }
+  if (first_version && info.origin_lineage != 0) {
+    // The clone's first version of this block hides its origin's from now on.
+    BH_ASSIGN_OR_RETURN(auto hidden,
+                        rep.pool->Resolve(info.origin_lineage, blkno, info.origin_txg));
+    if (hidden) SpaceShadow(*rep.pool, lineage, BlockTally(*rep.pool, *hidden), true);
   }
   PutVersion(rep, lineage, blkno, ptr);
   return Status::Ok();
@@ -251,6 +273,7 @@ LineageId SyncContext::CreateLineage(const LineageInfo& info) {
   LineageId id = p.next_lineage++;
   p.lineages[id] = info;
   rep_->batch->Put(kCfLineages, LineagePrefix(id), EncodeLineage(info));
+  SpaceCreateLineage(p, id);
   return id;
 }
 
@@ -272,6 +295,7 @@ uint64_t SyncContext::SnapshotLineage(LineageId lineage) {
   }
   info.fence_txg = rep_->txg;
   UpdateLineage(lineage, info);
+  SpaceSnapshot(p, lineage, rep_->txg);
   return rep_->txg;
 }
 
@@ -300,7 +324,7 @@ Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t b
     BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it->value()));
     RemoveDead(*rep_, dead_key);
     BH_RETURN_IF_ERROR(ExtendPredecessor(*rep_, lineage, dk));
-    FreeVersion(*rep_, lineage, dk.blkno, dk.birth, ptr, &progress);
+    FreeVersion(*rep_, lineage, dk.blkno, dk.birth, dk.death, ptr, &progress);
   }
   BH_RETURN_IF_ERROR(it->status());
   return progress;
@@ -313,7 +337,12 @@ Result<FreeProgress> SyncContext::RollbackLineage(LineageId lineage, uint64_t tx
   auto dead = p.kv->NewIterator(kCfDeadList, {.upper_bound = NextPrefix(lineage)});
   for (dead->Seek(EncodeDeadKey(lineage, txg + 1, 0, 0)); dead->Valid(); dead->Next()) {
     if (progress.versions >= limit) return FreeProgress{progress.versions, progress.bytes, true};
-    rep_->batch->Delete(kCfDeadList, dead->key());
+    std::string dead_key(dead->key());
+    if (rep_->removed_dead.contains(dead_key)) continue;  // gone earlier in this txg
+    RemoveDead(*rep_, dead_key);
+    DeadKey dk = DecodeDeadKey(dead_key);
+    BH_ASSIGN_OR_RETURN(BlockPtr dead_ptr, DecodeBlockPtr(dead->value()));
+    SpaceMove(p, lineage, dk.birth, dk.death, kHeadView, dead_ptr);  // revived
     progress.versions++;
   }
   BH_RETURN_IF_ERROR(dead->status());
@@ -325,9 +354,10 @@ Result<FreeProgress> SyncContext::RollbackLineage(LineageId lineage, uint64_t tx
     if (!v) return BH_ERROR(kCorruption, "birth entry of lineage {} block {} has no version",
                             lineage, bk.blkno);
     BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(*v));
-    FreeVersion(*rep_, lineage, bk.blkno, bk.birth, ptr, &progress);
+    FreeVersion(*rep_, lineage, bk.blkno, bk.birth, kHeadView, ptr, &progress);
   }
   BH_RETURN_IF_ERROR(births->status());
+  SpaceRollback(p, lineage, txg);
   return progress;
 }
 
@@ -374,11 +404,13 @@ Result<FreeProgress> SyncContext::DestroyLineage(LineageId lineage, uint64_t lim
       uint64_t len = p.alloc->RoundUp(ptr.psize);
       p.alloc->Free(rep_->txg, Extent{ptr.offset, len});
       progress.bytes += len;
+      SpaceDestroyed(p, lineage, BlockTally(p, ptr));
     }
     progress.versions++;
   }
   BH_RETURN_IF_ERROR(it->status());
   rep_->batch->Delete(kCfLineages, LineagePrefix(lineage));
+  SpaceDropLineage(p, lineage, *rep_->batch);
   MutexLock guard(&p.mu);
   p.lineages.erase(lineage);
   return progress;

@@ -110,7 +110,7 @@ void RemoveLeftovers(const std::string& dir, const std::string& data_path) {
 }  // namespace
 
 std::vector<std::string> ColumnFamilyNames() {
-  return {"default", "blocks", "deadlist", "births", "lineages", "alloc", "client"};
+  return {"default", "blocks", "deadlist", "births", "lineages", "alloc", "client", "space"};
 }
 
 namespace {
@@ -213,6 +213,13 @@ Status LoadMetadata(Pool::Impl& p) {
     return BH_ERROR(kCorruption, "metadata store belongs to pool guid {:#x}, label says {:#x}",
                     guid, p.label.guid);
   }
+  BH_ASSIGN_OR_RETURN(auto format_v, p.kv->Get(kCfDefault, kMetaKeyFormat));
+  BH_ASSIGN_OR_RETURN(uint64_t format, DecodeU64(format_v, kMetaKeyFormat));
+  if (format != kMetaFormatVersion) {
+    return BH_ERROR(kFailedPrecondition,
+                    "pool {} has metadata format {}, this build reads only format {}; "
+                    "recreate the pool", p.label.name, format, kMetaFormatVersion);
+  }
   BH_ASSIGN_OR_RETURN(auto txg_v, p.kv->Get(kCfDefault, kMetaKeySyncedTxg));
   BH_ASSIGN_OR_RETURN(uint64_t synced, DecodeU64(txg_v, kMetaKeySyncedTxg));
   BH_ASSIGN_OR_RETURN(auto next_v, p.kv->Get(kCfDefault, kMetaKeyNextLineage));
@@ -268,9 +275,19 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
   if (!std::filesystem::exists(dir + "/meta/CURRENT")) {
     return BH_ERROR(kCorruption, "metadata store {}/meta is missing", dir);
   }
-  BH_ASSIGN_OR_RETURN(impl->kv,
-                      KvStore::Open(dir + "/meta", MetaOptions(false, options.kv_fault_injector)));
+  Result<std::unique_ptr<KvStore>> kv =
+      KvStore::Open(dir + "/meta", MetaOptions(false, options.kv_fault_injector));
+  if (!kv.ok() && kv.status().code() == Code::kNotFound) {
+    // Format 1 pools lack the "space" column family.
+    return BH_ERROR(kFailedPrecondition,
+                    "pool {} has an older metadata format ({}); this build reads only "
+                    "format {}; recreate the pool", impl->label.name, kv.status().message(),
+                    kMetaFormatVersion);
+  }
+  BH_RETURN_IF_ERROR(kv.status());
+  impl->kv = std::move(kv).value();
   BH_RETURN_IF_ERROR(LoadMetadata(*impl));
+  BH_RETURN_IF_ERROR(SpaceLoad(*impl));
   BH_RETURN_IF_ERROR(LoadAllocator(*impl));
   {
     MutexLock lock(&impl->mu);

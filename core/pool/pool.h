@@ -32,6 +32,7 @@
 #include "core/base/endian.h"
 #include "core/base/status.h"
 #include "core/blockmap/blockmap_format.h"
+#include "core/blockmap/space_format.h"
 #include "core/checksum/checksum.h"
 #include "core/compress/compress.h"
 #include "core/pool/label_format.h"
@@ -94,11 +95,26 @@ struct ScrubReport {
   uint64_t double_allocated = 0;  // extents referenced twice or while free
   uint64_t referenced_bytes = 0;
   uint64_t allocated_bytes = 0;
+  uint64_t space_mismatches = 0;  // lineages whose tallies differ from a recount
   std::vector<std::string> problems;  // human-readable, first 100
   bool clean() const {
     return checksum_errors == 0 && decode_errors == 0 && leaked_bytes == 0 &&
-           double_allocated == 0 && referenced_bytes == allocated_bytes;
+           double_allocated == 0 && referenced_bytes == allocated_bytes &&
+           space_mismatches == 0;
   }
+};
+
+// What releasing a snapshot of a lineage did (SyncContext::ReleaseSnapshot).
+struct SnapshotRelease {
+  uint64_t prev = 0;   // the snapshot before it, 0 if none
+  uint64_t next = 0;   // the snapshot after it, 0 if it was the newest
+  SpaceTally unique;   // bytes only it saw: now waiting to be freed
+};
+
+// Space still to be freed in the background (exact, from the tallies).
+struct PendingFrees {
+  SpaceTally bytes;          // dead versions no view sees, plus lineages being destroyed
+  uint64_t lineages = 0;     // lineages being destroyed
 };
 
 // Progress of a bounded freeing step run in syncing context.
@@ -173,9 +189,25 @@ class Pool {
   Result<std::vector<std::pair<std::string, std::string>>> ScanClientKeys(
       std::string_view prefix);
 
-  // Verifies every block checksum and the allocator against the block map.
-  // Commits are held off while it runs.
+  // Verifies every block checksum and the allocator against the block map,
+  // and every lineage's space tallies against a recount. Commits are held
+  // off while it runs.
   Result<ScrubReport> Scrub();
+
+  // Space accounting (core/blockmap/accounting.cc), kept at every commit.
+  // The tallies of a lineage as of the last committed txg.
+  // Errors: NotFound.
+  Result<LineageSpace> GetSpace(LineageId lineage) const;
+  // Bytes visible at a view of a lineage, through clone origins:
+  // own versions plus what the origin view shows where it hides nothing.
+  Result<SpaceTally> ReferencedAt(LineageId lineage, uint64_t view) const;
+  PendingFrees pending_frees() const;
+  // Unused reservations of all lineages: sum of reservation - head_new.
+  uint64_t unused_reservations() const;
+  // Recomputes a lineage's tallies from the block map (slow: reads every
+  // version of the lineage; for scrub and tests). Commits are held off.
+  // For a lineage being destroyed only `total` is meaningful.
+  Result<LineageSpace> RecountSpace(LineageId lineage);
 
   struct Impl;
 
@@ -206,6 +238,14 @@ class SyncContext {
                                         uint64_t birth_hi, uint64_t death_lo,
                                         uint64_t death_hi, uint64_t limit,
                                         std::string* cursor = nullptr);
+  // Forgets snapshot `txg` of a lineage for space accounting: the bytes
+  // only it saw move to the pending frees, its interval merges with the
+  // next one. The caller queues the free job (FreeDeadVersions over
+  // (prev, txg] x (txg, next or now]). REQUIRES: txg is a snapshot.
+  SnapshotRelease ReleaseSnapshot(LineageId lineage, uint64_t txg);
+  // Sets the bytes reserved for a lineage's head (refreservation).
+  void SetReservation(LineageId lineage, uint64_t bytes);
+
   // Removes versions born after `txg` and revives versions that died after
   // it, at most `limit` per call. REQUIRES: no writes reach the lineage's head
   // meanwhile (the caller fences them), and no snapshot newer than txg.

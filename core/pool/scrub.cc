@@ -6,7 +6,8 @@
 // checksum verified; the extents they occupy are merged and compared with
 // the allocator's allocated extents, which must be equal (a block outside
 // them is double-allocatable; an allocated range no block uses is a leak).
-// The births index and the dead list are checked against "blocks" too.
+// The births index and the dead list are checked against "blocks" too, and
+// every lineage's space tallies against a recount (blockmap/accounting.cc).
 
 #include <algorithm>
 #include <set>
@@ -165,6 +166,9 @@ Result<ScrubReport> Pool::Scrub() {
   BH_RETURN_IF_ERROR(CheckIndexes(p, r, versions));
   std::vector<Extent> referenced = MergeExtents(std::move(used), r);
   std::vector<Extent> allocated = p.alloc->AllocatedExtents();
+  std::vector<std::string> space_problems;
+  BH_RETURN_IF_ERROR(CheckSpace(p, r, &space_problems));
+  for (std::string& text : space_problems) Problem(r, std::move(text));
   r.referenced_bytes = Total(referenced);
   r.allocated_bytes = Total(allocated);
   uint64_t where = 0;

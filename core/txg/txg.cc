@@ -22,7 +22,8 @@
 //     2. fdatasync of the data vdev;
 //     3. one RocksDB WriteBatch, synced: new block pointers and births,
 //        superseded versions (freed, or moved to the dead list when a snapshot
-//        sees them), sync-task changes, dirty slab maps, and synced_txg.
+//        sees them), sync-task changes, dirty slab maps, the changed space
+//        tallies (blockmap/accounting.cc), and synced_txg.
 //   The txg is durable when 3 returns. Flush() returns then.
 //
 // Invariants
@@ -204,6 +205,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     PutBE64(&key, id);
     batch.Put(kCfAlloc, key, encoded);
   }
+  SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
   {
     MutexLock guard(&mu);

@@ -151,6 +151,10 @@ TEST_CASE("pool: destroying a snapshot frees exactly what only it saw") {
   // (t1, t2] that died in (t2, head].
   FreeProgress progress;
   REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    SnapshotRelease rel = ctx.ReleaseSnapshot(l, t2);
+    CHECK(rel.prev == t1);
+    CHECK(rel.next == 0);
+    CHECK(rel.unique == SpaceTally{kBs, kBs});
     progress = *ctx.FreeDeadVersions(l, t1, t2, t2, kHeadView, 100);
   }).ok());
   CHECK(progress.versions == 1);
@@ -364,6 +368,7 @@ TEST_CASE("pool: freeing mid-chain and head-only versions keeps one dead entry p
   REQUIRE(pool->Flush().ok());
   // Destroy t2, the newest snapshot: free what only it saw, fence back to t1.
   REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    ctx.ReleaseSnapshot(l, t2);
     auto r = ctx.FreeDeadVersions(l, t1, t2, t2, ctx.txg(), 100);
     REQUIRE(r.ok());
     ctx.UpdateLineage(l, LineageInfo{false, 0, 0, t1});
@@ -376,6 +381,7 @@ TEST_CASE("pool: freeing mid-chain and head-only versions keeps one dead entry p
   // Destroy t1 one entry per txg: v1 must be on the dead list once, or the
   // second step would free it a second time.
   uint64_t death_hi = pool->stats().open_txg;
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) { ctx.ReleaseSnapshot(l, t1); }).ok());
   bool more = true;
   for (int step = 0; more && step < 10; ++step) {
     REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {

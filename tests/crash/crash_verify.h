@@ -45,6 +45,12 @@ inline std::map<uint64_t, uint64_t> VerifyAfterCrash(core::Pool& pool, core::Lin
                                              << ok.size() << " candidates)");
     if (*tag != 0) now[b] = *tag;
   }
+  // The persisted space tallies must equal a recount from the block map
+  // (scrub checks every lineage the same way; this names the lineage).
+  auto space = pool.GetSpace(lineage);
+  auto recount = pool.RecountSpace(lineage);
+  REQUIRE_MESSAGE((space.ok() && recount.ok()), context << ": space tallies unreadable");
+  REQUIRE_MESSAGE(*space == *recount, context << ": space tallies differ from a recount");
   auto report = pool.Scrub();
   REQUIRE_MESSAGE(report.ok(), context << ": scrub failed: " << report.status().ToString());
   for (const std::string& p : report->problems) MESSAGE(context << ": " << p);

@@ -187,9 +187,19 @@ TEST_CASE("crash: kill -9 during snapshots, destroys, rollbacks and background f
       }
       REQUIRE_MESSAGE(found, ctx << "head block " << b << " holds data no operation wrote");
     }
+    // The persisted space tallies are exact after the kill: every dataset's
+    // properties equal a recount from the block map.
+    for (const volume::Dataset& d : vm->List()) {
+      auto have = vm->Space(d);
+      auto want = volume::RecountDatasetSpace(*pool, d);
+      REQUIRE(have.ok());
+      REQUIRE(want.ok());
+      REQUIRE_MESSAGE(*have == *want, ctx << d.name << ": space tallies differ from a recount");
+    }
     // Interrupted frees finish, and the pool recounts clean.
     REQUIRE(vm->DrainCoalescer(100000).ok());
     REQUIRE(vm->coalescer().jobs_pending == 0);
+    REQUIRE_MESSAGE(pool->pending_frees().bytes.phys == 0, ctx << "frees left after the drain");
     auto report = pool->Scrub();
     REQUIRE(report.ok());
     for (const auto& p : report->problems) MESSAGE(ctx << p);

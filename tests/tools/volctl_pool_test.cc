@@ -29,7 +29,7 @@ TEST_CASE("volctl pool: create, list, status, scrub, destroy") {
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   r = h.Run({"pool", "list", "-H", "-p"});
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out.rfind("tank\t66060288\t0\t66060288\t0%\tONLINE", 0) == 0);
+  CHECK(r.out.rfind("tank\t66060288\t0\t66060288\t0\t0%\tONLINE", 0) == 0);
   r = h.Run({"pool", "status", "tank", "-j"});
   REQUIRE(r.exit_code == 0);
   auto j = nlohmann::json::parse(r.out);

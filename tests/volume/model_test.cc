@@ -12,8 +12,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
 
 #include "tests/test_util.h"
+#include "volume/space.h"
 #include "volume/volume_manager.h"
 
 namespace blockhaus::volume {
@@ -90,6 +92,26 @@ class Runner {
     REQUIRE(r.ok());
     for (const auto& p : r->problems) MESSAGE(p);
     REQUIRE_MESSAGE(r->clean(), Context() << "scrub found problems");
+  }
+
+  // Space accounting (issue 3): every dataset's space properties must equal
+  // the model's computation (the model knows which versions exist and who
+  // wrote them) and a recount from the block map. Tallies follow commits,
+  // so this flushes first.
+  void CheckSpace() {
+    REQUIRE(pool_->Flush().ok());
+    for (const Dataset& d : vm_->List()) {
+      DatasetSpace want = ModelSpace(d.name);
+      auto have = ComputeSpace(*pool_, d);
+      REQUIRE_MESSAGE(have.ok(), Context() << d.name << ": " << have.status().ToString());
+      auto recount = RecountDatasetSpace(*pool_, d);
+      REQUIRE(recount.ok());
+      REQUIRE_MESSAGE(*have == want, Context() << d.name << " space differs from the model: "
+                                               << SpaceText(*have) << " vs " << SpaceText(want));
+      REQUIRE_MESSAGE(*recount == want, Context() << d.name << " recount differs: "
+                                                  << SpaceText(*recount) << " vs "
+                                                  << SpaceText(want));
+    }
   }
 
   void DrainAndCheckEmpty() {
@@ -171,6 +193,7 @@ class Runner {
     auto dev = vm_->OpenDevice(vol);
     REQUIRE((*dev)->Write(b * kBs, Data(tag)).ok());
     model_.volumes[vol].tags[b] = tag;
+    owner_[tag] = vol;
     Verify(vol, model_.volumes[vol].tags);
   }
   void Unmap() {
@@ -250,6 +273,68 @@ class Runner {
     model_.volumes.erase(vol);
   }
 
+  static std::string SpaceText(const DatasetSpace& s) {
+    return "used " + std::to_string(s.used) + " referenced " + std::to_string(s.referenced) +
+           " written " + std::to_string(s.written) + " usedbysnapshots " +
+           std::to_string(s.usedbysnapshots) + " usedbydataset " +
+           std::to_string(s.usedbydataset) + " logicalused " + std::to_string(s.logicalused);
+  }
+  bool Own(uint64_t tag, const std::string& vol) const {
+    auto it = owner_.find(tag);
+    return tag != 0 && it != owner_.end() && it->second == vol;
+  }
+  // The tags a view's "previous" view holds: the snapshot before it, else a
+  // clone's origin, else nothing written.
+  std::vector<uint64_t> Base(const std::string& vol, const std::vector<std::string>& snaps,
+                             size_t i) const {
+    if (i > 0) return model_.snapshots.at(snaps[i - 1]);
+    const std::string& origin = model_.volumes.at(vol).origin;
+    if (!origin.empty()) return model_.snapshots.at(origin);
+    return std::vector<uint64_t>(kBlocks, 0);
+  }
+  // zfsprops(7) numbers from the model; every block is 4 KiB logical and
+  // (compressed or not) 4 KiB allocated.
+  DatasetSpace ModelSpace(const std::string& name) const {
+    DatasetSpace s;
+    std::string vol = name.substr(0, name.find('@'));
+    auto snaps = model_.SnapshotsOf(vol);
+    const auto& head = model_.volumes.at(vol).tags;
+    bool is_snap = name.find('@') != std::string::npos;
+    size_t idx = is_snap ? static_cast<size_t>(std::find(snaps.begin(), snaps.end(), name) -
+                                               snaps.begin())
+                         : snaps.size();
+    const auto& view = is_snap ? model_.snapshots.at(name) : head;
+    std::vector<uint64_t> base = Base(vol, snaps, idx);
+    for (uint64_t b = 0; b < kBlocks; ++b) {
+      if (view[b] != 0) s.referenced += kBs;
+      if (Own(view[b], vol) && view[b] != base[b]) s.written += kBs;
+    }
+    if (is_snap) {
+      const auto& next = idx + 1 < snaps.size() ? model_.snapshots.at(snaps[idx + 1]) : head;
+      for (uint64_t b = 0; b < kBlocks; ++b) {
+        uint64_t t = view[b];
+        if (Own(t, vol) && t != base[b] && t != next[b]) s.used += kBs;
+      }
+    } else {
+      std::set<std::pair<uint64_t, uint64_t>> held;
+      for (const auto& sn : snaps) {
+        const auto& tags = model_.snapshots.at(sn);
+        for (uint64_t b = 0; b < kBlocks; ++b) {
+          if (Own(tags[b], vol) && tags[b] != head[b]) held.insert({b, tags[b]});
+        }
+      }
+      s.usedbysnapshots = held.size() * kBs;
+      for (uint64_t b = 0; b < kBlocks; ++b) {
+        if (Own(head[b], vol)) s.usedbydataset += kBs;
+      }
+      s.used = s.usedbydataset + s.usedbysnapshots;
+    }
+    s.logicalused = s.used;
+    s.logicalreferenced = s.referenced;
+    return s;
+  }
+
+  std::map<uint64_t, std::string> owner_;  // tag -> the volume that wrote it
   uint64_t seed_;
   std::mt19937_64 rng_;
   testing::TempDir tmp_;
@@ -266,6 +351,7 @@ TEST_CASE("volume model: 10,000 random operations in lockstep with the model") {
   Runner runner(seed);
   for (int step = 1; step <= 10000; ++step) {
     runner.Step(step);
+    if (step % 5 == 0) runner.CheckSpace();
     if (step % 500 == 0 || std::getenv("BH_TRACE")) runner.VerifyAll();
   }
   runner.DrainAndCheckEmpty();

@@ -78,28 +78,31 @@ std::string CapPercent(const core::PoolStats& s) {
 int RunList(const OutputFlags& flags) {
   Result<std::vector<std::string>> names = core::ListPoolNames(core::DefaultHome());
   if (!names.ok()) return ReportError(names.status());
-  Table table({"NAME", "SIZE", "ALLOC", "FREE", "CAP", "HEALTH"});
+  Table table({"NAME", "SIZE", "ALLOC", "FREE", "FREEING", "CAP", "HEALTH"});
   nlohmann::json pools = nlohmann::json::array();
   for (const std::string& name : *names) {
     Result<std::unique_ptr<Pool>> pool = Pool::Open(core::PoolDir(core::DefaultHome(), name));
     if (!pool.ok()) {
       std::string health = pool.status().code() == Code::kUnavailable ? "INUSE" : "FAULTED";
-      table.AddRow({name, "-", "-", "-", "-", health});
+      table.AddRow({name, "-", "-", "-", "-", "-", health});
       pools.push_back({{"name", name}, {"health", health},
                        {"error", pool.status().message()}});
       continue;
     }
     core::PoolStats s = (*pool)->stats();
+    uint64_t freeing = (*pool)->pending_frees().bytes.phys;
     table.AddRow({name, Bytes(s.capacity, flags), Bytes(s.allocated, flags),
-                  Bytes(s.free, flags), CapPercent(s), "ONLINE"});
-    pools.push_back(StatsJson((*pool)->label(), s));
+                  Bytes(s.free, flags), Bytes(freeing, flags), CapPercent(s), "ONLINE"});
+    nlohmann::json j = StatsJson((*pool)->label(), s);
+    j["freeing"] = freeing;
+    pools.push_back(j);
   }
   std::fputs(flags.json ? (nlohmann::json{{"pools", pools}}.dump(2) + "\n").c_str()
                         : table.Render(flags).c_str(), stdout);
   return 0;
 }
 
-int RunStatus(const std::string& name, bool json) {
+int RunStatus(const std::string& name, bool json, bool parsable) {
   Result<std::unique_ptr<Pool>> pool = OpenPool(name);
   if (!pool.ok()) return ReportError(pool.status());
   const core::PoolLabel& l = (*pool)->label();
@@ -109,24 +112,30 @@ int RunStatus(const std::string& name, bool json) {
   auto vm = volume::VolumeManager::Open(pool->get(), vo);
   if (!vm.ok()) return ReportError(vm.status());
   volume::CoalescerStatus frees = (*vm)->coalescer();
+  // Exact, from the space tallies: what the pending destroys still free.
+  core::PendingFrees pending = (*pool)->pending_frees();
   if (json) {
     nlohmann::json j = StatsJson(l, s);
     j["free_jobs_pending"] = frees.jobs_pending;
     j["free_jobs_progress_bytes"] = frees.pending_bytes_freed;
+    j["freeing"] = pending.bytes.phys;
     std::fputs((j.dump(2) + "\n").c_str(), stdout);
     return 0;
   }
   OutputFlags f;
+  f.parsable = parsable;
   std::printf("  pool: %s\n  guid: %016llx\n state: ONLINE\n  data: %s\n", l.name.c_str(),
               static_cast<unsigned long long>(l.guid), l.data_path.c_str());
   std::printf("  size: %s  allocated: %s  free: %s  (%s)\n", Bytes(s.capacity, f).c_str(),
               Bytes(s.allocated, f).c_str(), Bytes(s.free, f).c_str(), CapPercent(s).c_str());
   std::printf("sector: %u bytes  slab: %s  txg: %llu\n", 1u << l.ashift,
               Bytes(l.slab_size, f).c_str(), static_cast<unsigned long long>(s.synced_txg));
-  if (frees.jobs_pending > 0) {
-    std::printf(" frees: %llu destroys still freeing (%s freed so far)\n",
+  if (frees.jobs_pending > 0 || pending.bytes.phys > 0) {
+    uint64_t done = frees.pending_bytes_freed, all = done + pending.bytes.phys;
+    std::printf(" frees: %llu destroys still freeing: %s to free, %s freed so far (%llu%%)\n",
                 static_cast<unsigned long long>(frees.jobs_pending),
-                Bytes(frees.pending_bytes_freed, f).c_str());
+                Bytes(pending.bytes.phys, f).c_str(), Bytes(done, f).c_str(),
+                static_cast<unsigned long long>(all == 0 ? 100 : done * 100 / all));
   } else {
     std::printf(" frees: none pending\n");
   }
@@ -200,7 +209,9 @@ void AddPoolCommands(CLI::App& app, Action* action) {
   CLI::App* status = pool->add_subcommand("status", "show a pool's state and space");
   status->add_option("name", *name, "pool name")->required();
   status->add_flag("-j,--json", *json, "JSON output");
-  status->callback([=] { *action = [=] { return RunStatus(*name, *json); }; });
+  auto exact = std::make_shared<bool>(false);
+  status->add_flag("-p", *exact, "exact numbers");
+  status->callback([=] { *action = [=] { return RunStatus(*name, *json, *exact); }; });
 
   CLI::App* scrub = pool->add_subcommand("scrub", "verify every block and the allocator");
   scrub->add_option("name", *name, "pool name")->required();

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -94,6 +95,29 @@ std::string CreationText(uint64_t t) {
   return buf;
 }
 
+// The value of a space property (volume/space.h), nullopt for other names.
+std::optional<std::string> SpaceValue(const Dataset& d, const std::string& prop,
+                                      const VolumeManager& vm, const OutputFlags& f) {
+  static const std::vector<std::string> kNames = {
+      "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
+      "usedbysnapshots", "usedbydataset", "usedbyrefreservation", "usedbychildren"};
+  if (std::find(kNames.begin(), kNames.end(), prop) == kNames.end()) return std::nullopt;
+  Result<volume::DatasetSpace> r = vm.Space(d);
+  if (!r.ok()) return "-";
+  const volume::DatasetSpace& s = *r;
+  if (prop == "compressratio") return volume::CompressRatioText(s.compress_ratio_x100, f.parsable);
+  if (prop == "used") return Bytes(s.used, f);
+  if (prop == "referenced") return Bytes(s.referenced, f);
+  if (prop == "written") return Bytes(s.written, f);
+  if (prop == "logicalused") return Bytes(s.logicalused, f);
+  if (prop == "logicalreferenced") return Bytes(s.logicalreferenced, f);
+  if (d.is_snapshot()) return "-";  // the usedby* breakdown is a volume's
+  if (prop == "usedbysnapshots") return Bytes(s.usedbysnapshots, f);
+  if (prop == "usedbydataset") return Bytes(s.usedbydataset, f);
+  if (prop == "usedbyrefreservation") return Bytes(s.usedbyrefreservation, f);
+  return Bytes(s.usedbychildren, f);
+}
+
 // The value of one property for list/get; nullopt when unknown.
 std::optional<std::string> PropValue(const Dataset& d, const std::string& prop,
                                      const VolumeManager& vm, const std::string& pool,
@@ -117,15 +141,18 @@ std::optional<std::string> PropValue(const Dataset& d, const std::string& prop,
     }
     return "-";
   }
+  if (auto space = SpaceValue(d, prop, vm, f)) return *space;
   auto user = p.user.find(prop);
   if (user != p.user.end()) return user->second;
   if (prop.find(':') != std::string::npos) return "-";
   return std::nullopt;
 }
 
-const std::vector<std::string> kAllProps = {"type", "creation", "volsize", "volblocksize",
-                                            "compression", "checksum", "refreservation",
-                                            "readonly", "origin", "guid", "createtxg"};
+const std::vector<std::string> kAllProps = {
+    "type", "creation", "used", "referenced", "compressratio", "volsize", "volblocksize",
+    "compression", "checksum", "refreservation", "readonly", "origin", "guid", "createtxg",
+    "written", "logicalused", "logicalreferenced", "usedbysnapshots", "usedbydataset",
+    "usedbyrefreservation", "usedbychildren"};
 
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/alloc/allocator.h"
+#include "core/blockmap/space_format.h"
 #include "core/base/buffer_cache.h"
 #include "core/base/thread_annotations.h"
 #include "core/io/vdev.h"
@@ -33,6 +34,7 @@ enum Cf : int {
   kCfLineages,
   kCfAlloc,
   kCfClient,       // owned by the layers above core
+  kCfSpace,        // space accounting (blockmap/space_format.h)
 };
 std::vector<std::string> ColumnFamilyNames();
 
@@ -40,7 +42,8 @@ inline constexpr std::string_view kMetaKeyGuid = "pool_guid";
 inline constexpr std::string_view kMetaKeySyncedTxg = "synced_txg";
 inline constexpr std::string_view kMetaKeyNextLineage = "next_lineage";
 inline constexpr std::string_view kMetaKeyFormat = "format_version";
-inline constexpr uint64_t kMetaFormatVersion = 1;
+// 2: the "space" column family (space accounting). Older pools are refused.
+inline constexpr uint64_t kMetaFormatVersion = 2;
 
 struct DirtyKey {
   uint64_t lineage;
@@ -111,6 +114,13 @@ struct Pool::Impl {
   PoolStats counters BH_GUARDED_BY(mu);
   std::thread sync_thread;
 
+  // Space accounting (blockmap/accounting.cc). Changed only on the sync
+  // thread (in syncing context); read by anyone. Innermost lock.
+  mutable Mutex space_mu;
+  std::map<LineageId, LineageSpace> space BH_GUARDED_BY(space_mu);
+  // Keys of the "space" family changed since the last commit.
+  std::set<std::string> space_dirty BH_GUARDED_BY(space_mu);
+
   // --- pool.cc
   Status CheckWritable(LineageId lineage, uint64_t bytes) BH_REQUIRES(mu);
   Status PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes);
@@ -148,5 +158,38 @@ struct SyncContext::Rep {
 // `ptr` is the new version (hole when ptr.hole).
 Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
                          uint64_t blkno, const BlockPtr& ptr);
+
+// accounting.cc: space tallies (see the theory comment there). Every
+// function runs on the sync thread; they take space_mu themselves.
+//
+// The version (birth, death) of `lineage` (death kHeadView while the head
+// sees it) appears (add) or goes away (!add): counted in total and in the
+// class it falls in (head, a dead bucket, or freeing).
+void SpaceVersion(Pool::Impl& p, LineageId lineage, uint64_t birth, uint64_t death,
+                  const BlockPtr& ptr, bool add);
+// A version moves from death `from` to death `to` (kHeadView: revived).
+void SpaceMove(Pool::Impl& p, LineageId lineage, uint64_t birth, uint64_t from, uint64_t to,
+               const BlockPtr& ptr);
+// The head of a clone starts (add) or stops hiding origin bytes `t`.
+void SpaceShadow(Pool::Impl& p, LineageId lineage, const SpaceTally& t, bool add);
+void SpaceCreateLineage(Pool::Impl& p, LineageId lineage);
+void SpaceSnapshot(Pool::Impl& p, LineageId lineage, uint64_t txg);
+SnapshotRelease SpaceRelease(Pool::Impl& p, LineageId lineage, uint64_t txg);
+// After a rollback to txg removed and revived its versions: drops the
+// snapshots after txg; the head hides what the snapshot hid.
+void SpaceRollback(Pool::Impl& p, LineageId lineage, uint64_t txg);
+// A destroy step freed `t` of a lineage being destroyed.
+void SpaceDestroyed(Pool::Impl& p, LineageId lineage, const SpaceTally& t);
+// The lineage is gone: its records leave memory and the batch deletes them.
+void SpaceDropLineage(Pool::Impl& p, LineageId lineage, KvBatch& batch);
+// Writes the changed records into the commit's batch.
+void SpaceFlush(Pool::Impl& p, KvBatch& batch);
+Status SpaceLoad(Pool::Impl& p);
+// Recomputes a lineage's tallies from the block map. REQUIRES: sync_mu held.
+Result<LineageSpace> RecountSpaceLocked(Pool::Impl& p, LineageId lineage);
+// Scrub's check: every lineage's tallies against a recount; differences go
+// to `problems` and count in r.space_mismatches. REQUIRES: sync_mu held.
+Status CheckSpace(Pool::Impl& p, ScrubReport& r, std::vector<std::string>* problems);
+SpaceTally BlockTally(const Pool::Impl& p, const BlockPtr& ptr);
 
 }  // namespace blockhaus::core

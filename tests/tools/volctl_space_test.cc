@@ -1,0 +1,103 @@
+// volctl space properties (issue 3): list/get show zfsprops(7) numbers,
+// exact with -p, and the pool shows what destroys still have to free.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_util.h"
+#include "tests/tools/run_volctl.h"
+
+namespace blockhaus::testing {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+struct SpaceHome {
+  TempDir tmp;
+  SpaceHome() { Ok({"pool", "create", "tank", "--size", "128M"}); }
+  CommandResult Run(const std::vector<std::string>& args) const {
+    return RunVolctl(tmp.path(), args);
+  }
+  std::string Ok(const std::vector<std::string>& args) const {
+    CommandResult r = Run(args);
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    REQUIRE_MESSAGE(r.exit_code == 0, cmd << ": " << r.err);
+    return r.out;
+  }
+  // Incompressible data: stored as is, so physical == logical.
+  std::string Image(size_t size, uint64_t seed) const {
+    std::string path = tmp / ("img" + std::to_string(seed));
+    std::ofstream f(path, std::ios::binary);
+    std::mt19937_64 rng(seed);
+    for (size_t i = 0; i < size; ++i) f.put(static_cast<char>(rng()));
+    return path;
+  }
+  // PROPERTY -> exact value for one dataset.
+  std::map<std::string, std::string> Props(const std::string& name) const {
+    std::map<std::string, std::string> out;
+    std::istringstream lines(Ok({"get", "-H", "-p", "all", name}));
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream cols(line);
+      std::string ds, prop, value;
+      std::getline(cols, ds, '\t');
+      std::getline(cols, prop, '\t');
+      std::getline(cols, value, '\t');
+      out[prop] = value;
+    }
+    return out;
+  }
+};
+
+std::string N(uint64_t v) { return std::to_string(v); }
+
+TEST_CASE("volctl space: used, referenced, written, usedbysnapshots are exact") {
+  SpaceHome h;
+  h.Ok({"create", "-s", "-V", "16M", "tank/a"});
+  h.Ok({"write", "tank/a", h.Image(kMiB, 1)});
+  h.Ok({"snapshot", "tank/a@s1"});
+  h.Ok({"write", "tank/a", h.Image(kMiB / 2, 2)});  // overwrites half
+  auto a = h.Props("tank/a");
+  CHECK(a["referenced"] == N(kMiB));
+  CHECK(a["written"] == N(kMiB / 2));
+  CHECK(a["usedbysnapshots"] == N(kMiB / 2));
+  CHECK(a["usedbydataset"] == N(kMiB));
+  CHECK(a["usedbyrefreservation"] == "0");
+  CHECK(a["used"] == N(kMiB + kMiB / 2));
+  CHECK(a["logicalused"] == N(kMiB + kMiB / 2));
+  CHECK(a["compressratio"] == "1.00");
+  auto s1 = h.Props("tank/a@s1");
+  CHECK(s1["used"] == N(kMiB / 2));
+  CHECK(s1["referenced"] == N(kMiB));
+  CHECK(s1["written"] == N(kMiB));
+  CHECK(s1["usedbysnapshots"] == "-");
+
+  // A clone references its origin's bytes and uses nothing of its own.
+  h.Ok({"clone", "tank/a@s1", "tank/c"});
+  auto c = h.Props("tank/c");
+  CHECK(c["referenced"] == N(kMiB));
+  CHECK(c["used"] == "0");
+
+  // JSON carries the same numbers.
+  auto j = nlohmann::json::parse(
+      h.Ok({"list", "-j", "-p", "-t", "all", "-o", "name,used,referenced", "tank/a"}));
+  CHECK(j["datasets"][0]["used"] == N(kMiB + kMiB / 2));
+
+  // Destroying the clone and the snapshot frees exactly the snapshot's used.
+  h.Ok({"destroy", "tank/c"});
+  h.Ok({"destroy", "tank/a@s1"});
+  auto status = nlohmann::json::parse(h.Ok({"pool", "status", "tank", "-j"}));
+  CHECK(status["freeing"] == 0);
+  CHECK(status["allocated"] == kMiB);
+  CHECK(h.Props("tank/a")["used"] == N(kMiB));
+  auto list = nlohmann::json::parse(h.Ok({"pool", "list", "-j", "-p"}));
+  CHECK(list["pools"][0]["freeing"] == 0);
+}
+
+}  // namespace
+}  // namespace blockhaus::testing

@@ -1,0 +1,90 @@
+// Space properties from core's tallies; see space.h for the definitions and
+// core/blockmap/accounting.cc for how the tallies are kept.
+#include "volume/space.h"
+
+#include <fmt/format.h>
+
+namespace blockhaus::volume {
+namespace {
+
+uint64_t Ratio(uint64_t logical, uint64_t phys) {
+  if (phys == 0) return 100;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(logical) * 100 / phys);
+}
+
+// `own` is the lineage's tallies (stored or recounted); `referenced` the
+// bytes its view sees through clone origins.
+DatasetSpace FromTallies(const Dataset& ds, const core::LineageSpace& own,
+                         const core::SpaceTally& referenced) {
+  DatasetSpace s;
+  s.referenced = referenced.phys;
+  s.logicalreferenced = referenced.logical;
+  if (ds.is_snapshot()) {
+    core::SpaceTally unique = own.Unique(ds.txg);
+    auto snap = own.snapshots.find(ds.txg);
+    s.used = unique.phys;
+    s.logicalused = unique.logical;
+    if (snap != own.snapshots.end()) s.written = snap->second.written.phys;
+    s.compress_ratio_x100 = Ratio(referenced.logical, referenced.phys);
+    return s;
+  }
+  core::SpaceTally snaps = own.Snapshots();
+  s.usedbysnapshots = snaps.phys;
+  s.usedbydataset = own.head.phys;
+  uint64_t reserved = ds.props.refreservation;
+  s.usedbyrefreservation = reserved > own.head_new.phys ? reserved - own.head_new.phys : 0;
+  s.used = s.usedbydataset + s.usedbysnapshots + s.usedbyrefreservation + s.usedbychildren;
+  s.logicalused = own.head.logical + snaps.logical;
+  s.written = own.head_new.phys;
+  s.compress_ratio_x100 = Ratio(s.logicalused, s.usedbydataset + s.usedbysnapshots);
+  return s;
+}
+
+}  // namespace
+
+Result<DatasetSpace> ComputeSpace(const core::Pool& pool, const Dataset& ds) {
+  BH_ASSIGN_OR_RETURN(core::LineageSpace own, pool.GetSpace(ds.lineage));
+  BH_ASSIGN_OR_RETURN(core::SpaceTally referenced,
+                      pool.ReferencedAt(ds.lineage, ds.is_snapshot() ? ds.txg : core::kHeadView));
+  return FromTallies(ds, own, referenced);
+}
+
+Result<DatasetSpace> RecountDatasetSpace(core::Pool& pool, const Dataset& ds) {
+  BH_ASSIGN_OR_RETURN(core::LineageSpace own, pool.RecountSpace(ds.lineage));
+  // referenced through the origin chain: recount each lineage of the chain.
+  uint64_t lineage = ds.lineage;
+  uint64_t view = ds.is_snapshot() ? ds.txg : core::kHeadView;
+  std::vector<std::pair<core::SpaceTally, core::SpaceTally>> chain;  // (own, shadowed)
+  for (int depth = 0; depth < 1000; ++depth) {
+    BH_ASSIGN_OR_RETURN(core::LineageSpace ls, pool.RecountSpace(lineage));
+    if (view == core::kHeadView) {
+      chain.emplace_back(ls.head, ls.shadowed);
+    } else {
+      auto snap = ls.snapshots.find(view);
+      if (snap == ls.snapshots.end()) {
+        return BH_ERROR(kNotFound, "lineage {} has no snapshot at txg {}", lineage, view);
+      }
+      chain.emplace_back(snap->second.referenced, snap->second.shadowed);
+    }
+    BH_ASSIGN_OR_RETURN(core::LineageInfo info, pool.GetLineage(lineage));
+    if (info.origin_lineage == 0) break;
+    lineage = info.origin_lineage;
+    view = info.origin_txg;
+  }
+  core::SpaceTally referenced;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    core::SpaceTally below = referenced;
+    referenced = it->first;
+    if (it != chain.rbegin()) {
+      referenced += below;
+      referenced -= it->second;
+    }
+  }
+  return FromTallies(ds, own, referenced);
+}
+
+std::string CompressRatioText(uint64_t ratio_x100, bool parsable) {
+  return fmt::format("{}.{:02}{}", ratio_x100 / 100, ratio_x100 % 100, parsable ? "" : "x");
+}
+
+}  // namespace blockhaus::volume
