@@ -180,6 +180,7 @@ void Connection::ReadSome() {
       case ReadEvent::kTooLong:
         if (state_ == State::kFullFeature) {
           Reject(reader_.pdu().bhs, RejectReason::kProtocolError, true);
+          FlushOut();
         } else {
           Close("data segment above MaxRecvDataSegmentLength");
         }
@@ -188,6 +189,7 @@ void Connection::ReadSome() {
       case ReadEvent::kDataDigestError:
         if (state_ == State::kFullFeature) {
           Reject(reader_.pdu().bhs, RejectReason::kDataDigestError, true);
+          FlushOut();
         } else {
           Close("data digest error during login");
         }
@@ -549,8 +551,10 @@ void Connection::HandleDataOut(const Pdu& pdu) {
   Task* t = FindTask(d.itt);
   if (t == nullptr || t->state != Task::State::kGathering) {
     // Unsolicited data for a command we dropped (out of window, refused)
-    // is discarded; a solicited one names a transfer that does not exist.
-    if (d.ttt != kReservedTag) Reject(pdu.bhs, RejectReason::kInvalidPduField);
+    // or failed is discarded; otherwise it names a transfer that does not
+    // exist (D3).
+    const bool dead = std::find(dead_itts_.begin(), dead_itts_.end(), d.itt) != dead_itts_.end();
+    if (d.ttt != kReservedTag && !dead) Reject(pdu.bhs, RejectReason::kInvalidPduField);
     return;
   }
   const uint32_t len = d.data_segment_length;
@@ -568,11 +572,13 @@ void Connection::HandleDataOut(const Pdu& pdu) {
          end <= r2t->offset + r2t->length && d.datasn == r2t->datasn;
   }
   if (!ok) {
-    // ERL 0: no recovery within the command. Reject and end the session;
-    // none of this command's data reaches the Target.
-    Reject(pdu.bhs, r2t == nullptr && d.ttt != kReservedTag ? RejectReason::kInvalidPduField
-                                                             : RejectReason::kProtocolError,
-           true);
+    // ERL 0: no recovery within the command. The command ends with
+    // ABORTED COMMAND / DATA PHASE ERROR and none of its data reaches the
+    // Target; the connection goes on (libiscsi iSCSIDataSnInvalid). Its
+    // remaining Data-Out PDUs are discarded quietly.
+    dead_itts_[dead_next_++ % dead_itts_.size()] = t->itt;
+    CompleteWithStatus(t, scsi::kStatusCheckCondition,
+                       scsi::FixedSense(scsi::SenseKey::kAbortedCommand, 0x4b, 0x00));
     return;
   }
   if (len > 0) std::memcpy(t->data.data() + d.buffer_offset, pdu.data.data(), len);

@@ -228,8 +228,10 @@ PduWriter::Out& PduWriter::Push() {
 void PduWriter::Prepare(Out* out) {
   SetBhsDataSegmentLength(&out->bhs, out->data_length);
   out->total = kBhsSize;
+  out->header_digest_length = 0;
   if (header_digest_) {
     PutDigest(out->header_digest, core::Crc32c(out->bhs));
+    out->header_digest_length = kDigestSize;
     out->total += kDigestSize;
   }
   out->trailer_length = 0;
@@ -277,7 +279,7 @@ size_t PduWriter::BuildIov() {
       size_t n;
     };
     const Part parts[4] = {{out.bhs.data(), kBhsSize},
-                           {out.header_digest, header_digest_ ? kDigestSize : 0},
+                           {out.header_digest, out.header_digest_length},
                            {out.data, out.data_length},
                            {out.trailer, out.trailer_length}};
     size_t skip = out.written;

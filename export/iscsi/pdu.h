@@ -119,6 +119,7 @@ class PduWriter {
     uint8_t header_digest[kDigestSize]{};
     uint8_t trailer[3 + kDigestSize]{};  // padding, then the data digest
     uint8_t trailer_length = 0;
+    uint8_t header_digest_length = 0;  // fixed when queued: digests start mid-stream
     const uint8_t* data = nullptr;
     uint32_t data_length = 0;
     std::vector<uint8_t> owned;

@@ -161,3 +161,25 @@ TEST_CASE("writer sends borrowed and owned PDUs and releases cookies") {
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("writer: digests switched on after queueing apply only to later PDUs") {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  PduWriter w;
+  LoginResponseBhs l;
+  Bhs b;
+  EncodeLoginResponse(l, &b);
+  w.QueueOwned(b, std::vector<uint8_t>{'A', '=', '1', 0});
+  w.SetDigests(true, true);  // login done: digests from the next PDU on
+  std::vector<void*> released;
+  CHECK(w.Flush(sv[0], &released) == WriteResult::kDone);
+  std::vector<uint8_t> got(4096);
+  const ssize_t n = ::read(sv[1], got.data(), got.size());
+  CHECK(n == 48 + 4);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+}  // namespace blockhaus::iscsi

@@ -3,6 +3,7 @@
 // connection.cc.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +127,9 @@ class Connection : public Pollable {
   std::vector<Task*> free_tasks_;
   std::vector<PendingTmf> pending_tmfs_;
   std::optional<LogoutRequestBhs> pending_logout_;
+  std::array<uint32_t, 8> dead_itts_{kReservedTag, kReservedTag, kReservedTag, kReservedTag,
+                                     kReservedTag, kReservedTag, kReservedTag, kReservedTag};
+  size_t dead_next_ = 0;       // ring of recently failed writes' ITTs
   TextAccumulator text_in_;
   TextReplySplitter text_out_;
   uint32_t text_ttt_ = kReservedTag;
