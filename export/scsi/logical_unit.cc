@@ -393,12 +393,15 @@ void Unit::NexusLost(uint64_t nexus_id) {
 }
 
 void Unit::Reset(uint64_t nexus_id) {
+  (void)nexus_id;
   MutexLock lock(&mu_);
   // SAM-5 §6.3.3: a LOGICAL UNIT RESET releases SPC-2 reservations and
-  // PREVENT state; persistent reservations stay.
+  // PREVENT state (persistent reservations stay) and raises a unit
+  // attention on every I_T nexus, the one that asked included (libiscsi
+  // MultipathIO.Reset checks each path).
   reserve6_holder_.reset();
   for (auto& [id, n] : nexuses_) n.prevent_removal = false;
-  QueueAttention(asc::kPowerOnOrReset, nullptr, nexus_id);
+  QueueAttention(asc::kPowerOnOrReset, nullptr, 0);
 }
 
 }  // namespace blockhaus::scsi::internal

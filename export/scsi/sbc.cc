@@ -54,7 +54,9 @@
 //
 // Tunables (internal/limits.h, advertised in VPD B0h)
 //   kMaxTransferBytes 8 MiB; kMaxUnmapBlocks 1 Mi LBAs; kMaxUnmapDescriptors
-//   256; kMaxWriteSameBlocks 64 Ki LBAs; kMaxCompareAndWriteBlocks 128;
+//   256; MaxWriteSameBlocks() 64 Ki LBAs but never more than one maximum
+//   transfer (initiators verify a WRITE SAME with one READ);
+//   kMaxCompareAndWriteBlocks 128;
 //   kScratchBytes (1 MiB) per chunk of VERIFY/WRITE SAME; kLbaStatusScanBytes
 //   (8 MiB) examined per GET LBA STATUS.
 
@@ -314,8 +316,8 @@ void WriteSame(Ctx& c) {
   bool ndob = sixteen && (r.flags & 0x01);
   if ((r.flags & 0x10) || HasProtection(c, r)) return InvalidField(c);   // ANCHOR, WRPROTECT
   if (!InRange(c, r.lba, r.blocks)) return;
-  if (r.blocks == 0 || r.blocks > kMaxWriteSameBlocks) return InvalidField(c);   // WSNZ=1
   uint32_t lbs = c.unit.lbs();
+  if (r.blocks == 0 || r.blocks > MaxWriteSameBlocks(lbs)) return InvalidField(c);   // WSNZ=1
   c.rsp->transfer_length = ndob ? 0 : lbs;
   if (!ndob && c.cmd.data_out.size() < lbs) return InvalidField(c);
   uint64_t offset = r.lba * lbs, bytes = uint64_t{r.blocks} * lbs;
@@ -379,7 +381,13 @@ void CompareAndWrite(Ctx& c) {
   uint32_t lbs = c.unit.lbs();
   uint64_t half = uint64_t{r.blocks} * lbs;
   c.rsp->transfer_length = static_cast<uint32_t>(2 * half);
-  if (r.blocks == 0) return;
+  // 0 blocks is a no-op (SBC-3 §5.2), unless data came with it: that is a
+  // 256-block request whose count did not fit the byte (libiscsi sends
+  // one), beyond MAXIMUM COMPARE AND WRITE LENGTH.
+  if (r.blocks == 0) {
+    if (c.cmd.expected_length != 0 || !c.cmd.data_out.empty()) InvalidField(c);
+    return;
+  }
   if (c.cmd.data_out.size() != 2 * half) return InvalidField(c);
   std::vector<uint8_t> current(half);
   Status s = c.dev.Read(r.lba * lbs, current);

@@ -145,7 +145,8 @@ class LogicalUnit {
   // (any other new nexus gets 29h/00h).
   virtual void NexusLost(uint64_t nexus_id) = 0;
   // LOGICAL UNIT RESET from `nexus_id`: clears RESERVE(6/10) reservations and
-  // mode page changes, queues 29h/00h for every other nexus.
+  // mode page changes, queues 29h/00h for every nexus, the caller's
+  // included (SAM-5 §6.3.3).
   virtual void Reset(uint64_t nexus_id) = 0;
 };
 

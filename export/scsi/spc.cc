@@ -44,7 +44,8 @@
 //
 // Tunables
 //   kMaxTransferBytes (8 MiB), kMaxUnmapBlocks (1 Mi LBAs), kMaxUnmapDescriptors
-//   (256), kMaxWriteSameBlocks (64 Ki LBAs), kMaxCompareAndWriteBlocks (128):
+//   (256), MaxWriteSameBlocks() (64 Ki LBAs, at most one maximum transfer),
+//   kMaxCompareAndWriteBlocks (128):
 //   reported in the Block Limits page and enforced in sbc.cc.
 
 #include <algorithm>
@@ -161,7 +162,7 @@ std::vector<uint8_t> BlockLimits(const Unit& u, const volume::BlockDevice& dev) 
   EncodeBE32(&d[24], kMaxUnmapDescriptors);
   EncodeBE32(&d[28], granularity);               // OPTIMAL UNMAP GRANULARITY
   EncodeBE32(&d[32], 0x80000000u);               // UGAVALID, alignment 0
-  EncodeBE64(&d[36], kMaxWriteSameBlocks);
+  EncodeBE64(&d[36], MaxWriteSameBlocks(lbs));
   return d;
 }
 

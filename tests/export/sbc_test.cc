@@ -242,7 +242,8 @@ TEST_CASE("scsi: WRITE SAME writes a pattern, unmaps zeros, refuses 0 blocks and
   CHECK(SenseOf(WriteSame10(rig, kBlocks - 1, 2, 0, x)) == kLbaOutOfRange);
   CHECK(SenseOf(WriteSame10(rig, 0, 1, 0, {1, 2, 3})) == kInvalidField);    // short data
   ScsiRig big(40 << 20);
-  CHECK(SenseOf(big.Run(Cdb16(0x93, 0, 65537), x)) == kInvalidField);     // over the maximum
+  CHECK(SenseOf(big.Run(Cdb16(0x93, 0, 16385), x)) == kInvalidField);     // over the maximum
+  CHECK(big.Run(Cdb16(0x93, 0, 16384), x).status == kStatusGood);
 }
 
 struct LbaStatus {
@@ -336,6 +337,8 @@ TEST_CASE("scsi: COMPARE AND WRITE writes on match, reports the miscompare offse
   CHECK(DecodeBE32(&rig.Run(CawCdb(4, 2), probe).sense[3]) == 700);
   // Sizes and ranges.
   CHECK(rig.Run(CawCdb(4, 0)).status == kStatusGood);
+  // 0 blocks with data: a 256-block request that overflowed the count byte.
+  CHECK(SenseOf(rig.Run(CawCdb(4, 0), std::vector<uint8_t>(256 * 1024, 0))) == kInvalidField);
   CHECK(SenseOf(rig.Run(CawCdb(4, 2), std::vector<uint8_t>(1024, 0))) == kInvalidField);
   CHECK(SenseOf(rig.Run(CawCdb(kBlocks - 1, 2), std::vector<uint8_t>(2048, 0))) == kLbaOutOfRange);
   CHECK(SenseOf(rig.Run(CawCdb(0, 129), std::vector<uint8_t>(129 * 1024, 0))) == kInvalidField);

@@ -63,7 +63,7 @@ TEST_CASE("scsi: VPD pages golden bytes") {
   CHECK(DecodeBE32(&bl[20]) == 1u << 20);                // MAXIMUM UNMAP LBA COUNT
   CHECK(DecodeBE32(&bl[24]) == 256);                     // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
   CHECK(DecodeBE32(&bl[28]) == 32);                      // OPTIMAL UNMAP GRANULARITY
-  CHECK(DecodeBE64(&bl[36]) == 65536);                   // MAXIMUM WRITE SAME LENGTH
+  CHECK(DecodeBE64(&bl[36]) == (8u << 20) / 512);        // MAXIMUM WRITE SAME LENGTH: one transfer
 
   std::vector<uint8_t> bdc = Inquiry(rig, true, 0xb1, 255);
   REQUIRE(bdc.size() == 64);
@@ -145,12 +145,13 @@ TEST_CASE("scsi: a port's next nexus after a loss starts with 29h/07h") {
   CHECK(SenseOf(rig.Run(other, {0x00, 0, 0, 0, 0, 0})) == SenseTriple{0x06, 0x29, 0x00});
 }
 
-TEST_CASE("scsi: LUN reset raises 29h/00h on other nexuses") {
+TEST_CASE("scsi: LUN reset raises 29h/00h on every nexus") {
   ScsiRig rig;
   scsi::Nexus other = MakeNexus(7, "iqn.2026-01.test:host2");
   rig.ClearUnitAttention(other);
   CHECK(rig.map.ResetLun(rig.nexus, 0));
   CHECK_FALSE(rig.map.ResetLun(rig.nexus, 3));
+  CHECK(SenseOf(rig.Run({0x00, 0, 0, 0, 0, 0})) == SenseTriple{0x06, 0x29, 0x00});
   CHECK(rig.Run({0x00, 0, 0, 0, 0, 0}).status == kStatusGood);
   CHECK(SenseOf(rig.Run(other, {0x00, 0, 0, 0, 0, 0})) == SenseTriple{0x06, 0x29, 0x00});
 }
