@@ -29,11 +29,12 @@
 //   * the fast path (READ/WRITE 10/16 of the last admitted nexus while
 //     slow_ is false) never takes mu_ and allocates nothing beyond data_in.
 //   * every handler sees the device pinned: io_mu_ is held shared for the
-//     whole command, exclusive by COMPARE AND WRITE and ReplaceDevice.
+//     whole command, exclusive by COMPARE AND WRITE, ORWRITE and
+//     ReplaceDevice.
 //
 // Concurrency & lock order
 //   1. Unit::io_mu_ (std::shared_mutex; shared for commands, exclusive for
-//      COMPARE AND WRITE and ReplaceDevice)
+//      COMPARE AND WRITE, ORWRITE and ReplaceDevice)
 //   2. Unit::mu_ (state above); PersistentStore::Save is called under it
 //   3. locks inside volume::BlockDevice (never taken while holding mu_)
 //   LunMap::Rep::mu (lun_map.cc) is never held while calling into a unit.
@@ -184,6 +185,12 @@ constexpr std::array<CommandEntry, 256> BuildTable() {
                                   U{0x89, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                     0, 0, 0, 0xff, 0, 0});
   t[op::kWrite16] = Entry(Write, 16, kW, kWritesMedium, WithOpcode(kRw16, op::kWrite16, 0x1a));
+  t[op::kOrWrite16] =
+      Entry(OrWrite, 16, kW, kWritesMedium, WithOpcode(kRw16, op::kOrWrite16, 0x1a));
+  t[op::kReadDefectData10] =
+      Entry(ReadDefectData, 10, kR, kNone, U{0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0});
+  t[op::kReadDefectData12] = Entry(ReadDefectData, 12, kR, kNone,
+                                   U{0xb7, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0});
   t[op::kWriteVerify16] =
       Entry(WriteAndVerify, 16, kW, kWritesMedium, WithOpcode(kRw16, op::kWriteVerify16, 0x12));
   t[op::kVerify16] = Entry(Verify, 16, kR, kNone, WithOpcode(kRw16, op::kVerify16, 0x16));
@@ -309,7 +316,7 @@ void Unit::Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp) {
     CheckCondition(rsp, SenseKey::kIllegalRequest, asc::kInvalidFieldInCdb);
     return;
   }
-  if (cmd.cdb[0] == op::kCompareAndWrite) {
+  if (cmd.cdb[0] == op::kCompareAndWrite || cmd.cdb[0] == op::kOrWrite16) {
     std::unique_lock<std::shared_mutex> pin(io_mu_);
     Ctx c{*this, nexus, cmd, rsp, *device_};
     fn(c);

@@ -4,7 +4,8 @@
 // Overview
 //   READ/WRITE (6/10/12/16), WRITE AND VERIFY and VERIFY (10/12/16), READ
 //   CAPACITY (10/16), SYNCHRONIZE CACHE (10/16), PRE-FETCH (10/16), UNMAP,
-//   WRITE SAME (10/16), GET LBA STATUS and COMPARE AND WRITE. An LBA is
+//   WRITE SAME (10/16), GET LBA STATUS, COMPARE AND WRITE, ORWRITE(16) and
+//   READ DEFECT DATA (10/12, always an empty list). An LBA is
 //   LunOptions::logical_block_size bytes (512 or 4096) at byte offset
 //   lba * size of the device; the device's own block (volblocksize) is
 //   reported as the optimal granularity (VPD B0h), and logical blocks per
@@ -35,9 +36,10 @@
 //     iSCSIResiduals). Longer data_out is ignored past the transfer length.
 //
 // Concurrency & lock order
-//   Commands run with Unit::io_mu_ shared; COMPARE AND WRITE runs with it
-//   exclusive, so its read-compare-write is atomic against every other
-//   write to the unit (and everything else: it is rare, VMware ATS). The
+//   Commands run with Unit::io_mu_ shared; COMPARE AND WRITE and ORWRITE
+//   run with it exclusive, so their read-modify-write is atomic against
+//   every other write to the unit (and everything else: they are rare,
+//   VMware ATS). The
 //   device does its own locking for partial blocks (volume_device.cc).
 //
 // Crash consistency
@@ -397,6 +399,38 @@ void CompareAndWrite(Ctx& c) {
   s = c.dev.Write(r.lba * lbs, c.cmd.data_out.subspan(half, half));
   if (!s.ok()) return FailWith(c, s, true);
   if (WantsFua(c, r)) Flush(c);
+}
+
+// SBC-3 §5.12: ORs the data into the blocks. The caller holds
+// Unit::io_mu_ exclusively (logical_unit.cc).
+void OrWrite(Ctx& c) {
+  BlockRange r = DecodeBlockRange(c.cmd.cdb);
+  std::optional<uint64_t> bytes = CheckTransfer(c, r, true);   // ORPROTECT, range, size
+  if (!bytes) return;
+  c.rsp->transfer_length = static_cast<uint32_t>(*bytes);
+  uint64_t got = std::min<uint64_t>(c.cmd.data_out.size(), *bytes);
+  got -= got % c.unit.lbs();
+  if (got == 0) return;
+  std::vector<uint8_t> blocks(got);
+  uint64_t offset = r.lba * c.unit.lbs();
+  Status s = c.dev.Read(offset, blocks);
+  if (!s.ok()) return FailWith(c, s, false);
+  for (uint64_t i = 0; i < got; ++i) blocks[i] |= c.cmd.data_out[i];
+  s = c.dev.Write(offset, blocks);
+  if (!s.ok()) return FailWith(c, s, true);
+  if (WantsFua(c, r)) Flush(c);
+}
+
+// SBC-3 §5.17/§5.18: a volume has no grown or primary defects; the list is
+// empty in whatever format was asked for.
+void ReadDefectData(Ctx& c) {
+  const uint8_t* cdb = c.cdb();
+  bool twelve = cdb[0] == op::kReadDefectData12;
+  uint8_t request = twelve ? cdb[1] : cdb[2];
+  uint32_t alloc = twelve ? DecodeBE32(cdb + 6) : DecodeBE16(cdb + 7);
+  std::vector<uint8_t> d(twelve ? 8 : 4, 0);
+  d[1] = request & 0x1f;   // PLISTV, GLISTV as requested; DEFECT LIST FORMAT echoed
+  ReturnData(c, std::move(d), alloc);
 }
 
 }  // namespace blockhaus::scsi::internal

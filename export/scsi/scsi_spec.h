@@ -46,6 +46,7 @@ inline constexpr uint8_t kWrite10 = 0x2a;
 inline constexpr uint8_t kWriteVerify10 = 0x2e;
 inline constexpr uint8_t kVerify10 = 0x2f;
 inline constexpr uint8_t kPreFetch10 = 0x34;
+inline constexpr uint8_t kReadDefectData10 = 0x37;
 inline constexpr uint8_t kSyncCache10 = 0x35;
 inline constexpr uint8_t kWriteSame10 = 0x41;
 inline constexpr uint8_t kUnmap = 0x42;
@@ -58,6 +59,7 @@ inline constexpr uint8_t kPrOut = 0x5f;
 inline constexpr uint8_t kRead16 = 0x88;
 inline constexpr uint8_t kCompareAndWrite = 0x89;
 inline constexpr uint8_t kWrite16 = 0x8a;
+inline constexpr uint8_t kOrWrite16 = 0x8b;
 inline constexpr uint8_t kWriteVerify16 = 0x8e;
 inline constexpr uint8_t kVerify16 = 0x8f;
 inline constexpr uint8_t kPreFetch16 = 0x90;
@@ -70,6 +72,7 @@ inline constexpr uint8_t kRead12 = 0xa8;
 inline constexpr uint8_t kWrite12 = 0xaa;
 inline constexpr uint8_t kWriteVerify12 = 0xae;
 inline constexpr uint8_t kVerify12 = 0xaf;
+inline constexpr uint8_t kReadDefectData12 = 0xb7;
 }  // namespace op
 
 // Service actions.

@@ -422,3 +422,24 @@ TEST_CASE("scsi: concurrent COMPARE AND WRITE increments never lose an update") 
 
 }  // namespace
 }  // namespace blockhaus::testing
+
+namespace blockhaus::testing {
+namespace {
+
+TEST_CASE("scsi: ORWRITE ORs into the medium; READ DEFECT DATA is empty") {
+  ScsiRig rig;
+  REQUIRE(rig.Run(Cdb10(0x2a, 0, 2), std::vector<uint8_t>(1024, 0x0f)).status == kStatusGood);
+  CHECK(rig.Run(Cdb16(0x8b, 0, 2, 0x08), std::vector<uint8_t>(1024, 0xf0)).status == kStatusGood);
+  CHECK(rig.dev->flushes == 1);
+  CHECK(rig.Run(Cdb10(0x28, 0, 2)).data_in == std::vector<uint8_t>(1024, 0xff));
+  CHECK(SenseOf(rig.Run(Cdb16(0x8b, kBlocks, 1), std::vector<uint8_t>(512, 1))) == kLbaOutOfRange);
+  CHECK(SenseOf(rig.Run(Cdb16(0x8b, 0, 1, 0x20), std::vector<uint8_t>(512, 1))) == kInvalidField);
+  CHECK(rig.Run(Cdb16(0x8b, 0, 0)).status == kStatusGood);
+  scsi::Response d10 = rig.Run({0x37, 0, 0x1d, 0, 0, 0, 0, 0, 255, 0});
+  CHECK(d10.data_in == std::vector<uint8_t>{0, 0x1d, 0, 0});
+  scsi::Response d12 = rig.Run({0xb7, 0x0c, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0});
+  CHECK(d12.data_in == std::vector<uint8_t>{0, 0x0c, 0, 0, 0, 0, 0, 0});
+}
+
+}  // namespace
+}  // namespace blockhaus::testing

@@ -118,6 +118,8 @@ void Unmap(Ctx& c);
 void WriteSame(Ctx& c);
 void GetLbaStatus(Ctx& c);
 void CompareAndWrite(Ctx& c);
+void OrWrite(Ctx& c);
+void ReadDefectData(Ctx& c);
 // Handlers (persistent_reservations.cc).
 void PersistentReserveIn(Ctx& c);
 void PersistentReserveOut(Ctx& c);
@@ -192,8 +194,8 @@ class Unit : public LogicalUnit {
   void QueueAttention(Asc code, const PortId* port, uint64_t except) BH_REQUIRES(mu_);
   // Recomputes slow_ after a change of UAs or reservations.
   void UpdateSlowPath() BH_REQUIRES(mu_);
-  // Holds the device exclusively: COMPARE AND WRITE (atomic against every
-  // other write) and ReplaceDevice.
+  // Holds the device exclusively: COMPARE AND WRITE and ORWRITE (atomic
+  // against every other write) and ReplaceDevice.
   std::shared_mutex io_mu_;
 
  private:
