@@ -52,6 +52,7 @@
 #include <cstring>
 
 #include "core/base/check.h"
+#include "core/base/logging.h"
 
 namespace blockhaus::iscsi {
 namespace {
@@ -139,6 +140,8 @@ bool LoginMachine::AuthRequired() const {
 
 LoginStep LoginMachine::Fail(LoginStatus status, Pdu* response, std::chrono::milliseconds delay) {
   if (state_ != State::kFailed) Transition(State::kFailed);
+  BH_LOG(kDebug, "iscsi: login from {} failed with status {:04x}", env_.peer_address,
+         static_cast<unsigned>(status));
   LoginResponseBhs r;
   r.csg = current_.csg;
   r.nsg = current_.nsg;
@@ -216,13 +219,28 @@ LoginStep LoginMachine::Process(const Pdu& request, Pdu* response) {
   const TextError err = ParseKeyValues(text_.text(), &keys);
   text_.Clear();
   if (err != TextError::kOk) return Fail(LoginStatus::kInitiatorError, response);
+  if (LogEnabled(LogLevel::kDebug)) {
+    std::string text;
+    for (const KeyValue& kv : keys) {
+      text += kv.key.rfind("CHAP_", 0) == 0 ? kv.key + "=<hidden> " : kv.key + "=" + kv.value + " ";
+    }
+    BH_LOG(kDebug, "iscsi: login csg={} nsg={} t={}: {}", req.csg, req.nsg, req.transit,
+           LogEscape(text, 512));
+  }
   for (const KeyValue& kv : keys) {
     if (!IsLoginKey(kv.key)) continue;
-    if (std::find(login_keys_seen_.begin(), login_keys_seen_.end(), kv.key) !=
-        login_keys_seen_.end()) {
-      return Fail(LoginStatus::kInitiatorError, response);  // key offered twice
+    auto seen = std::find_if(login_keys_seen_.begin(), login_keys_seen_.end(),
+                             [&](const KeyValue& s) { return s.key == kv.key; });
+    if (seen == login_keys_seen_.end()) {
+      login_keys_seen_.push_back(kv);
+      continue;
     }
-    login_keys_seen_.push_back(kv.key);
+    // libiscsi repeats InitiatorName and SessionType in every stage; the
+    // same declaration again is harmless. Anything else offered twice
+    // (CHAP_N, AuthMethod, a changed name) is a protocol error (D2-10).
+    const bool declarative = kv.key == "InitiatorName" || kv.key == "TargetName" ||
+                             kv.key == "SessionType" || kv.key == "InitiatorAlias";
+    if (!declarative || seen->value != kv.value) return Fail(LoginStatus::kInitiatorError, response);
   }
 
   if (state_ == State::kStart) {

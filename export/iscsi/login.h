@@ -111,7 +111,7 @@ class LoginMachine {
   TextAccumulator text_;
   std::optional<ChapAuthenticator> chap_;
   std::optional<Negotiator> negotiator_;
-  std::vector<std::string> login_keys_seen_;  // non-operational keys, for duplicates
+  std::vector<KeyValue> login_keys_seen_;  // non-operational keys, for duplicates
   bool first_response_sent_ = false;
   uint32_t statsn_ = 0;
   LoginResult result_;

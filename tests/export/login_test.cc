@@ -316,3 +316,17 @@ TEST_CASE("the stage cannot move without an agreed transition") {
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("libiscsi repeats InitiatorName/SessionType per stage: same value ok, changed fails") {
+  Rig rig;
+  rig.First({{"AuthMethod", "None"}});
+  auto b = rig.Step({{"InitiatorName", kIni}, {"TargetName", kIqn}}, 1, 3, true);
+  CHECK(b.kind == LoginStepKind::kComplete);
+  Rig rig2;
+  rig2.First({{"AuthMethod", "None"}});
+  CHECK(rig2.Step({{"InitiatorName", "iqn.someone-else"}}, 1, 3, true).r.status == 0x0200);
+}
+
+}  // namespace blockhaus::iscsi
