@@ -12,7 +12,8 @@
 //   SAM-5 order: the nexus's oldest pending unit attention (not for
 //   INQUIRY, REPORT LUNS, REQUEST SENSE), then an SPC-2 RESERVE held by
 //   another nexus, then persistent reservations (SPC-4 §5.13.1 table 50,
-//   through the entry's Access class), then write protection.
+//   through the entry's Access class); RunPinned() then checks write
+//   protection against the device it has pinned.
 //
 // Data structures
 //   Unit::nexuses_: per-nexus state (unit attention queue, the SPC-4 port
@@ -318,11 +319,20 @@ void Unit::Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp) {
   }
   if (cmd.cdb[0] == op::kCompareAndWrite || cmd.cdb[0] == op::kOrWrite16) {
     std::unique_lock<std::shared_mutex> pin(io_mu_);
-    Ctx c{*this, nexus, cmd, rsp, *device_};
-    fn(c);
+    RunPinned(nexus, cmd, rsp, fn, flags);
     return;
   }
   std::shared_lock<std::shared_mutex> pin(io_mu_);
+  RunPinned(nexus, cmd, rsp, fn, flags);
+}
+
+// REQUIRES: io_mu_ held (shared or exclusive), so device_ stays put.
+void Unit::RunPinned(const Nexus& nexus, const Command& cmd, Response* rsp, Handler fn,
+                     uint8_t flags) {
+  if ((flags & kWritesMedium) && (options_.read_only || device_->read_only())) {
+    CheckCondition(rsp, SenseKey::kDataProtect, asc::kWriteProtected);
+    return;
+  }
   Ctx c{*this, nexus, cmd, rsp, *device_};
   fn(c);
 }
@@ -358,10 +368,6 @@ bool Unit::Admit(const Nexus& nexus, const CommandEntry& entry, Access access, u
   }
   if (pr_.reserved && !PrAllows(pr_, n.port, access)) {
     ReservationConflict(rsp);
-    return false;
-  }
-  if ((flags & kWritesMedium) && (options_.read_only || device_->read_only())) {
-    CheckCondition(rsp, SenseKey::kDataProtect, asc::kWriteProtected);
     return false;
   }
   return true;

@@ -132,6 +132,8 @@ class LogicalUnit {
   // Swaps the backing device (after a live rollback or a resize): pending
   // commands finish on the old one first. Every nexus then gets UNIT
   // ATTENTION `asc`/`ascq` (for example 2Ah/09h CAPACITY DATA HAS CHANGED).
+  // REQUIRES: `device` meets Create's constraints for this unit's logical
+  // block size (non-empty, block size and size multiples of it).
   virtual void ReplaceDevice(std::unique_ptr<volume::BlockDevice> device, uint8_t asc,
                              uint8_t ascq) = 0;
   // Queues a UNIT ATTENTION for every nexus (or all but `except_nexus`).

@@ -443,3 +443,42 @@ TEST_CASE("scsi: ORWRITE ORs into the medium; READ DEFECT DATA is empty") {
 
 }  // namespace
 }  // namespace blockhaus::testing
+
+namespace blockhaus::testing {
+namespace {
+
+// ReplaceDevice (live rollback, resize) while another nexus does I/O of
+// every kind: commands finish on the device they started on; nothing
+// touches a device after it is swapped out (run under TSan/ASan).
+TEST_CASE("scsi: ReplaceDevice during I/O") {
+  ScsiRig rig;
+  scsi::Nexus other = MakeNexus(9, "iqn.2026-01.test:io");
+  rig.ClearUnitAttention(other);
+  std::atomic<bool> stop{false};
+  std::thread io([&] {
+    scsi::Command cmd;
+    cmd.nexus_id = other.id;
+    std::vector<uint8_t> data(4096, 7);
+    uint8_t ops[] = {0x28, 0x2a, 0x41, 0x89, 0x8b, 0x35};
+    for (int i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+      std::vector<uint8_t> cdb = Cdb10(ops[i % 6], static_cast<uint32_t>(i % 64), 1);
+      if (ops[i % 6] >= 0x80) cdb = Cdb16(ops[i % 6], static_cast<uint64_t>(i % 64), 1);
+      if (ops[i % 6] == 0x89) cdb[13] = 1;
+      std::copy(cdb.begin(), cdb.end(), cmd.cdb.begin());
+      cmd.data_out = ConstByteSpan(data.data(), ops[i % 6] == 0x89 ? 1024 : 512);
+      scsi::Response r;
+      rig.map.Execute(other, cmd, &r);
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    rig.unit->ReplaceDevice(std::make_unique<MemBlockDevice>(8 << 20, 16384, i % 2 == 1), 0x2a,
+                            0x09);
+  }
+  stop = true;
+  io.join();
+  rig.ClearUnitAttention(rig.nexus);
+  CHECK(rig.Run(Cdb10(0x28, 0, 1)).status == kStatusGood);
+}
+
+}  // namespace
+}  // namespace blockhaus::testing

@@ -200,11 +200,15 @@ class Unit : public LogicalUnit {
 
  private:
   bool FastPathAllowed(const Command& cmd) const;
-  // The checks before a handler runs: unit attention, reservations,
-  // write protection. False when they ended the command.
+  // The checks before a handler runs: unit attention and reservations.
+  // False when they ended the command. Touches no device (device_ may be
+  // swapped while it runs; only io_mu_ pins it).
   bool Admit(const Nexus& nexus, const CommandEntry& entry, Access access, uint8_t flags,
              Response* rsp);
   void Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp);
+  // Write protection, then the handler, with io_mu_ held by the caller.
+  void RunPinned(const Nexus& nexus, const Command& cmd, Response* rsp, Handler fn,
+                 uint8_t flags);
 
   LunOptions options_;
   std::unique_ptr<volume::BlockDevice> device_;   // swapped only under io_mu_ exclusive
