@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace blockhaus::volume {
 namespace {
 
@@ -81,6 +83,51 @@ Result<DatasetSpace> RecountDatasetSpace(core::Pool& pool, const Dataset& ds) {
     }
   }
   return FromTallies(ds, own, referenced);
+}
+
+namespace {
+
+// Bytes a lineage has written since its newest snapshot (committed).
+uint64_t WrittenSinceSnapshot(const core::Pool& pool, uint64_t lineage) {
+  if (lineage == 0) return 0;
+  auto s = pool.GetSpace(lineage);
+  return s.ok() ? s->head_new.phys : 0;
+}
+
+uint64_t Held(uint64_t res, uint64_t written) { return res > written ? res - written : 0; }
+
+}  // namespace
+
+Status CheckReservation(const core::Pool& pool, const std::string& name, uint64_t lineage,
+                        uint64_t volsize, uint64_t old_res, uint64_t new_res) {
+  if (new_res > volsize) {
+    return BH_ERROR(kInvalidArgument, "cannot set refreservation of '{}' to {}: more than its "
+                    "volsize ({})", name, new_res, volsize);
+  }
+  uint64_t written = WrittenSinceSnapshot(pool, lineage);
+  uint64_t before = Held(old_res, written), after = Held(new_res, written);
+  if (after <= before) return Status::Ok();
+  uint64_t free = pool.unreserved_free();
+  if (after - before > free) {
+    return BH_ERROR(kResourceExhausted, "out of space: '{}' would reserve {} more bytes, the "
+                    "pool has {} unreserved", name, after - before, free);
+  }
+  return Status::Ok();
+}
+
+Status CheckSnapshotReservations(const core::Pool& pool, const std::vector<Dataset>& volumes) {
+  uint64_t need = 0;
+  for (const Dataset& v : volumes) {
+    uint64_t res = v.props.refreservation;
+    need += std::min(res, WrittenSinceSnapshot(pool, v.lineage));
+  }
+  if (need == 0) return Status::Ok();
+  uint64_t free = pool.unreserved_free();
+  if (need > free) {
+    return BH_ERROR(kResourceExhausted, "out of space: the snapshot would make {} bytes of "
+                    "refreservation unused again, the pool has {} unreserved", need, free);
+  }
+  return Status::Ok();
 }
 
 std::string CompressRatioText(uint64_t ratio_x100, bool parsable) {

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/pool/pool.h"
 #include "volume/dataset.h"
@@ -51,6 +52,23 @@ Result<DatasetSpace> ComputeSpace(const core::Pool& pool, const Dataset& ds);
 
 // The same computed from a recount of the block map (slow; scrub, tests).
 Result<DatasetSpace> RecountDatasetSpace(core::Pool& pool, const Dataset& ds);
+
+// Reservations (docs/DECISIONS.md D14). A thick volume's refreservation is
+// its volsize (metadata lives in RocksDB on the host filesystem, not in the
+// data vdev, so no estimate is added); it holds back refreservation minus
+// the bytes written since its newest snapshot, as zfs measures it against
+// "unique" bytes.
+//
+// Whether a volume (lineage 0: one being created) may raise its
+// refreservation from old_res to new_res: the growth of what it holds back
+// must fit in the pool's unreserved free space.
+// Errors: InvalidArgument (new_res > volsize), ResourceExhausted.
+Status CheckReservation(const core::Pool& pool, const std::string& name, uint64_t lineage,
+                        uint64_t volsize, uint64_t old_res, uint64_t new_res);
+// Whether snapshots of these volumes fit: a snapshot makes a thick
+// volume's whole refreservation unused again (zfs refuses it likewise).
+// Errors: ResourceExhausted.
+Status CheckSnapshotReservations(const core::Pool& pool, const std::vector<Dataset>& volumes);
 
 // "1.50x" (or "1.50" when parsable).
 std::string CompressRatioText(uint64_t ratio_x100, bool parsable);

@@ -46,6 +46,11 @@
 //   updates (or deletes) the job record, so a crash resumes exactly where the
 //   last step committed.
 //
+//   * Reservations (D14): creating a thick volume, raising refreservation
+//     (or volsize with it) and snapshotting a thick volume check in `check`
+//     that what the volume holds back grows only into the pool's unreserved
+//     free space (space.h); core enforces it on every write.
+//
 // Failure handling
 //   Forbidden destroys and rollbacks fail in `check` with a message naming
 //   the flag (-r/-R) that would allow them and the dataset in the way. A
@@ -317,7 +322,7 @@ Status VolumeManager::CreateVolume(const std::string& name, const VolumeProps& p
   auto check = [&](SyncContext&) -> Status {
     MutexLock lock(&m.mu);
     if (m.Find(name)) return BH_ERROR(kAlreadyExists, "'{}' already exists", name);
-    return Status::Ok();
+    return CheckReservation(*m.pool, name, 0, props.volsize, 0, props.refreservation);
   };
   auto sync = [&](SyncContext& ctx) {
     MutexLock lock(&m.mu);
@@ -352,7 +357,9 @@ Status VolumeManager::Snapshot(const std::vector<std::string>& names) {
         return BH_ERROR(kInvalidArgument, "two snapshots of '{}' in one call", vol);
       }
     }
-    return Status::Ok();
+    std::vector<Dataset> thick;
+    for (const auto& vol : volumes) thick.push_back(*m.Find(vol));
+    return CheckSnapshotReservations(*m.pool, thick);
   };
   auto sync = [&](SyncContext& ctx) {
     MutexLock lock(&m.mu);
@@ -588,7 +595,13 @@ Status VolumeManager::SetProperty(const std::string& name, const std::string& ke
     if (updated.props.volsize < ds->props.volsize) {
       return BH_ERROR(kNotSupported, "shrinking a volume is not supported yet (TODO(#3))");
     }
-    return Status::Ok();
+    if (ds->is_snapshot()) return Status::Ok();
+    // A thick volume's refreservation follows its volsize (as in zfs).
+    if (key == "volsize" && ds->props.refreservation == ds->props.volsize) {
+      updated.props.refreservation = updated.props.volsize;
+    }
+    return CheckReservation(*m.pool, name, ds->lineage, updated.props.volsize,
+                            ds->props.refreservation, updated.props.refreservation);
   };
   auto sync = [&](SyncContext& ctx) {
     MutexLock lock(&m.mu);
@@ -665,6 +678,10 @@ Result<std::unique_ptr<BlockDevice>> VolumeManager::OpenDevice(const std::string
 
 Result<DatasetSpace> VolumeManager::Space(const Dataset& ds) const {
   return ComputeSpace(*impl_->pool, ds);
+}
+
+uint64_t VolumeManager::Available(const Dataset& ds) const {
+  return impl_->pool->unreserved_free() + impl_->pool->reservation_room(ds.lineage);
 }
 
 CoalescerStatus VolumeManager::coalescer() const {

@@ -67,6 +67,9 @@ class VolumeManager {
 
   // The space properties of a dataset as of the last commit (space.h).
   Result<DatasetSpace> Space(const Dataset& ds) const;
+  // zfs "available": what a volume can still write (the pool's unreserved
+  // free space plus what is left of its own reservation).
+  uint64_t Available(const Dataset& ds) const;
 
   // A volume opens read-write (unless readonly), a snapshot read-only.
   Result<std::unique_ptr<BlockDevice>> OpenDevice(const std::string& name);

@@ -225,6 +225,12 @@ Result<std::optional<BlockPtr>> Pool::Impl::Resolve(LineageId lineage, uint64_t 
   return BH_ERROR(kCorruption, "clone origins of lineage {} form a loop", lineage);
 }
 
+Result<std::optional<std::pair<uint64_t, BlockPtr>>> Pool::Impl::HeadVersion(LineageId lineage,
+                                                                          uint64_t blkno) {
+  auto it = kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  return SeekVersion(*it, lineage, blkno, kHeadView);
+}
+
 Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno,
                            ByteSpan out) {
   if (ptr.lsize != out.size()) {

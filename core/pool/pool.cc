@@ -330,6 +330,16 @@ void Pool::Impl::RefreshCounters() {
   counters.slop = slop;
 }
 
+uint64_t Pool::unreserved_free() const {
+  MutexLock lock(&impl_->mu);
+  return impl_->UnreservedFree(0);
+}
+
+uint64_t Pool::reservation_room(LineageId lineage) const {
+  MutexLock lock(&impl_->mu);
+  return impl_->ReservationRoom(lineage);
+}
+
 PoolStats Pool::stats() const {
   MutexLock lock(&impl_->mu);
   PoolStats s = impl_->counters;
@@ -344,7 +354,39 @@ Status Pool::health() const {
   return impl_->failure;
 }
 
-Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes) {
+uint64_t Pool::Impl::ReservationRoom(LineageId lineage) const {
+  uint64_t dirty = 0;
+  if (auto it = open_by_lineage.find(lineage); it != open_by_lineage.end()) dirty += it->second;
+  if (auto it = syncing_by_lineage.find(lineage); it != syncing_by_lineage.end()) {
+    dirty += it->second;
+  }
+  MutexLock lock(&space_mu);
+  auto it = space.find(lineage);
+  if (it == space.end()) return 0;
+  uint64_t used = it->second.head_new.phys + dirty;
+  return it->second.reservation > used ? it->second.reservation - used : 0;
+}
+
+uint64_t Pool::Impl::UnreservedFree(LineageId except) const {
+  std::vector<LineageId> reserved;
+  {
+    MutexLock lock(&space_mu);
+    for (const auto& [id, s] : space) {
+      if (s.reservation > 0 && id != except) reserved.push_back(id);
+    }
+  }
+  uint64_t held = open_bytes + syncing_bytes + slop;
+  for (LineageId id : reserved) held += ReservationRoom(id);
+  return counters.free > held ? counters.free - held : 0;
+}
+
+// D4 and D14: new data must leave room for the slop, for all dirty data and
+// for every other lineage's unused reservation. A lineage with a
+// reservation writes into it first (and may then use the slop, which its
+// reservation already covers), and an overwrite of a version only the head
+// sees may use the slop too: its commit frees what it allocates, so a full
+// thick volume can always overwrite itself.
+Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes, bool overwrite_own) {
   if (!failure.ok()) {
     return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
   }
@@ -354,30 +396,87 @@ Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes) {
   if (it->second.destroying) {
     return BH_ERROR(kFailedPrecondition, "lineage {} is being destroyed", lineage);
   }
-  uint64_t committed_free = counters.free;
-  uint64_t pending = open_bytes + syncing_bytes + bytes;
-  if (bytes > 0 && pending + slop > committed_free) {
-    return BH_ERROR(kResourceExhausted, "pool {} is out of space ({} bytes free)", label.name,
-                    committed_free > slop ? committed_free - slop : 0);
+  if (bytes == 0) return Status::Ok();
+  uint64_t free = counters.free;
+  uint64_t dirty = open_bytes + syncing_bytes;
+  uint64_t own = ReservationRoom(lineage);
+  uint64_t others = 0;
+  std::vector<LineageId> reserved;
+  {
+    MutexLock lock(&space_mu);
+    for (const auto& [id, s] : space) {
+      if (s.reservation > 0 && id != lineage) reserved.push_back(id);
+    }
   }
-  return Status::Ok();
+  for (LineageId id : reserved) others += ReservationRoom(id);
+  uint64_t own_left = own > bytes ? own - bytes : 0;
+  uint64_t need = dirty + bytes + others + own_left;
+  if (need + slop <= free) return Status::Ok();
+  if (bytes <= own && need <= free) return Status::Ok();
+  if (overwrite_own && dirty + bytes + others <= free) return Status::Ok();
+  uint64_t room = free > dirty + others + slop ? free - dirty - others - slop : 0;
+  return BH_ERROR(kResourceExhausted,
+                  "pool {} is out of space: {} bytes free for this volume ({} reserved by "
+                  "others, {} kept back so frees always work)",
+                  label.name, room + own, others, slop);
+}
+
+bool Pool::Impl::OverwritesHeadOnly(LineageId lineage, uint64_t blkno) {
+  uint64_t fence = 0;
+  {
+    MutexLock lock(&mu);
+    DirtyKey key{lineage, blkno};
+    auto it = open.find(key);
+    if (it != open.end() && it->second.data) return true;  // replaces dirty data
+    if (syncing && syncing->contains(key)) return true;     // head-only once committed
+    auto li = lineages.find(lineage);
+    if (li == lineages.end()) return false;
+    fence = li->second.fence_txg;
+  }
+  auto head = HeadVersion(lineage, blkno);
+  return head.ok() && head->has_value() && (*head)->first > fence && !(*head)->second.hole;
 }
 
 Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
                             uint64_t bytes) {
-  std::unique_lock<Mutex> guard(mu);
-  // Throttle: past the dirty limit, wait for the syncing txg to finish.
-  while (open_bytes > options.dirty_limit_bytes && failure.ok() && !closing) {
-    work_cv.notify_all();
-    done_cv.wait(guard);
+  bool overwrite_own = false;
+  bool looked = false;
+  for (int waits = 0;;) {
+    std::unique_lock<Mutex> guard(mu);
+    // Throttle: past the dirty limit, wait for the syncing txg to finish.
+    while (open_bytes > options.dirty_limit_bytes && failure.ok() && !closing) {
+      work_cv.notify_all();
+      done_cv.wait(guard);
+    }
+    Status s = CheckWritable(lineage, bytes, overwrite_own);
+    if (s.code() == Code::kResourceExhausted && !looked) {
+      // Near full: an overwrite of head-only data frees what it takes.
+      guard.unlock();
+      looked = true;
+      overwrite_own = OverwritesHeadOnly(lineage, blkno);
+      continue;
+    }
+    if (s.code() == Code::kResourceExhausted && waits < 2 && (!open.empty() || syncing)) {
+      // Dirty data and its frees are in flight: commit them, then look again.
+      ++waits;
+      uint64_t target = open.empty() ? open_txg - 1 : open_txg;
+      flush_target = std::max(flush_target, target);
+      work_cv.notify_all();
+      while (synced_txg < target && failure.ok() && !closing) done_cv.wait(guard);
+      continue;
+    }
+    BH_RETURN_IF_ERROR(s);
+    auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
+    if (!inserted && it->second.data) {
+      open_bytes -= it->second.data->size();
+      open_by_lineage[lineage] -= it->second.data->size();
+    }
+    it->second = std::move(block);
+    open_bytes += bytes;
+    open_by_lineage[lineage] += bytes;
+    if (open_bytes > options.dirty_limit_bytes / 4) work_cv.notify_all();
+    return Status::Ok();
   }
-  BH_RETURN_IF_ERROR(CheckWritable(lineage, bytes));
-  auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
-  if (!inserted && it->second.data) open_bytes -= it->second.data->size();
-  it->second = std::move(block);
-  open_bytes += bytes;
-  if (open_bytes > options.dirty_limit_bytes / 4) work_cv.notify_all();
-  return Status::Ok();
 }
 
 Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,

@@ -16,7 +16,9 @@
 //
 // Errors (beyond each function's own): Unavailable after Close() or once the
 // pool is suspended by a failed commit (health() tells why; reopen the pool),
-// ResourceExhausted when a write finds no space.
+// ResourceExhausted when a write finds no space: writes must leave the
+// slop, dirty data and other lineages' unused reservations untouched
+// (SyncContext::SetReservation, docs/DECISIONS.md D14).
 // Thread safety: thread-safe. Reads and writes run on any thread; commits
 // run on the pool's sync thread.
 #pragma once
@@ -204,6 +206,12 @@ class Pool {
   PendingFrees pending_frees() const;
   // Unused reservations of all lineages: sum of reservation - head_new.
   uint64_t unused_reservations() const;
+  // Bytes a write to a lineage without a reservation could still get: free
+  // space less the slop, dirty data and every unused reservation (D14).
+  uint64_t unreserved_free() const;
+  // What is left of a lineage's reservation: reservation - bytes born
+  // after its newest snapshot - its dirty data (0 when none).
+  uint64_t reservation_room(LineageId lineage) const;
   // Recomputes a lineage's tallies from the block map (slow: reads every
   // version of the lineage; for scrub and tests). Commits are held off.
   // For a lineage being destroyed only `total` is meaningful.

@@ -225,6 +225,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   synced_txg = txg;
   syncing.reset();
   syncing_bytes = 0;
+  syncing_by_lineage.clear();
   RefreshCounters();
   counters.txgs_committed++;
   counters.last_commit_us = static_cast<uint64_t>(us);
@@ -257,6 +258,8 @@ void Pool::Impl::SyncLoop() {
     syncing = map;
     syncing_bytes = open_bytes;
     open_bytes = 0;
+    syncing_by_lineage = std::move(open_by_lineage);
+    open_by_lineage.clear();
     std::vector<SyncTask*> batch_tasks = std::move(pending_tasks);
     pending_tasks.clear();
     done_cv.notify_all();  // throttled writers may go on

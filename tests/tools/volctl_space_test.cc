@@ -99,5 +99,21 @@ TEST_CASE("volctl space: used, referenced, written, usedbysnapshots are exact") 
   CHECK(list["pools"][0]["freeing"] == 0);
 }
 
+TEST_CASE("volctl space: a thick volume that does not fit is refused") {
+  SpaceHome h;
+  CommandResult r = h.Run({"create", "-V", "1G", "tank/big"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("out of space") != std::string::npos);
+  h.Ok({"create", "-s", "-V", "1G", "tank/thin"});
+  h.Ok({"create", "-V", "8M", "tank/thick"});
+  auto t = h.Props("tank/thick");
+  CHECK(t["refreservation"] == N(8 * kMiB));
+  CHECK(t["usedbyrefreservation"] == N(8 * kMiB));
+  CHECK(t["used"] == N(8 * kMiB));
+  CommandResult bad = h.Run({"set", "refreservation=16M", "tank/thick"});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("volsize") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace blockhaus::testing

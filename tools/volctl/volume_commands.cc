@@ -101,6 +101,9 @@ std::optional<std::string> SpaceValue(const Dataset& d, const std::string& prop,
   static const std::vector<std::string> kNames = {
       "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
       "usedbysnapshots", "usedbydataset", "usedbyrefreservation", "usedbychildren"};
+  if (prop == "available" || prop == "avail") {
+    return d.is_snapshot() ? "-" : Bytes(vm.Available(d), f);
+  }
   if (std::find(kNames.begin(), kNames.end(), prop) == kNames.end()) return std::nullopt;
   Result<volume::DatasetSpace> r = vm.Space(d);
   if (!r.ok()) return "-";
@@ -149,7 +152,7 @@ std::optional<std::string> PropValue(const Dataset& d, const std::string& prop,
 }
 
 const std::vector<std::string> kAllProps = {
-    "type", "creation", "used", "referenced", "compressratio", "volsize", "volblocksize",
+    "type", "creation", "used", "available", "referenced", "compressratio", "volsize", "volblocksize",
     "compression", "checksum", "refreservation", "readonly", "origin", "guid", "createtxg",
     "written", "logicalused", "logicalreferenced", "usedbysnapshots", "usedbydataset",
     "usedbyrefreservation", "usedbychildren"};

@@ -101,6 +101,9 @@ struct Pool::Impl {
   uint64_t open_bytes BH_GUARDED_BY(mu) = 0;
   std::shared_ptr<const DirtyMap> syncing BH_GUARDED_BY(mu);
   uint64_t syncing_bytes BH_GUARDED_BY(mu) = 0;
+  // open_bytes and syncing_bytes per lineage, for reservations.
+  std::map<LineageId, uint64_t> open_by_lineage BH_GUARDED_BY(mu);
+  std::map<LineageId, uint64_t> syncing_by_lineage BH_GUARDED_BY(mu);
   uint64_t open_txg BH_GUARDED_BY(mu) = 0;
   uint64_t synced_txg BH_GUARDED_BY(mu) = 0;
   uint64_t flush_target BH_GUARDED_BY(mu) = 0;  // commit up to this txg now
@@ -122,7 +125,18 @@ struct Pool::Impl {
   std::set<std::string> space_dirty BH_GUARDED_BY(space_mu);
 
   // --- pool.cc
-  Status CheckWritable(LineageId lineage, uint64_t bytes) BH_REQUIRES(mu);
+  // Admission of `bytes` of new data for `lineage` (D4, D14). overwrite_own:
+  // the write replaces a version only the head sees (its commit frees as
+  // much as it allocates), which may use the slop.
+  Status CheckWritable(LineageId lineage, uint64_t bytes, bool overwrite_own = false)
+      BH_REQUIRES(mu);
+  // Free space not held back by the slop, dirty data or unused
+  // reservations (those of `except` left out).
+  uint64_t UnreservedFree(LineageId except) const BH_REQUIRES(mu);
+  // Unused reservation of one lineage, less its dirty data.
+  uint64_t ReservationRoom(LineageId lineage) const BH_REQUIRES(mu);
+  // Whether a write of blkno replaces a version only the head sees.
+  bool OverwritesHeadOnly(LineageId lineage, uint64_t blkno);
   Status PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes);
   void RefreshCounters() BH_REQUIRES(mu);
 
@@ -136,6 +150,10 @@ struct Pool::Impl {
   // clone origins; nullopt when the block reads as zeros.
   Result<std::optional<BlockPtr>> Resolve(LineageId lineage, uint64_t blkno, uint64_t view);
   Status ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
+  // The committed newest version of (lineage, blkno) in that lineage only,
+  // with its birth; nullopt when the lineage has none.
+  Result<std::optional<std::pair<uint64_t, BlockPtr>>> HeadVersion(LineageId lineage,
+                                                                   uint64_t blkno);
   Status ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, ByteSpan out);
 };
 
