@@ -48,9 +48,11 @@
 //   the Target's business (SYNCHRONIZE CACHE / FUA).
 //
 // Failure handling
-//   ERL 0 throughout: a header digest error, an over-long segment, a data
-//   digest error or a Data-Out protocol violation (after a Reject) closes
-//   the connection, which ends the session. Malformed or unsupported PDUs
+//   ERL 0 throughout: a header digest error, an over-long segment or a data
+//   digest error (after a Reject) closes the connection, which ends the
+//   session. A Data-Out outside what was solicited (offset, DataSN, TTT)
+//   ends its command with ABORTED COMMAND / DATA PHASE ERROR and the
+//   session goes on (libiscsi iSCSIDataSnInvalid). Malformed or unsupported PDUs
 //   that leave the stream in sync get a Reject with the RFC 7143 §11.17.1
 //   reason and the connection goes on. Out-of-window commands are dropped
 //   silently (RFC 7143 §4.2.2.1).
@@ -812,6 +814,7 @@ void Connection::HandleTaskMgmt(const Pdu& pdu) {
       }
       AbortTasks(true, 0, nullptr, &p.waiting);
       p.response = static_cast<uint8_t>(TmfResponse::kComplete);
+      p.lun = ~0ull;  // every LUN, once the tasks are gone
       break;
     case static_cast<uint8_t>(TmfFunction::kTaskReassign):
       p.response = static_cast<uint8_t>(TmfResponse::kReassignNotSupported);
@@ -834,6 +837,13 @@ void Connection::CheckPendingTmfs() {
     }
     if (p.function == static_cast<uint8_t>(TmfFunction::kLogicalUnitReset) && p.response == 0) {
       session_.target->luns->ResetLun(nexus_, DecodeLun(p.lun));
+    }
+    if (p.lun == ~0ull && p.response == 0) {
+      // TARGET WARM/COLD RESET = LOGICAL UNIT RESET of every LUN (seam
+      // contract, scsi_target.h); only LunMap can list its LUNs.
+      if (auto* map = dynamic_cast<scsi::LunMap*>(session_.target->luns.get())) {
+        for (uint64_t lun : map->Luns()) map->ResetLun(nexus_, lun);
+      }
     }
     TaskMgmtResponseBhs r;
     r.response = p.response;

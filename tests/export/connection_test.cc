@@ -64,7 +64,9 @@ struct Rig {
   uint16_t port = 0;
 
   explicit Rig(ServerOptions opts = {}) {
-    dir.Add(MakeTarget(kIqn, ram));
+    auto t = MakeTarget(kIqn, ram);
+    t->multi_session = true;
+    dir.Add(t);
     ram->hook = [this](const scsi::Command& c) {
       if (c.cdb[0] == 0x28 || c.cdb[0] == 0x2a) gate.Wait();
     };
@@ -462,6 +464,53 @@ TEST_CASE("B5/SR-L6: NOP-In keepalive drops a silent initiator") {
   REQUIRE(RecvOpcode(c.get(), &p) == 0x20);  // the next ping
   CHECK(c->Closed(3000));                     // unanswered: dropped
   CHECK(Eventually([&] { return rig.server->Sessions().empty(); }));
+}
+
+}  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("E5/SR-L3: session limits per initiator and in total") {
+  ServerOptions o;
+  o.max_sessions_per_initiator = 1;
+  o.max_sessions = 2;
+  Rig rig(o);
+  auto a = rig.Connect({}, 0x400001370001ull);
+  RawClient b(rig.port);
+  CHECK(b.Login(kIni, kIqn, {}, 0x400001370002ull) == 0x0206);
+  RawClient c(rig.port);
+  CHECK(c.Login("iqn.2026-11.test:other", kIqn, {}, 0x1) == 0);
+  RawClient d(rig.port);
+  CHECK(d.Login("iqn.2026-11.test:third", kIqn, {}, 0x1) == 0x0302);
+  // a's session is unaffected.
+  a->Command({}, 0, false, false);
+  Pdu p;
+  REQUIRE(RecvOpcode(a.get(), &p) == 0x21);
+}
+
+TEST_CASE("SR-L9: the buffer memory cap answers TASK SET FULL") {
+  ServerOptions o;
+  o.max_buffer_bytes = 4096;
+  Rig rig(o);
+  auto c = rig.Connect({{"InitialR2T", "Yes"}});
+  c->Command(Cdb10(0x2a, 0, 16), 8192, false, true);
+  Pdu p;
+  REQUIRE(RecvOpcode(c.get(), &p) == 0x21);
+  CHECK(DecodeScsiResponse(p.bhs).status == scsi::kStatusTaskSetFull);
+  CHECK(rig.server->Sessions().size() == 1);
+}
+
+TEST_CASE("SR-L7: a write whose Data-Out never comes ends the connection") {
+  ServerOptions o;
+  o.data_out_timeout = std::chrono::milliseconds(300);
+  Rig rig(o);
+  auto c = rig.Connect({{"InitialR2T", "Yes"}});
+  c->Command(Cdb10(0x2a, 0, 1), 512, false, true);
+  Pdu p;
+  REQUIRE(RecvOpcode(c.get(), &p) == 0x31);  // the R2T we never answer
+  CHECK(c->Closed(3000));
+  CHECK(Eventually([&] { return rig.server->Sessions().empty(); }));
+  CHECK(rig.ram->Snapshot(0)[0] == 0);
 }
 
 }  // namespace blockhaus::iscsi
