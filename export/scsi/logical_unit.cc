@@ -27,8 +27,9 @@
 // Invariants
 //   * slow_ is true whenever any nexus has a pending unit attention or any
 //     reservation (SPC-2 or persistent) is held.
-//   * the fast path (READ/WRITE 10/16 of the last admitted nexus while
-//     slow_ is false) never takes mu_ and allocates nothing beyond data_in.
+//   * the fast path (READ/WRITE 10/16 of an admitted nexus while slow_ is
+//     false) never takes mu_ and allocates nothing beyond data_in; up to
+//     kFastPathSlots sessions (multipath, clusters) share it.
 //   * every handler sees the device pinned: io_mu_ is held shared for the
 //     whole command, exclusive by COMPARE AND WRITE, ORWRITE and
 //     ReplaceDevice.
@@ -39,7 +40,7 @@
 //   2. Unit::mu_ (state above); PersistentStore::Save is called under it
 //   3. locks inside volume::BlockDevice (never taken while holding mu_)
 //   LunMap::Rep::mu (lun_map.cc) is never held while calling into a unit.
-//   slow_ and last_nexus_ are atomics: written under mu_ with release
+//   slow_ and admitted_ are atomics: written under mu_ with release
 //   order, read by the fast path with acquire order, so a fast-path command
 //   that sees slow_ == false also sees the state that made it false. A
 //   command racing with a new unit attention or reservation may run before
@@ -58,6 +59,7 @@
 //   kMaxUnitAttentions (16): per nexus; further attentions are dropped
 //   (the 29h/00h already queued tells the initiator to rescan).
 //   kMaxLostPorts (64): lost initiator ports remembered for 29h/07h.
+//   kFastPathSlots (16): admitted-nexus slots of the fast path.
 
 #include <algorithm>
 #include <mutex>
@@ -273,8 +275,8 @@ bool Unit::FastPathAllowed(const Command& cmd) const {
     return false;
   }
   // Acquire pairs with UpdateSlowPath's release.
-  return !slow_.load(std::memory_order_acquire) &&
-         last_nexus_.load(std::memory_order_acquire) == cmd.nexus_id;
+  return cmd.nexus_id != 0 && !slow_.load(std::memory_order_acquire) &&
+         admitted_[cmd.nexus_id % kFastPathSlots].load(std::memory_order_acquire) == cmd.nexus_id;
 }
 
 void Unit::Execute(const Nexus& nexus, const Command& cmd, Response* response) {
@@ -352,7 +354,7 @@ bool Unit::Admit(const Nexus& nexus, const CommandEntry& entry, Access access, u
       n.unit_attentions.push_back(asc::kPowerOnOrReset);
     }
   }
-  last_nexus_.store(nexus.id, std::memory_order_release);
+  admitted_[nexus.id % kFastPathSlots].store(nexus.id, std::memory_order_release);
   if (!n.unit_attentions.empty() && !(flags & kNoUnitAttention)) {
     Asc ua = n.unit_attentions.front();
     n.unit_attentions.pop_front();
@@ -401,7 +403,8 @@ void Unit::NexusLost(uint64_t nexus_id) {
     nexuses_.erase(it);
   }
   uint64_t expected = nexus_id;
-  last_nexus_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+  admitted_[nexus_id % kFastPathSlots].compare_exchange_strong(expected, 0,
+                                                                std::memory_order_acq_rel);
   UpdateSlowPath();
 }
 

@@ -24,6 +24,10 @@ namespace blockhaus::scsi::internal {
 
 class Unit;
 
+inline constexpr size_t kMaxUnitAttentions = 16;
+inline constexpr size_t kMaxLostPorts = 64;
+inline constexpr size_t kFastPathSlots = 16;   // sessions that share the fast path
+
 // One command in flight: what a handler reads and writes.
 struct Ctx {
   Unit& unit;
@@ -213,13 +217,15 @@ class Unit : public LogicalUnit {
   LunOptions options_;
   std::unique_ptr<volume::BlockDevice> device_;   // swapped only under io_mu_ exclusive
   // True while any nexus has a pending unit attention or any reservation is
-  // held; the READ/WRITE fast path runs only when false and the nexus is
-  // the last one seen. Written under mu_ (release), read without (acquire).
+  // held; the READ/WRITE fast path runs only when false and the nexus has
+  // been admitted before (its id sits in its slot of admitted_, so its
+  // first-contact attention is done). Written under mu_ (release), read
+  // without (acquire). A slot holds the last admitted nexus whose id maps
+  // to it; a collision only sends a nexus back through the slow path.
   std::atomic<bool> slow_{false};
-  std::atomic<uint64_t> last_nexus_{0};
+  std::array<std::atomic<uint64_t>, kFastPathSlots> admitted_{};
 };
 
-inline constexpr size_t kMaxUnitAttentions = 16;
-inline constexpr size_t kMaxLostPorts = 64;
+
 
 }  // namespace blockhaus::scsi::internal
