@@ -130,6 +130,17 @@ Status CheckSnapshotReservations(const core::Pool& pool, const std::vector<Datas
   return Status::Ok();
 }
 
+Result<uint64_t> DestroyBytes(const core::Pool& pool, const Dataset& ds,
+                              const std::vector<Dataset>& doomed) {
+  BH_ASSIGN_OR_RETURN(core::LineageSpace s, pool.GetSpace(ds.lineage));
+  if (ds.is_snapshot()) return s.Unique(ds.txg).phys;
+  uint64_t bytes = s.total.phys - s.freeing.phys;
+  for (const Dataset& d : doomed) {
+    if (d.is_snapshot() && d.volume_id == ds.id) bytes -= s.Unique(d.txg).phys;
+  }
+  return bytes;
+}
+
 std::string CompressRatioText(uint64_t ratio_x100, bool parsable) {
   return fmt::format("{}.{:02}{}", ratio_x100 / 100, ratio_x100 % 100, parsable ? "" : "x");
 }

@@ -46,6 +46,19 @@ struct DatasetSpace {
   bool operator==(const DatasetSpace&) const = default;
 };
 
+// One object a destroy would remove and the bytes it frees.
+struct DestroyItem {
+  std::string name;
+  uint64_t bytes = 0;
+};
+
+// The bytes destroying `ds` frees when `doomed` (ids, ds included) go in
+// the same operation: a snapshot frees its unique bytes; a volume frees all
+// its lineage holds (that its doomed snapshots do not already list), except
+// what is already waiting to be freed.
+Result<uint64_t> DestroyBytes(const core::Pool& pool, const Dataset& ds,
+                              const std::vector<Dataset>& doomed);
+
 // The space properties of `ds` as of the last committed txg.
 // Errors: NotFound (the lineage or snapshot is gone).
 Result<DatasetSpace> ComputeSpace(const core::Pool& pool, const Dataset& ds);

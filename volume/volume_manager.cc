@@ -513,6 +513,27 @@ Status VolumeManager::Destroy(const std::string& name, bool recursive, bool clon
   return m.pool->RunSyncTask(check, sync).status();
 }
 
+Result<std::vector<DestroyItem>> VolumeManager::PlanDestroy(const std::string& name,
+                                                            bool recursive,
+                                                            bool clones) const {
+  Impl& m = *impl_;
+  std::vector<Dataset> doomed;
+  {
+    MutexLock lock(&m.mu);
+    const Dataset* ds = m.Find(name);
+    if (ds == nullptr) return BH_ERROR(kNotFound, "'{}' does not exist", name);
+    std::vector<uint64_t> order;
+    BH_RETURN_IF_ERROR(m.CheckDestroy(*ds, recursive, clones, &order));
+    for (uint64_t id : order) doomed.push_back(m.by_id.at(id));
+  }
+  std::vector<DestroyItem> out;
+  for (const Dataset& d : doomed) {
+    BH_ASSIGN_OR_RETURN(uint64_t bytes, DestroyBytes(*m.pool, d, doomed));
+    out.push_back(DestroyItem{d.name, bytes});
+  }
+  return out;
+}
+
 Status VolumeManager::Rollback(const std::string& snapshot, bool destroy_newer) {
   BH_RETURN_IF_ERROR(ValidateSnapshotName(snapshot));
   Impl& m = *impl_;

@@ -58,6 +58,11 @@ class VolumeManager {
   // recursive: also the volume's snapshots (-r); clones: also clones of
   // them, recursively (-R).
   Status Destroy(const std::string& name, bool recursive, bool clones);
+  // What Destroy with the same arguments would destroy, in order, and the
+  // bytes each object frees (exact, from the space tallies; the sum is what
+  // the pool gets back). Changes nothing. Errors: as Destroy's check.
+  Result<std::vector<DestroyItem>> PlanDestroy(const std::string& name, bool recursive,
+                                               bool clones) const;
 
   std::vector<Dataset> List() const;
   Result<Dataset> Get(const std::string& name) const;

@@ -115,5 +115,44 @@ TEST_CASE("volctl space: a thick volume that does not fit is refused") {
   CHECK(bad.err.find("volsize") != std::string::npos);
 }
 
+TEST_CASE("volctl space: destroy -n -v -p predicts exactly and changes nothing") {
+  SpaceHome h;
+  h.Ok({"create", "-s", "-V", "16M", "tank/a"});
+  h.Ok({"write", "tank/a", h.Image(kMiB, 1)});
+  h.Ok({"snapshot", "tank/a@s1"});
+  h.Ok({"write", "tank/a", h.Image(kMiB / 2, 2)});
+  h.Ok({"snapshot", "tank/a@s2"});
+  h.Ok({"clone", "tank/a@s1", "tank/c"});
+  h.Ok({"write", "tank/c", h.Image(kMiB / 4, 3)});
+  auto allocated = [&] {
+    return nlohmann::json::parse(h.Ok({"pool", "status", "tank", "-j"}))["allocated"]
+        .get<uint64_t>();
+  };
+  uint64_t before = allocated();
+  CHECK(before == kMiB + kMiB / 2 + kMiB / 4);
+
+  // A snapshot alone: its unique bytes (s1 holds the overwritten half).
+  std::string one = h.Ok({"destroy", "-n", "-p", "tank/a@s2"});
+  CHECK(one == "destroy\ttank/a@s2\t0\nreclaim\t0\n");
+  CHECK(h.Run({"destroy", "-n", "-v", "tank/a@s1"}).exit_code != 0);  // has a clone
+
+  std::string plan = h.Ok({"destroy", "-n", "-v", "-p", "-R", "tank/a"});
+  CHECK(plan == "destroy\ttank/c\t" + N(kMiB / 4) + "\n"
+                "destroy\ttank/a@s1\t" + N(kMiB / 2) + "\n"
+                "destroy\ttank/a@s2\t0\n"
+                "destroy\ttank/a\t" + N(kMiB) + "\n"
+                "reclaim\t" + N(before) + "\n");
+  std::string text = h.Ok({"destroy", "-nv", "-R", "tank/a"});
+  CHECK(text.find("would destroy tank/a@s1 (frees 512K)") != std::string::npos);
+  CHECK(text.find("would reclaim 1.75M") != std::string::npos);
+  CHECK(h.Ok({"destroy", "-n", "-R", "tank/a"}).empty());
+  CHECK(allocated() == before);
+  CHECK(h.Ok({"list", "-H", "-t", "all", "-o", "name"}) ==
+        "tank/a\ntank/a@s1\ntank/a@s2\ntank/c\n");
+
+  h.Ok({"destroy", "-R", "tank/a"});
+  CHECK(allocated() == 0);
+}
+
 }  // namespace
 }  // namespace blockhaus::testing

@@ -246,7 +246,7 @@ class Runner {
     if (model_.snapshots.empty()) return;
     std::string snap = Pick(model_.snapshots);
     Trace("destroy " + snap);
-    Status s = vm_->Destroy(snap, false, false);
+    Status s = PlannedDestroy(snap, false, false);
     if (model_.HasClones(snap)) {
       REQUIRE(s.code() == Code::kFailedPrecondition);
       return;
@@ -257,7 +257,7 @@ class Runner {
   void DestroyVolume() {
     std::string vol = Pick(model_.volumes);
     Trace("destroy -R " + vol);
-    REQUIRE_MESSAGE(vm_->Destroy(vol, true, true).ok(), Context() << vol);
+    REQUIRE_MESSAGE(PlannedDestroy(vol, true, true).ok(), Context() << vol);
     Forget(vol);
   }
   // Removes a volume, its snapshots and (recursively) their clones from the model.
@@ -271,6 +271,24 @@ class Runner {
       model_.DropSnapshot(s);
     }
     model_.volumes.erase(vol);
+  }
+
+  // Destroy, after checking that `destroy -n` predicts it exactly: the
+  // pending frees grow by the bytes the plan lists.
+  Status PlannedDestroy(const std::string& name, bool recursive, bool clones) {
+    REQUIRE(pool_->Flush().ok());
+    auto plan = vm_->PlanDestroy(name, recursive, clones);
+    uint64_t before = pool_->pending_frees().bytes.phys;
+    Status s = vm_->Destroy(name, recursive, clones);
+    REQUIRE(plan.ok() == s.ok());
+    if (!s.ok()) return s;
+    uint64_t predicted = 0;
+    for (const DestroyItem& item : *plan) predicted += item.bytes;
+    REQUIRE_MESSAGE(pool_->pending_frees().bytes.phys == before + predicted,
+                    Context() << "destroy " << name << " planned " << predicted << " bytes, "
+                              << "pending frees went from " << before << " to "
+                              << pool_->pending_frees().bytes.phys);
+    return s;
   }
 
   static std::string SpaceText(const DatasetSpace& s) {

@@ -405,6 +405,54 @@ int RunRead(const std::string& source, const std::string& file, uint64_t offset,
   return status.ok() ? 0 : ReportError(status);
 }
 
+// ---- destroy ----
+
+struct DestroyArgs {
+  bool r = false, R = false, dry_run = false, verbose = false, parsable = false;
+  std::string name;
+};
+
+// zfs destroy -nvp: "would destroy NAME" lines, then "would reclaim BYTES";
+// with -p tab-separated "destroy NAME BYTES" and "reclaim BYTES".
+void PrintPlan(const std::string& pool, const std::vector<volume::DestroyItem>& plan,
+               const DestroyArgs& a) {
+  OutputFlags f;
+  f.parsable = a.parsable;
+  uint64_t total = 0;
+  const char* verb = a.dry_run ? "would" : "will";
+  for (const auto& item : plan) {
+    total += item.bytes;
+    if (a.parsable) {
+      std::printf("destroy\t%s/%s\t%llu\n", pool.c_str(), item.name.c_str(),
+                  static_cast<unsigned long long>(item.bytes));
+    } else if (a.verbose) {
+      std::printf("%s destroy %s/%s (frees %s)\n", verb, pool.c_str(), item.name.c_str(),
+                  Bytes(item.bytes, f).c_str());
+    }
+  }
+  if (a.parsable) {
+    std::printf("reclaim\t%llu\n", static_cast<unsigned long long>(total));
+  } else if (a.verbose) {
+    std::printf("%s reclaim %s\n", verb, Bytes(total, f).c_str());
+  }
+}
+
+int RunDestroy(const DestroyArgs& a) {
+  std::string name;
+  auto s = OpenFor(a.name, &name);
+  if (!s.ok()) return ReportError(s.status());
+  bool recursive = a.r || a.R;
+  if (a.dry_run || a.verbose || a.parsable) {
+    // Flush so the plan sees everything written so far.
+    if (Result<uint64_t> f = (*s)->pool->Flush(); !f.ok()) return ReportError(f.status());
+    auto plan = (*s)->vm->PlanDestroy(name, recursive, a.R);
+    if (!plan.ok()) return ReportError(plan.status());
+    PrintPlan((*s)->pool_name, *plan, a);
+    if (a.dry_run) return 0;
+  }
+  return Finish(**s, (*s)->vm->Destroy(name, recursive, a.R));
+}
+
 }  // namespace
 
 void AddVolumeCommands(CLI::App& app, Action* action) {
@@ -417,20 +465,15 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
   create->add_option("name", ca->name, "POOL/VOLUME")->required();
   create->callback([=] { *action = [=] { return RunCreate(*ca); }; });
 
-  struct DestroyArgs { bool r = false, R = false; std::string name; };
   auto da = std::make_shared<DestroyArgs>();
   CLI::App* destroy = app.add_subcommand("destroy", "destroy a volume or snapshot");
   destroy->add_flag("-r", da->r, "also its snapshots");
   destroy->add_flag("-R", da->R, "also snapshots and clones, recursively");
+  destroy->add_flag("-n", da->dry_run, "dry run: change nothing (with -v or -p: show what)");
+  destroy->add_flag("-v", da->verbose, "print each object destroyed and the bytes it frees");
+  destroy->add_flag("-p", da->parsable, "parsable output, exact bytes");
   destroy->add_option("name", da->name, "POOL/VOLUME[@SNAPSHOT]")->required();
-  destroy->callback([=] {
-    *action = [=] {
-      std::string name;
-      auto s = OpenFor(da->name, &name);
-      if (!s.ok()) return ReportError(s.status());
-      return Finish(**s, (*s)->vm->Destroy(name, da->r || da->R, da->R));
-    };
-  });
+  destroy->callback([=] { *action = [=] { return RunDestroy(*da); }; });
 
   auto snaps = std::make_shared<std::vector<std::string>>();
   CLI::App* snapshot = app.add_subcommand("snapshot", "snapshot volumes (atomically)");
