@@ -168,8 +168,8 @@ void IoPool::Run() {
   while (true) {
     Task* task = nullptr;
     {
-      std::unique_lock<Mutex> lock(mu_);
-      cv_.wait(lock, [this]() BH_NO_THREAD_SAFETY_ANALYSIS { return stop_ || head_ != nullptr; });
+      MutexLock lock(&mu_);
+      while (!stop_ && head_ == nullptr) cv_.wait(mu_);
       if (head_ == nullptr) return;  // stop_ and drained
       task = head_;
       head_ = task->next;
