@@ -514,3 +514,31 @@ TEST_CASE("SR-L7: a write whose Data-Out never comes ends the connection") {
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("two event loops: I/O on both, reinstatement across loops, Stop") {
+  ServerOptions o;
+  o.event_loops = 2;
+  o.io_threads = 2;
+  Rig rig(o);
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (uint64_t i = 0; i < 4; ++i) clients.push_back(rig.Connect({}, 0x400001370100ull + i));
+  for (auto& c : clients) {
+    c->Command(Cdb10(0x28, 0, 1), 512, true, false);
+    Pdu p;
+    REQUIRE(RecvOpcode(c.get(), &p) == 0x25);
+  }
+  CHECK(rig.server->Sessions().size() == 4);
+  // Reinstate each: the new connection lands on the other loop half the time.
+  for (uint64_t i = 0; i < 4; ++i) {
+    RawClient again(rig.port);
+    CHECK(again.Login(kIni, kIqn, {}, 0x400001370100ull + i) == 0);
+    CHECK(clients[i]->Closed());
+  }
+  CHECK(Eventually([&] { return rig.server->Sessions().empty(); }));
+  CHECK(rig.ram->nexus_lost == 8);
+  rig.server->Stop();
+}
+
+}  // namespace blockhaus::iscsi

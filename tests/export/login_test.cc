@@ -330,3 +330,26 @@ TEST_CASE("libiscsi repeats InitiatorName/SessionType per stage: same value ok, 
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("SR-A2: discovery sessions can require CHAP of their own") {
+  StaticDirectory dir;
+  LoginEnv env;
+  env.directory = &dir;
+  env.peer_address = "127.0.0.1";
+  env.discovery_chap = ChapCredentials{"disc", "disc-secret-1234", "", ""};
+  LoginMachine m(env);
+  LoginRequestBhs l;
+  l.transit = true;
+  l.nsg = 3;
+  Pdu req;
+  EncodeLoginRequest(l, &req.bhs);
+  req.data = EncodeKeyValues(
+      {{"InitiatorName", kIni}, {"SessionType", "Discovery"}, {"AuthMethod", "None"}});
+  Pdu resp;
+  CHECK(m.Process(req, &resp).kind == LoginStepKind::kFail);
+  CHECK(DecodeLoginResponse(resp.bhs).status == 0x0201);
+}
+
+}  // namespace blockhaus::iscsi
