@@ -450,6 +450,13 @@ void Connection::Unlink(Task* task) {
 void Connection::HandleScsiCommand(const Pdu& pdu) {
   const ScsiCommandBhs c = DecodeScsiCommand(pdu.bhs);
   if (!CheckCmdSn(c.immediate, c.cmdsn)) return;
+  if (!c.immediate && std::find(aborted_cmdsns_.begin(), aborted_cmdsns_.end(), c.cmdsn) !=
+                          aborted_cmdsns_.end()) {
+    // Aborted before it arrived (RFC 7143 §11.5.1): consume its CmdSN, run
+    // nothing, answer nothing; its unsolicited data is discarded as well.
+    std::replace(aborted_cmdsns_.begin(), aborted_cmdsns_.end(), uint64_t{c.cmdsn}, kNoCmdSn);
+    return;
+  }
   const SessionParams& p = session_.params;
   if (session_.type == SessionType::kDiscovery) {
     Reject(pdu.bhs, RejectReason::kProtocolError);  // no SCSI in discovery sessions
@@ -790,6 +797,7 @@ void Connection::HandleTaskMgmt(const Pdu& pdu) {
         const bool unseen = !SnLess(m.refcmdsn, expcmdsn_) && !SnLess(MaxCmdSn(), m.refcmdsn);
         p.response = static_cast<uint8_t>(unseen ? TmfResponse::kComplete
                                                  : TmfResponse::kTaskDoesNotExist);
+        if (unseen) aborted_cmdsns_[aborted_next_++ % aborted_cmdsns_.size()] = m.refcmdsn;
       }
       break;
     }

@@ -542,3 +542,31 @@ TEST_CASE("two event loops: I/O on both, reinstatement across loops, Stop") {
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("B6: ABORT TASK for a command not yet received answers complete and drops it") {
+  Rig rig;
+  auto c = rig.Connect();
+  TaskMgmtRequestBhs t;
+  t.immediate = true;
+  t.function = 1;
+  t.rtt = 0x4242;
+  t.itt = 0x700;
+  t.cmdsn = c->cmdsn;
+  t.refcmdsn = c->cmdsn;  // the next command, not sent yet
+  Bhs b;
+  EncodeTaskMgmtRequest(t, &b);
+  c->Send(b);
+  Pdu p;
+  REQUIRE(RecvOpcode(c.get(), &p) == 0x22);
+  CHECK(DecodeTaskMgmtResponse(p.bhs).response == 0);
+  const int before = rig.ram->executed;
+  c->Command({}, 0, false, false);  // carries that CmdSN: ignored
+  CHECK_FALSE(c->Recv(200).has_value());
+  CHECK(rig.ram->executed == before);
+  c->Command({}, 0, false, false);  // the next one runs
+  REQUIRE(RecvOpcode(c.get(), &p) == 0x21);
+}
+
+}  // namespace blockhaus::iscsi

@@ -130,6 +130,11 @@ class Connection : public Pollable {
   std::array<uint32_t, 8> dead_itts_{kReservedTag, kReservedTag, kReservedTag, kReservedTag,
                                      kReservedTag, kReservedTag, kReservedTag, kReservedTag};
   size_t dead_next_ = 0;       // ring of recently failed writes' ITTs
+  // CmdSNs that ABORT TASK named before the command arrived.
+  static constexpr uint64_t kNoCmdSn = ~0ull;
+  std::array<uint64_t, 8> aborted_cmdsns_{kNoCmdSn, kNoCmdSn, kNoCmdSn, kNoCmdSn,
+                                          kNoCmdSn, kNoCmdSn, kNoCmdSn, kNoCmdSn};
+  size_t aborted_next_ = 0;
   TextAccumulator text_in_;
   TextReplySplitter text_out_;
   uint32_t text_ttt_ = kReservedTag;
