@@ -13,6 +13,9 @@ namespace blockhaus {
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
 void SetLogLevel(LogLevel level);
+// Where log lines go: stderr (fd 2) by default. The daemon points it at its
+// own copy of stderr, because it lends fds 1 and 2 to commands it runs.
+void SetLogFd(int fd);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view text);
 std::string LogEscape(std::string_view text, size_t max_len = 256);

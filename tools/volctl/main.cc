@@ -1,9 +1,15 @@
-// volctl: manage Blockhaus pools (and, later, volumes and exports).
+// volctl: manage Blockhaus pools, volumes and exports, and run the daemon.
+//
+// Every command but `serve` first asks a running daemon to run it (see
+// control.h); with no daemon it runs here.
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "tools/volctl/commands.h"
+#include "tools/volctl/control.h"
 
 namespace blockhaus::tools {
 
@@ -27,19 +33,31 @@ void RequireKnownSubcommand(CLI::App* group, Action* action) {
   });
 }
 
-}  // namespace blockhaus::tools
-
-int main(int argc, char** argv) {
+int RunCommandLine(const std::vector<std::string>& args) {
   CLI::App app{"volctl: Blockhaus pools, volumes and iSCSI exports", "volctl"};
   app.require_subcommand(1);
-  blockhaus::tools::Action action;
-  blockhaus::tools::AddPoolCommands(app, &action);
-  blockhaus::tools::AddVolumeCommands(app, &action);
+  Action action;
+  AddPoolCommands(app, &action);
+  AddVolumeCommands(app, &action);
+  AddExportCommands(app, &action);
+  AddServeCommand(app, &action);
+  // CLI11 wants argv in reverse order when given a vector.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
-    app.parse(argc, argv);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;  // usage errors exit 2, as zfs does
   }
   return action ? action() : 2;
+}
+
+}  // namespace blockhaus::tools
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args.front() != "serve") {
+    if (auto code = blockhaus::tools::ForwardToDaemon(argc, argv)) return *code;
+  }
+  return blockhaus::tools::RunCommandLine(args);
 }

@@ -12,7 +12,9 @@
 #include "core/pool/pool.h"
 #include "core/pool/pool_dir.h"
 #include "tools/volctl/commands.h"
+#include "tools/volctl/export_records.h"
 #include "tools/volctl/output.h"
+#include "tools/volctl/pool_access.h"
 #include "volume/volume_manager.h"
 
 namespace blockhaus::tools {
@@ -26,17 +28,6 @@ struct CreateArgs {
   std::string data;
   uint32_t ashift = 12;
 };
-
-Result<std::unique_ptr<Pool>> OpenPool(const std::string& name) {
-  BH_RETURN_IF_ERROR(core::ValidatePoolName(name));
-  std::string dir = core::PoolDir(core::DefaultHome(), name);
-  if (!std::filesystem::exists(dir + "/label")) {
-    return BH_ERROR(kNotFound, "pool '{}' does not exist", name);
-  }
-  Result<std::unique_ptr<Pool>> pool = Pool::Open(dir);
-  if (!pool.ok()) return pool.status().Annotate(fmt::format("cannot open pool '{}'", name));
-  return pool;
-}
 
 int RunCreate(const CreateArgs& a) {
   if (Status s = core::ValidatePoolName(a.name); !s.ok()) return ReportError(s);
@@ -58,6 +49,9 @@ int RunCreate(const CreateArgs& a) {
   }
   Status s = Pool::Create(dir, o);
   if (!s.ok()) return ReportError(s.Annotate(fmt::format("cannot create pool '{}'", a.name)));
+  if (LiveEvents* live = CurrentLiveEvents()) {
+    if (Status st = live->PoolCreated(a.name); !st.ok()) return ReportError(st);
+  }
   return 0;
 }
 
@@ -81,7 +75,7 @@ int RunList(const OutputFlags& flags) {
   Table table({"NAME", "SIZE", "ALLOC", "FREE", "FREEING", "CAP", "HEALTH"});
   nlohmann::json pools = nlohmann::json::array();
   for (const std::string& name : *names) {
-    Result<std::unique_ptr<Pool>> pool = Pool::Open(core::PoolDir(core::DefaultHome(), name));
+    Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
     if (!pool.ok()) {
       std::string health = pool.status().code() == Code::kUnavailable ? "INUSE" : "FAULTED";
       table.AddRow({name, "-", "-", "-", "-", "-", health});
@@ -89,11 +83,11 @@ int RunList(const OutputFlags& flags) {
                        {"error", pool.status().message()}});
       continue;
     }
-    core::PoolStats s = (*pool)->stats();
-    uint64_t freeing = (*pool)->pending_frees().bytes.phys;
+    core::PoolStats s = (*pool)->pool->stats();
+    uint64_t freeing = (*pool)->pool->pending_frees().bytes.phys;
     table.AddRow({name, Bytes(s.capacity, flags), Bytes(s.allocated, flags),
                   Bytes(s.free, flags), Bytes(freeing, flags), CapPercent(s), "ONLINE"});
-    nlohmann::json j = StatsJson((*pool)->label(), s);
+    nlohmann::json j = StatsJson((*pool)->pool->label(), s);
     j["freeing"] = freeing;
     pools.push_back(j);
   }
@@ -103,17 +97,13 @@ int RunList(const OutputFlags& flags) {
 }
 
 int RunStatus(const std::string& name, bool json, bool parsable) {
-  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
   if (!pool.ok()) return ReportError(pool.status());
-  const core::PoolLabel& l = (*pool)->label();
-  core::PoolStats s = (*pool)->stats();
-  volume::VolumeManagerOptions vo;
-  vo.start_coalescer = false;
-  auto vm = volume::VolumeManager::Open(pool->get(), vo);
-  if (!vm.ok()) return ReportError(vm.status());
-  volume::CoalescerStatus frees = (*vm)->coalescer();
+  const core::PoolLabel& l = (*pool)->pool->label();
+  core::PoolStats s = (*pool)->pool->stats();
+  volume::CoalescerStatus frees = (*pool)->vm->coalescer();
   // Exact, from the space tallies: what the pending destroys still free.
-  core::PendingFrees pending = (*pool)->pending_frees();
+  core::PendingFrees pending = (*pool)->pool->pending_frees();
   if (json) {
     nlohmann::json j = StatsJson(l, s);
     j["free_jobs_pending"] = frees.jobs_pending;
@@ -143,9 +133,9 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
 }
 
 int RunScrub(const std::string& name, bool json) {
-  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
   if (!pool.ok()) return ReportError(pool.status());
-  Result<core::ScrubReport> r = (*pool)->Scrub();
+  Result<core::ScrubReport> r = (*pool)->pool->Scrub();
   if (!r.ok()) return ReportError(r.status().Annotate("scrub failed"));
   if (json) {
     nlohmann::json j = {{"blocks", r->blocks_checked}, {"bytes", r->bytes_checked},
@@ -168,12 +158,20 @@ int RunScrub(const std::string& name, bool json) {
 }
 
 int RunDestroy(const std::string& name) {
-  Result<std::unique_ptr<Pool>> pool = OpenPool(name);
+  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
   if (!pool.ok()) return ReportError(pool.status());
-  std::string data = (*pool)->label().data_path;
+  std::string data = (*pool)->pool->label().data_path;
   std::string dir = core::PoolDir(core::DefaultHome(), name);
-  if (Status s = (*pool)->Close(); !s.ok()) return ReportError(s);
-  pool->reset();
+  if (Status s = CheckPoolHasNoExports(**pool); !s.ok()) return ReportError(s);
+  if (LiveEvents* live = (*pool)->live) {
+    pool->reset();
+    if (Status s = live->ReleasePool(name); !s.ok()) return ReportError(s);
+  } else {
+    (*pool)->owned_vm.reset();
+    Status s = (*pool)->owned_pool->Close();
+    (*pool)->owned_pool.reset();
+    if (!s.ok()) return ReportError(s);
+  }
   std::error_code ec;
   struct stat st;
   if (::stat(data.c_str(), &st) == 0 && S_ISREG(st.st_mode)) std::filesystem::remove(data, ec);

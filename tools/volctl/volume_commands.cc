@@ -22,7 +22,9 @@
 #include "core/pool/pool.h"
 #include "core/pool/pool_dir.h"
 #include "tools/volctl/commands.h"
+#include "tools/volctl/export_records.h"
 #include "tools/volctl/output.h"
+#include "tools/volctl/pool_access.h"
 #include "volume/volume_manager.h"
 
 namespace blockhaus::tools {
@@ -33,16 +35,8 @@ using volume::VolumeManager;
 
 constexpr uint64_t kDrainSteps = 64;
 
-struct Session {
-  std::unique_ptr<core::Pool> pool;
-  std::unique_ptr<VolumeManager> vm;
-  std::string pool_name;
-
-  ~Session() {
-    vm.reset();
-    if (pool) pool->Close().IgnoreError();  // errors were reported by the command
-  }
-};
+// A pool for one command: opened here, or borrowed from the daemon.
+using Session = PoolRef;
 
 // "tank/vm1@snap" -> ("tank", "vm1@snap").
 Result<std::pair<std::string, std::string>> SplitPool(const std::string& full) {
@@ -54,22 +48,7 @@ Result<std::pair<std::string, std::string>> SplitPool(const std::string& full) {
 }
 
 Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name) {
-  BH_RETURN_IF_ERROR(core::ValidatePoolName(pool_name));
-  std::string dir = core::PoolDir(core::DefaultHome(), pool_name);
-  auto s = std::make_unique<Session>();
-  s->pool_name = pool_name;
-  Result<std::unique_ptr<core::Pool>> pool = core::Pool::Open(dir);
-  if (!pool.ok()) {
-    if (pool.status().code() == Code::kNotFound) {
-      return BH_ERROR(kNotFound, "pool '{}' does not exist", pool_name);
-    }
-    return pool.status().Annotate(fmt::format("cannot open pool '{}'", pool_name));
-  }
-  s->pool = std::move(pool).value();
-  volume::VolumeManagerOptions vo;
-  vo.start_coalescer = false;
-  BH_ASSIGN_OR_RETURN(s->vm, VolumeManager::Open(s->pool.get(), vo));
-  return s;
+  return AcquirePool(pool_name);
 }
 
 // Opens the pool of `full` and returns the pool-relative name.
@@ -81,6 +60,7 @@ Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* n
 
 int Finish(Session& s, const Status& status) {
   if (!status.ok()) return ReportError(status);
+  if (s.live) return 0;  // the daemon's worker frees in the background
   Result<uint64_t> drained = s.vm->DrainCoalescer(kDrainSteps);
   if (!drained.ok()) return ReportError(drained.status());
   return 0;
@@ -292,7 +272,7 @@ int RunList(const ListArgs& a) {
     for (const auto& f : fields) {
       const VolumeManager* owner = &vm;
       for (const auto& s : sessions) {
-        if (s->pool_name == pool) owner = s->vm.get();
+        if (s->name == pool) owner = s->vm;
       }
       auto v = PropValue(d, f, *owner, pool, a.flags);
       if (!v) return ReportError(BH_ERROR(kInvalidArgument, "unknown property '{}'", f));
@@ -322,7 +302,7 @@ int RunGet(const GetArgs& a) {
     if (!s.ok()) return ReportError(s.status());
     auto d = (*s)->vm->Get(name);
     if (!d.ok()) return ReportError(d.status());
-    all.emplace_back((*s)->pool_name, *d);
+    all.emplace_back((*s)->name, *d);
     sessions.push_back(std::move(s).value());
   }
   std::vector<std::string> props = a.props == "all" ? kAllProps : SplitComma(a.props);
@@ -447,9 +427,10 @@ int RunDestroy(const DestroyArgs& a) {
     if (Result<uint64_t> f = (*s)->pool->Flush(); !f.ok()) return ReportError(f.status());
     auto plan = (*s)->vm->PlanDestroy(name, recursive, a.R);
     if (!plan.ok()) return ReportError(plan.status());
-    PrintPlan((*s)->pool_name, *plan, a);
+    PrintPlan((*s)->name, *plan, a);
     if (a.dry_run) return 0;
   }
+  if (Status st = CheckNotExported(**s, name, recursive, a.R); !st.ok()) return ReportError(st);
   return Finish(**s, (*s)->vm->Destroy(name, recursive, a.R));
 }
 
@@ -507,7 +488,9 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
       std::string name;
       auto s = OpenFor(ra->name, &name);
       if (!s.ok()) return ReportError(s.status());
-      return Finish(**s, (*s)->vm->Rollback(name, ra->r));
+      Status st = (*s)->vm->Rollback(name, ra->r);
+      if (st.ok()) NotifyVolumeChanged(**s, volume::SplitSnapshotName(name).first, false);
+      return Finish(**s, st);
     };
   });
 
@@ -524,7 +507,7 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
       if (!s.ok()) return ReportError(s.status());
       auto target = SplitPool(cl->name);
       if (!target.ok()) return ReportError(target.status());
-      if (target->first != (*s)->pool_name) {
+      if (target->first != (*s)->name) {
         return ReportError(BH_ERROR(kInvalidArgument, "a clone must be in its origin's pool"));
       }
       std::map<std::string, std::string> props;
@@ -567,7 +550,9 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
       if (Status st = ParseAssignment(sa->assignment, &k, &v); !st.ok()) return ReportError(st);
       auto s = OpenFor(sa->name, &name);
       if (!s.ok()) return ReportError(s.status());
-      return Finish(**s, (*s)->vm->SetProperty(name, k, v));
+      Status st = (*s)->vm->SetProperty(name, k, v);
+      if (st.ok() && (k == "volsize" || k == "readonly")) NotifyVolumeChanged(**s, name, k == "volsize");
+      return Finish(**s, st);
     };
   });
 

@@ -1,0 +1,114 @@
+// volctl serve as the owner of the pools: commands reach it over the
+// control socket, exports are stored in the pool and survive a restart.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/iscsi/daemon_process.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::testing {
+namespace {
+
+CommandResult Ok(const std::string& home, const std::vector<std::string>& args) {
+  CommandResult r = RunVolctl(home, args);
+  std::string cmd;
+  for (const auto& a : args) cmd += a + " ";
+  CAPTURE(cmd);
+  CAPTURE(r.err);
+  REQUIRE(r.exit_code == 0);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("commands go to the running daemon and act on its open pools") {
+  TempDir home;
+  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
+  DaemonProcess daemon(home.path());
+  // The daemon holds the pool's lock: these only work because they are
+  // forwarded to it.
+  Ok(home.path(), {"create", "-s", "-V", "64M", "tank/vm1"});
+  Ok(home.path(), {"snapshot", "tank/vm1@a"});
+  CommandResult list = Ok(home.path(), {"list", "-t", "all", "-H", "-o", "name"});
+  CHECK(list.out == "tank/vm1\ntank/vm1@a\n");
+  // Errors come back with their exit code and message.
+  CommandResult dup = RunVolctl(home.path(), {"snapshot", "tank/vm1@a"});
+  CHECK(dup.exit_code == 1);
+  CHECK(dup.err.find("already exists") != std::string::npos);
+  // Usage errors keep exit code 2.
+  CHECK(RunVolctl(home.path(), {"create", "tank/x"}).exit_code == 2);
+  // A second daemon on the same home is refused.
+  CommandResult second = RunVolctl(home.path(), {"serve", "--listen", "127.0.0.1:0"});
+  CHECK(second.exit_code != 0);
+  // Relative paths of write/read are the client's.
+  TempDir work;
+  std::vector<uint8_t> image = PatternBlock(1 << 20, 7, 1);
+  {
+    std::ofstream f(work.path() + "/img.raw", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(image.data()), static_cast<std::streamsize>(image.size()));
+  }
+  Ok(home.path(), {"write", "tank/vm1", work.path() + "/img.raw"});
+  Ok(home.path(), {"read", "tank/vm1", work.path() + "/back.raw", "--length", "1M"});
+  CHECK(ReadFile(work.path() + "/back.raw") == ReadFile(work.path() + "/img.raw"));
+  CHECK(daemon.Stop() == 0);
+  // After a clean stop the pool opens directly again, with everything in it.
+  CommandResult after = Ok(home.path(), {"list", "-t", "all", "-H", "-o", "name"});
+  CHECK(after.out == "tank/vm1\ntank/vm1@a\n");
+}
+
+TEST_CASE("pools created and destroyed through the daemon are served and released") {
+  TempDir home;
+  DaemonProcess daemon(home.path());
+  Ok(home.path(), {"pool", "create", "p1", "--size", "256M"});
+  Ok(home.path(), {"create", "-V", "16M", "p1/v"});
+  CommandResult st = Ok(home.path(), {"pool", "status", "-j", "p1"});
+  CHECK(nlohmann::json::parse(st.out)["name"] == "p1");
+  Ok(home.path(), {"destroy", "p1/v"});
+  Ok(home.path(), {"pool", "destroy", "p1"});
+  CHECK(Ok(home.path(), {"pool", "list", "-H"}).out.empty());
+  CHECK(daemon.Stop() == 0);
+}
+
+TEST_CASE("exports are stored in the pool and served again after a restart") {
+  TempDir home;
+  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
+  Ok(home.path(), {"create", "-s", "-V", "64M", "tank/vm1"});
+  Ok(home.path(), {"snapshot", "tank/vm1@s"});
+  // Without a daemon: stored only.
+  Ok(home.path(), {"export", "tank/vm1", "--allow", "any"});
+  auto exports = nlohmann::json::parse(Ok(home.path(), {"exports", "-j"}).out)["exports"];
+  REQUIRE(exports.size() == 1);
+  CHECK(exports[0]["target"] == "iqn.2026-11.io.blockhaus:tank.vm1");
+  CHECK(exports[0]["lun"] == 0);
+  CHECK(exports[0]["state"] == "stored (no daemon)");
+  {
+    DaemonProcess daemon(home.path());
+    exports = nlohmann::json::parse(Ok(home.path(), {"exports", "-j"}).out)["exports"];
+    REQUIRE(exports.size() == 1);
+    CHECK(exports[0]["state"] == "serving");
+    CHECK(daemon.log().find("serving tank/vm1 as iqn.2026-11.io.blockhaus:tank.vm1 LUN 0") !=
+          std::string::npos);
+    // Live export of a snapshot: read-only, next to the volume's target.
+    CommandResult snap = Ok(home.path(), {"export", "tank/vm1@s", "--target",
+                                          "iqn.2026-11.io.blockhaus:tank.vm1", "--allow", "any"});
+    CHECK(snap.out.find("LUN 1") != std::string::npos);
+    CHECK(snap.out.find("read-only") != std::string::npos);
+    // An exported volume cannot be destroyed.
+    CommandResult d = RunVolctl(home.path(), {"destroy", "-r", "tank/vm1"});
+    CHECK(d.exit_code == 1);
+    CHECK(d.err.find("unexport") != std::string::npos);
+    Ok(home.path(), {"unexport", "tank/vm1@s"});
+    CHECK(daemon.Stop() == 0);
+  }
+  DaemonProcess again(home.path());
+  CHECK(again.log().find("serving tank/vm1 as iqn.2026-11.io.blockhaus:tank.vm1 LUN 0") !=
+        std::string::npos);
+  exports = nlohmann::json::parse(Ok(home.path(), {"exports", "-j"}).out)["exports"];
+  CHECK(exports.size() == 1);
+  // Secrets never show.
+  CHECK(Ok(home.path(), {"exports", "-j"}).out.find("secret") == std::string::npos);
+  CHECK(again.Stop() == 0);
+}
+
+}  // namespace blockhaus::testing

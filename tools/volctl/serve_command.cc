@@ -1,0 +1,45 @@
+// volctl serve: run the daemon in the foreground.
+#include <signal.h>
+
+#include <cstdio>
+
+#include "core/base/logging.h"
+#include "core/pool/pool_dir.h"
+#include "tools/volctl/commands.h"
+#include "tools/volctl/daemon.h"
+#include "tools/volctl/output.h"
+
+namespace blockhaus::tools {
+namespace {
+
+int RunServe(const DaemonOptions& options) {
+  // Block the signals before any thread starts, so every thread inherits
+  // the mask and WaitForSignal is the one place they arrive.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  auto daemon = Daemon::Start(options);
+  if (!daemon.ok()) return ReportError(daemon.status().Annotate("cannot start the daemon"));
+  for (const std::string& portal : (*daemon)->Portals()) {
+    BH_LOG(kInfo, "iSCSI portal {}", portal);
+  }
+  BH_LOG(kInfo, "ready; control socket {}", ControlSocketPath());
+  (*daemon)->WaitForSignal();
+  daemon->reset();
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, Action* action) {
+  auto o = std::make_shared<DaemonOptions>();
+  CLI::App* serve = app.add_subcommand("serve", "run the daemon: own the pools, serve iSCSI");
+  serve->add_option("--listen", o->listen, "portal ADDR:PORT (repeatable; default 127.0.0.1:3260)");
+  serve->add_option("--pool", o->pools, "pool to serve (repeatable; default: all)");
+  serve->callback([=] { *action = [=] { return RunServe(*o); }; });
+}
+
+}  // namespace blockhaus::tools
