@@ -29,8 +29,10 @@ inline std::string FindTool(const std::string& name) {
 }
 
 // env: extra "KEY=VALUE" entries. Output goes to files in `scratch`.
+// stdin_path: a file fed to the tool's standard input ("" for /dev/null).
 inline CommandResult RunTool(const std::string& scratch, const std::vector<std::string>& args,
-                             int timeout_s, const std::vector<std::string>& env = {}) {
+                             int timeout_s, const std::vector<std::string>& env = {},
+                             const std::string& stdin_path = "") {
   std::string tool = FindTool(args.front());
   std::string out_path = scratch + "/.tool.out", err_path = scratch + "/.tool.err";
   pid_t pid = ::fork();
@@ -38,6 +40,8 @@ inline CommandResult RunTool(const std::string& scratch, const std::vector<std::
     for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
     int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = ::open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
+    ::dup2(in, 0);
     ::dup2(o, 1);
     ::dup2(e, 2);
     std::vector<char*> argv;

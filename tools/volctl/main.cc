@@ -3,6 +3,7 @@
 // Every command but `serve` first asks a running daemon to run it (see
 // control.h); with no daemon it runs here.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args.front() != "serve") {
     if (auto code = blockhaus::tools::ForwardToDaemon(argc, argv)) return *code;
+    // For scripts that must not touch a pool behind a dead daemon's back.
+    if (const char* only = std::getenv("VOLCTL_REQUIRE_DAEMON"); only && *only == '1') {
+      std::fprintf(stderr, "volctl: no daemon answers on %s (VOLCTL_REQUIRE_DAEMON=1)\n",
+                   blockhaus::tools::ControlSocketPath().c_str());
+      return 1;
+    }
   }
   return blockhaus::tools::RunCommandLine(args);
 }
