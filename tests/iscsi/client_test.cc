@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "tests/iscsi/daemon_process.h"
 #include "tests/iscsi/run_tool.h"
@@ -145,6 +146,60 @@ TEST_CASE("qemu-io through blkverify: random writes, zero writes, discards, flus
   MESSAGE("qemu-io soak: " << rounds << " rounds of 400 commands");
   CommandResult cmp = s.Tool({"qemu-img", "compare", "-f", "raw", "-F", "raw", ref, s.Url()}, 300);
   CHECK(cmp.exit_code == 0);
+}
+
+}  // namespace blockhaus::testing
+
+namespace blockhaus::testing {
+
+TEST_CASE("live rollback and resize of an exported volume keep the LUN's identity") {
+  Served s({"--allow", "any"});
+  auto io = [&](const std::string& cmd) {
+    CommandResult r = s.Tool({"qemu-io", "-f", "raw", "-c", cmd, s.Url()}, 60);
+    CAPTURE(cmd);
+    CAPTURE(r.err);
+    CHECK(r.exit_code == 0);
+    return r.out;
+  };
+  auto serial = [&] {
+    CommandResult r = s.Tool({"iscsi-inq", "-e", "1", "-c", "0x80", s.Url()});
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  };
+  auto designators = [&] {
+    CommandResult r = s.Tool({"iscsi-inq", "-e", "1", "-c", "0x83", s.Url()});
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  };
+  const std::string serial_before = serial(), ids_before = designators();
+  io("write -P 0x11 0 1M");
+  s.Ok({"snapshot", "tank/vm1@before"});
+  io("write -P 0x22 0 1M");
+  CHECK(io("read -P 0x22 0 1M").find("read 1048576/1048576") != std::string::npos);
+  s.Ok({"rollback", "tank/vm1@before"});
+  CHECK(io("read -P 0x11 0 1M").find("read 1048576/1048576") != std::string::npos);
+  s.Ok({"set", "volsize=128M", "tank/vm1"});
+  CommandResult info = s.Tool({"qemu-img", "info", "-f", "raw", s.Url()});
+  CHECK(info.out.find("134217728") != std::string::npos);
+  CHECK(serial() == serial_before);
+  CHECK(designators() == ids_before);
+  CHECK(s.daemon->Alive());
+}
+
+TEST_CASE("volctl sessions lists a logged-in initiator") {
+  Served s({"--allow", "any"});
+  // qemu-io keeps its session open while it sleeps.
+  std::string script = s.home / "sleep.txt";
+  std::ofstream(script) << "sleep 3000\nquit\n";
+  std::thread holder([&] { s.Tool({"qemu-io", "-f", "raw", s.Url()}, 60, script); });
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CommandResult r = s.Ok({"sessions", "-H"});
+    seen = r.out.find(kTarget) != std::string::npos;
+  }
+  holder.join();
+  CHECK(seen);
 }
 
 }  // namespace blockhaus::testing

@@ -30,6 +30,7 @@
 // a device does not open) is logged and skipped; the others are served.
 #include "tools/volctl/export_service.h"
 
+#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -128,6 +129,7 @@ class ExportServiceImpl : public ExportService {
   Status Init(const ExportServiceOptions& options) {
     iscsi::ServerOptions so;
     so.listen = options.listen;
+    listen_ = options.listen;
     BH_ASSIGN_OR_RETURN(server_, iscsi::Server::Start(so, &directory_));
     return Status::Ok();
   }
@@ -217,12 +219,13 @@ class ExportServiceImpl : public ExportService {
   std::vector<SessionRow> Sessions() override {
     std::vector<SessionRow> rows;
     for (const iscsi::SessionInfo& s : server_->Sessions()) {
+      if (s.discovery) continue;
       SessionRow r;
       r.initiator = s.initiator_name;
-      r.isid = s.isid;
+      r.isid = fmt::format("{:012x}", s.isid);
       r.address = s.peer_address;
       r.target = s.target_name;
-      r.since = s.since;
+      r.since = static_cast<uint64_t>(std::chrono::system_clock::to_time_t(s.since));
       r.commands = s.commands;
       r.bytes_read = s.bytes_read;
       r.bytes_written = s.bytes_written;
@@ -236,7 +239,15 @@ class ExportServiceImpl : public ExportService {
     return rows;
   }
 
-  std::vector<std::string> Portals() const override { return server_->Portals(); }
+  // The listen addresses with the ports actually bound (port 0 resolved).
+  std::vector<std::string> Portals() const override {
+    std::vector<std::string> out;
+    std::vector<uint16_t> ports = server_->ports();
+    for (size_t i = 0; i < listen_.size() && i < ports.size(); ++i) {
+      out.push_back(listen_[i].substr(0, listen_[i].rfind(':') + 1) + std::to_string(ports[i]));
+    }
+    return out;
+  }
 
  private:
   Status AddUnitLocked(const std::string& pool, core::Pool* p, volume::VolumeManager* vm,
@@ -293,6 +304,7 @@ class ExportServiceImpl : public ExportService {
   }
 
   Directory directory_;
+  std::vector<std::string> listen_;
   std::unique_ptr<iscsi::Server> server_;
   std::mutex mu_;
   std::map<UnitKey, UnitEntry> units_;                             // guarded by mu_
