@@ -97,7 +97,7 @@ TEST_CASE("qemu-img convert into a LUN and back is byte-identical") {
   CHECK(ReadFile(s.home / "direct.raw") == ReadFile(in));
 }
 
-TEST_CASE("qemu-io through blkverify: random writes, zero writes, discards, flushes") {
+TEST_CASE("qemu-io through blkverify: random writes, zeros, discards, flushes, reads") {
   Served s({"--allow", "any"});
   const uint64_t size = 64 << 20;
   std::string ref = s.home / "ref.raw";
@@ -125,7 +125,11 @@ TEST_CASE("qemu-io through blkverify: random writes, zero writes, discards, flus
         switch (rng() % 8) {
           case 0: case 1: case 2:
             f << "write -P " << (rng() % 255 + 1) << " " << off << " " << len << "\n"; break;
-          case 3: f << "write -z " << off << " " << len << "\n"; break;
+          // Zeros as data (they become holes). Not `write -z`: qemu 7.2's
+          // blkverify asserts on write-zeroes over an iSCSI child
+          // (block/io.c bdrv_co_do_pwrite_zeroes); WRITE SAME is covered by
+          // iscsi-test-cu instead.
+          case 3: f << "write -P 0 " << off << " " << len << "\n"; break;
           case 4: f << "discard " << off << " " << len << "\n"; break;
           case 5: f << "flush\n"; break;
           default: f << "read " << off << " " << len << "\n"; break;

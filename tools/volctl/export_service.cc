@@ -255,6 +255,8 @@ class ExportServiceImpl : public ExportService {
     BH_ASSIGN_OR_RETURN(auto dev, vm->OpenDevice(ds.name));
     scsi::LunOptions o;
     o.logical_block_size = record.sector_size;
+    o.vendor = "BLKHAUS";              // T10 vendor id: 8 bytes at most
+    o.product = "BLOCKHAUS VOLUME";    // 16 bytes
     o.read_only = record.read_only || ds.is_snapshot();
     o.serial = fmt::format("{:016x}", ds.guid);
     o.naa_id = ds.guid;
