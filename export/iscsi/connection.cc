@@ -41,7 +41,9 @@
 //   Loop-confined. Calls out, without holding any lock: Target::Execute
 //   (I/O thread), Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
-//   leaf mutex), ChapLimiter (leaf mutex).
+//   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
+//   sessions only by EventLoop::Post to their loops, which answer with a
+//   Post back (PeerResetDone); no connection is touched off its loop.
 //
 // Crash consistency
 //   Not applicable: a connection has no durable state. Write durability is
@@ -634,6 +636,7 @@ void Connection::OnTaskDone(Task* t) {
   }
   FinishTask(t);
   CheckPendingTmfs();
+  CheckPeerResets();
   if (pending_logout_ && inflight_ == 0) HandleLogout(Pdu{});
   FlushOut();
 }
@@ -782,7 +785,7 @@ void Connection::HandleTaskMgmt(const Pdu& pdu) {
     Reject(pdu.bhs, RejectReason::kProtocolError);
     return;
   }
-  pending_tmfs_.push_back({m.itt, m.function, 0, m.lun, {}});
+  pending_tmfs_.push_back({m.itt, m.function, 0, m.lun, {}, 0});
   PendingTmf& p = pending_tmfs_.back();
   const uint64_t lun = DecodeLun(m.lun);
   switch (m.function) {
@@ -813,6 +816,23 @@ void Connection::HandleTaskMgmt(const Pdu& pdu) {
       }
       AbortTasks(false, m.lun, nullptr, &p.waiting);
       p.response = static_cast<uint8_t>(TmfResponse::kComplete);
+      // SAM-5: a LUN reset ends every task on the unit, other sessions'
+      // too. Their loops abort them and report back; ResetLun runs after.
+      for (const auto& r : server_->registry.ForTarget(nexus_.target_name)) {
+        if (r == record_) continue;
+        ++p.peers;
+        EventLoop* home = loop_;
+        const uint64_t me = id_;
+        const uint32_t itt = m.itt;
+        EventLoop* peer = r->loop;
+        const uint64_t peer_conn = r->conn_id;
+        const uint64_t lun_field = m.lun;
+        peer->Post([peer, peer_conn, lun_field, home, me, itt] {
+          peer->AbortForPeerReset(peer_conn, lun_field, [home, me, itt] {
+            home->Post([home, me, itt] { home->PeerResetDone(me, itt); });
+          });
+        });
+      }
       break;
     case static_cast<uint8_t>(TmfFunction::kTargetWarmReset):
     case static_cast<uint8_t>(TmfFunction::kTargetColdReset):
@@ -839,7 +859,7 @@ void Connection::CheckPendingTmfs() {
     std::erase_if(p.waiting, [this](Task* t) {
       return std::find(active_.begin(), active_.end(), t) == active_.end();
     });
-    if (!p.waiting.empty()) {
+    if (!p.waiting.empty() || p.peers > 0) {
       ++i;
       continue;
     }
@@ -865,6 +885,45 @@ void Connection::CheckPendingTmfs() {
     }
     pending_tmfs_.erase(pending_tmfs_.begin() + static_cast<ptrdiff_t>(i));
   }
+}
+
+void Connection::AbortForPeerReset(uint64_t lun_field, std::function<void()> done) {
+  if (state_ == State::kClosing || state_ == State::kClosed) {
+    done();  // teardown already keeps its tasks from completing
+    return;
+  }
+  PeerReset r;
+  r.done = std::move(done);
+  AbortTasks(false, lun_field, nullptr, &r.waiting);
+  peer_resets_.push_back(std::move(r));
+  CheckPeerResets();
+}
+
+void Connection::CheckPeerResets() {
+  for (size_t i = 0; i < peer_resets_.size();) {
+    PeerReset& r = peer_resets_[i];
+    std::erase_if(r.waiting, [this](Task* t) {
+      return std::find(active_.begin(), active_.end(), t) == active_.end();
+    });
+    if (!r.waiting.empty()) {
+      ++i;
+      continue;
+    }
+    std::function<void()> done = std::move(r.done);
+    peer_resets_.erase(peer_resets_.begin() + static_cast<ptrdiff_t>(i));
+    done();
+  }
+}
+
+void Connection::PeerResetDone(uint32_t tmf_itt) {
+  for (PendingTmf& p : pending_tmfs_) {
+    if (p.itt == tmf_itt && p.peers > 0) {
+      --p.peers;
+      break;
+    }
+  }
+  CheckPendingTmfs();
+  FlushOut();
 }
 
 void Connection::HandleText(const Pdu& pdu) {
@@ -1045,6 +1104,8 @@ void Connection::Close(const char* why) {
 // The last step of teardown, once nothing of the session runs anywhere.
 void Connection::MaybeFinishClose() {
   if (state_ != State::kClosing || inflight_ > 0) return;
+  for (PeerReset& r : peer_resets_) r.done();  // our tasks are all gone now
+  peer_resets_.clear();
   if (nexus_live_) {
     session_.target->luns->NexusLost(nexus_.id);
     nexus_live_ = false;

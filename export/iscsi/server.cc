@@ -421,6 +421,21 @@ void EventLoop::ResumeConnection(uint64_t conn_id) {
   if (it != conns_.end()) it->second->ResumeLogin();
 }
 
+void EventLoop::AbortForPeerReset(uint64_t conn_id, uint64_t lun_field,
+                                  std::function<void()> done) {
+  auto it = conns_.find(conn_id);
+  if (it == conns_.end()) {
+    done();
+    return;
+  }
+  it->second->AbortForPeerReset(lun_field, std::move(done));
+}
+
+void EventLoop::PeerResetDone(uint64_t conn_id, uint32_t tmf_itt) {
+  auto it = conns_.find(conn_id);
+  if (it != conns_.end()) it->second->PeerResetDone(tmf_itt);
+}
+
 void EventLoop::DrainMailbox() {
   std::vector<std::function<void()>> mail;
   Task* done = nullptr;

@@ -570,3 +570,36 @@ TEST_CASE("B6: ABORT TASK for a command not yet received answers complete and dr
 }
 
 }  // namespace blockhaus::iscsi
+
+namespace blockhaus::iscsi {
+
+TEST_CASE("B6: LUN RESET ends the other sessions' tasks on the LUN first") {
+  ServerOptions o;
+  o.event_loops = 2;
+  Rig rig(o);
+  auto a = rig.Connect({}, 0x400001370001ull);
+  auto b = rig.Connect({}, 0x400001370002ull);
+  rig.gate.Close();
+  b->Command(Cdb10(0x28, 0, 1), 512, true, false);  // B's READ blocks in Execute
+  REQUIRE(rig.gate.WaitForWaiters(1));
+  TaskMgmtRequestBhs t;
+  t.immediate = true;
+  t.function = 5;
+  t.itt = 0x800;
+  t.cmdsn = a->cmdsn;
+  Bhs bhs;
+  EncodeTaskMgmtRequest(t, &bhs);
+  a->Send(bhs);
+  CHECK_FALSE(a->Recv(300).has_value());  // waits for B's task
+  CHECK(rig.ram->resets == 0);
+  rig.gate.Open();
+  Pdu p;
+  REQUIRE(RecvOpcode(a.get(), &p) == 0x22);
+  CHECK(DecodeTaskMgmtResponse(p.bhs).response == 0);
+  CHECK(rig.ram->resets == 1);
+  CHECK_FALSE(b->Recv(300).has_value());  // B's READ was aborted silently
+  b->Command({}, 0, false, false);         // B's session lives on
+  REQUIRE(RecvOpcode(b.get(), &p) == 0x21);
+}
+
+}  // namespace blockhaus::iscsi

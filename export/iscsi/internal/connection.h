@@ -31,6 +31,13 @@ class Connection : public Pollable {
   void OnTaskDone(Task* task);
   // A reinstated session is gone: finish this login (loop thread).
   void ResumeLogin();
+  // LOGICAL UNIT RESET from another session of the same target: aborts
+  // this session's tasks on `lun_field` (silently: TAS=0, the initiator
+  // learns from the unit attention) and runs `done` once none of them is
+  // on an I/O thread (loop thread).
+  void AbortForPeerReset(uint64_t lun_field, std::function<void()> done);
+  // A peer session finished its part of our LUN reset `tmf_itt`.
+  void PeerResetDone(uint32_t tmf_itt);
   uint64_t id() const { return id_; }
 
  private:
@@ -84,7 +91,13 @@ class Connection : public Pollable {
     uint8_t response = 0;
     uint64_t lun = 0;
     std::vector<Task*> waiting;
+    int peers = 0;             // other sessions still aborting (LUN reset)
   };
+  struct PeerReset {
+    std::vector<Task*> waiting;
+    std::function<void()> done;
+  };
+  void CheckPeerResets();
 
   EventLoop* loop_;
   Server::Rep* server_;
@@ -126,6 +139,7 @@ class Connection : public Pollable {
   std::vector<std::unique_ptr<Task>> all_tasks_;
   std::vector<Task*> free_tasks_;
   std::vector<PendingTmf> pending_tmfs_;
+  std::vector<PeerReset> peer_resets_;
   std::optional<LogoutRequestBhs> pending_logout_;
   std::array<uint32_t, 8> dead_itts_{kReservedTag, kReservedTag, kReservedTag, kReservedTag,
                                      kReservedTag, kReservedTag, kReservedTag, kReservedTag};

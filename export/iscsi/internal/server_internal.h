@@ -184,6 +184,10 @@ class EventLoop : public Pollable {
   void CloseConnection(uint64_t conn_id);
   // A reinstated session is gone: let `conn_id` finish its login.
   void ResumeConnection(uint64_t conn_id);
+  // Cross-session LUN reset plumbing (loop thread); both tolerate a
+  // connection that is already gone.
+  void AbortForPeerReset(uint64_t conn_id, uint64_t lun_field, std::function<void()> done);
+  void PeerResetDone(uint64_t conn_id, uint32_t tmf_itt);
 
   bool Watch(int fd, uint32_t events, Pollable* p);
   void Modify(int fd, uint32_t events, Pollable* p);
