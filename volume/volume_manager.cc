@@ -58,7 +58,10 @@
 //   metadata error inside a step fails the txg and suspends the pool.
 //
 // Tunables
-//   VolumeManagerOptions::coalesce_batch (versions per step, 4096).
+//   VolumeManagerOptions::coalesce_batch (versions per step, 4096). While
+//   foreground writes are dirty the worker takes a quarter of that per step
+//   and pauses 20 ms between steps (else 2 ms): each step is a txg commit,
+//   which also cuts the writers' txg short (bench/snapshots measures it).
 
 #include "volume/volume_manager.h"
 
@@ -114,7 +117,8 @@ struct VolumeManager::Impl {
   Status CheckDestroy(const Dataset& ds, bool recursive, bool clones,
                       std::vector<uint64_t>* order) const BH_REQUIRES(mu);
   void SyncDestroySnapshot(SyncContext& ctx, const Dataset& snap) BH_REQUIRES(mu);
-  Result<bool> Step(uint64_t* freed);
+  // `batch`: versions per step (0: options.coalesce_batch).
+  Result<bool> Step(uint64_t* freed, uint64_t batch = 0);
   void WorkerLoop();
 };
 
@@ -636,7 +640,8 @@ Status VolumeManager::SetProperty(const std::string& name, const std::string& ke
 
 // One bounded step of the oldest job that can progress, in its own txg.
 // Returns whether a job made progress.
-Result<bool> VolumeManager::Impl::Step(uint64_t* freed) {
+Result<bool> VolumeManager::Impl::Step(uint64_t* freed, uint64_t batch) {
+  if (batch == 0) batch = options.coalesce_batch;
   bool progressed = false;
   auto sync = [&](SyncContext& ctx) {
     MutexLock lock(&mu);
@@ -644,9 +649,9 @@ Result<bool> VolumeManager::Impl::Step(uint64_t* freed) {
       FreeJob& job = it->second;
       Result<core::FreeProgress> r =
           job.kind == FreeJob::Kind::kLineage
-              ? ctx.DestroyLineage(job.lineage, options.coalesce_batch)
+              ? ctx.DestroyLineage(job.lineage, batch)
               : ctx.FreeDeadVersions(job.lineage, job.birth_lo, job.birth_hi, job.death_lo,
-                                     job.death_hi, options.coalesce_batch, &job.cursor);
+                                     job.death_hi, batch, &job.cursor);
       if (!r.ok() && r.status().code() == Code::kFailedPrecondition) continue;  // a clone first
       if (!r.ok()) return ctx.Fail(r.status());
       job.freed_bytes += r->bytes;
@@ -684,11 +689,15 @@ void VolumeManager::Impl::WorkerLoop() {
     }
     lock.unlock();
     uint64_t freed = 0;
-    Result<bool> r = Step(&freed);
+    // Foreground writes in flight: smaller steps, further apart, because
+    // every step is a txg commit that also cuts the writers' txg short
+    // (measured in docs/PERFORMANCE.md, bench/snapshots).
+    bool busy = pool->stats().dirty > 0;
+    Result<bool> r = Step(&freed, busy ? std::max<uint64_t>(options.coalesce_batch / 4, 1) : 0);
     lock.lock();
     if (!r.ok()) break;  // the pool is suspended; nothing more can commit
     // Yield to foreground I/O between steps; back off when blocked on a clone.
-    worker_cv.wait_for(lock, std::chrono::milliseconds(*r ? 2 : 200));
+    worker_cv.wait_for(lock, std::chrono::milliseconds(!*r ? 200 : busy ? 20 : 2));
   }
 }
 

@@ -142,16 +142,19 @@ int RunScrub(const std::string& name, bool json) {
                         {"checksum_errors", r->checksum_errors},
                         {"decode_errors", r->decode_errors}, {"leaked_bytes", r->leaked_bytes},
                         {"double_allocated", r->double_allocated},
+                        {"space_mismatches", r->space_mismatches},
                         {"clean", r->clean()}, {"problems", r->problems}};
     std::fputs((j.dump(2) + "\n").c_str(), stdout);
   } else {
     std::printf("scrub of %s: %llu blocks, %s verified, %llu checksum errors, "
-                "%llu bytes leaked, %llu double allocations\n", name.c_str(),
+                "%llu bytes leaked, %llu double allocations, %llu space tallies off\n",
+                name.c_str(),
                 static_cast<unsigned long long>(r->blocks_checked),
                 FormatSize(r->bytes_checked).c_str(),
                 static_cast<unsigned long long>(r->checksum_errors),
                 static_cast<unsigned long long>(r->leaked_bytes),
-                static_cast<unsigned long long>(r->double_allocated));
+                static_cast<unsigned long long>(r->double_allocated),
+              static_cast<unsigned long long>(r->space_mismatches));
     for (const std::string& p : r->problems) std::printf("  %s\n", p.c_str());
   }
   return r->clean() ? 0 : 1;
