@@ -326,18 +326,18 @@ void ReportSupportedOpcodes(Ctx& c) {
     case 0:
       return ReturnData(c, AllCommands(rctd), alloc);
     case 1:   // by opcode: commands with service actions need option 2
-      if (e.action_count > 0) return InvalidField(c);
+      if (e.action_count > 0) return InvalidFieldAt(c, 2);
       return ReturnData(c, OneCommand(e.fn != nullptr, e.cdb_length, e.usage.data(), rctd),
                         alloc);
     case 2: {  // by opcode and service action
-      if (e.action_count == 0) return InvalidField(c);
+      if (e.action_count == 0) return InvalidFieldAt(c, 2);
       const ServiceActionEntry* sa =
           action <= 0x1f ? FindServiceAction(e, static_cast<uint8_t>(action)) : nullptr;
       if (sa == nullptr) return ReturnData(c, OneCommand(false, 0, nullptr, rctd), alloc);
       return ReturnData(c, OneCommand(true, sa->cdb_length, sa->usage.data(), rctd), alloc);
     }
     default:
-      return InvalidField(c);
+      return InvalidFieldAt(c, 2);
   }
 }
 

@@ -43,6 +43,15 @@ void CheckCondition(Response* rsp, SenseKey key, Asc code);
 inline void InvalidField(Ctx& c) {
   CheckCondition(c.rsp, SenseKey::kIllegalRequest, asc::kInvalidFieldInCdb);
 }
+// INVALID FIELD IN CDB naming the byte (sense-key specific field pointer,
+// SPC-4 §4.5.2.4.2). Initiators (libiscsi among them) read a 05h/24h/00h
+// without a pointer on a MAINTENANCE IN command as "command not supported".
+inline void InvalidFieldAt(Ctx& c, uint16_t cdb_byte) {
+  InvalidField(c);
+  c.rsp->sense[15] = 0x80 | 0x40;   // SKSV, C/D = the CDB
+  c.rsp->sense[16] = static_cast<uint8_t>(cdb_byte >> 8);
+  c.rsp->sense[17] = static_cast<uint8_t>(cdb_byte);
+}
 inline void InvalidParameter(Ctx& c) {
   CheckCondition(c.rsp, SenseKey::kIllegalRequest, asc::kInvalidFieldInParameterList);
 }
