@@ -182,6 +182,23 @@ class Pool {
   using SyncFn = std::function<void(SyncContext&)>;
   Result<uint64_t> RunSyncTask(CheckFn check, SyncFn sync);
 
+  // Logical blocks that may read differently at view `b` of lineage
+  // `b_lineage` than at view `a` of `a_lineage`, found through the births
+  // index: the candidates are the versions of b_lineage born in
+  // (born_after, b], and a candidate is reported when the two views resolve
+  // to different versions (two zero-reading blocks are the same). Cost is
+  // proportional to the versions born after born_after, never to the
+  // lineage's size. Sorted, each block once. Committed state only (Flush
+  // first to include dirty data). REQUIRES: every version of b_lineage
+  // visible at b that is not visible at view a is born after born_after.
+  Result<std::vector<uint64_t>> ChangedBlocks(LineageId a_lineage, uint64_t a,
+                                              LineageId b_lineage, uint64_t b,
+                                              uint64_t born_after);
+  // Whether any block in [first, end) reads as non-zero at the head of
+  // `lineage` (following clone origins). Committed state only. Cost is
+  // proportional to the versions stored in that range.
+  Result<bool> HasDataInRange(LineageId lineage, uint64_t first, uint64_t end);
+
   Result<LineageInfo> GetLineage(LineageId lineage) const;
   std::vector<std::pair<LineageId, LineageInfo>> ListLineages() const;
 
@@ -261,6 +278,33 @@ class SyncContext {
   // Removes every version and dead-list entry of a lineage, at most `limit`
   // per call; the lineage record goes with the last call.
   Result<FreeProgress> DestroyLineage(LineageId lineage, uint64_t limit);
+
+  // Makes every block in [first, end) of `lineage` read as zeros at the
+  // head: head-only versions are freed and versions a snapshot (or, for a
+  // clone, the origin) still sees are covered by a hole, exactly as an
+  // unmap of each block would. Visits the versions stored in the range, in
+  // the lineage and its clone origins, never the range block by block.
+  // REQUIRES: no writes reach the lineage's head meanwhile (fenced and
+  // flushed), no freeing step of this lineage in the same txg.
+  Result<FreeProgress> TruncateLineage(LineageId lineage, uint64_t first, uint64_t end);
+
+  // Promotes clone lineage `clone` (origin (L, T)): afterwards L holds the
+  // versions the clone's head and snapshots see, and the versions of L born
+  // after T (the former origin's head and its snapshots after T) live in a
+  // new lineage that falls through to (L, T), whose id is returned. Steps:
+  // L's versions and dead-list entries born after T move to the new
+  // lineage, dead-list entries of L that died after T go (those versions
+  // are L's head again), then every version of `clone` moves into L, and
+  // each block's oldest moved version dead-lists the L version it now
+  // covers. Lineages that fell through to (L, t > T) now fall through to
+  // (new, t); those of (clone, t) to (L, t). L keeps its own origin; its
+  // fence becomes max(T, the clone's fence); the new lineage gets
+  // `new_fence`; `clone`'s record goes. Nothing is freed or allocated, and
+  // no block reads differently through the lineages' new owners. Cost is
+  // proportional to the versions born after T in L plus those in `clone`.
+  // REQUIRES: both heads fenced and flushed; no freeing step of L or
+  // clone in the same txg.
+  Result<LineageId> PromoteLineage(LineageId clone, uint64_t new_fence);
 
   void PutClientKey(std::string_view key, std::string_view value);
   void DeleteClientKey(std::string_view key);
