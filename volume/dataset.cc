@@ -53,4 +53,27 @@ Status ValidateSnapshotName(std::string_view name) {
   return CheckComponent(name.substr(at + 1), "snapshot", name);
 }
 
+Status ValidateHoldTag(std::string_view tag) {
+  if (tag.empty()) return BH_ERROR(kInvalidArgument, "empty hold tag");
+  if (tag.size() > 256) return BH_ERROR(kInvalidArgument, "hold tag longer than 256 characters");
+  if (tag.find_first_of(std::string_view("\0\n", 2)) != std::string_view::npos) {
+    return BH_ERROR(kInvalidArgument, "hold tag contains NUL or a newline");
+  }
+  return Status::Ok();
+}
+
+std::string PropertySource(const Dataset& ds, std::string_view prop) {
+  if (prop.find(':') != std::string_view::npos) {
+    return ds.props.user.contains(std::string(prop)) ? "local" : "-";
+  }
+  if (ds.is_snapshot()) return "-";
+  if (prop == "volsize") return "local";
+  if (prop == "refreservation" && ds.props.refreservation != 0) return "local";
+  if (prop == "compression" || prop == "checksum" || prop == "readonly" ||
+      prop == "refreservation") {
+    return ds.props.local.contains(std::string(prop)) ? "local" : "default";
+  }
+  return "-";
+}
+
 }  // namespace blockhaus::volume

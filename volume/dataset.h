@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,9 @@ struct VolumeProps {
   uint64_t refreservation = 0;           // bytes; volsize for thick volumes
   bool readonly = false;
   std::map<std::string, std::string> user;  // names contain ':'
+  // Native properties set explicitly (create -o, set); the others have
+  // their default value. Drives the SOURCE column of get and inherit.
+  std::set<std::string> local;
 
   bool operator==(const VolumeProps&) const = default;
 };
@@ -49,6 +53,7 @@ struct Dataset {
   uint64_t creation = 0;    // seconds since the epoch
   uint64_t guid = 0;
   VolumeProps props;        // snapshots: the volume's at snapshot time
+  std::map<std::string, uint64_t> holds;  // snapshots: tag -> time placed (zfs hold)
 
   bool is_snapshot() const { return type == DatasetType::kSnapshot; }
   bool operator==(const Dataset&) const = default;
@@ -63,5 +68,15 @@ Status ValidateSnapshotName(std::string_view name);
 
 // Splits "vol@snap" into ("vol", "snap"); ("vol", "") without '@'.
 std::pair<std::string, std::string> SplitSnapshotName(std::string_view name);
+
+// A hold tag: 1 to 256 bytes, no NUL or newline.
+// Errors: InvalidArgument.
+Status ValidateHoldTag(std::string_view tag);
+
+// Where a property's value comes from, as zfs get shows it for a zvol:
+// "local" (set at create or later), "default" (never set), or "-" (fixed
+// at create, read-only, or any native property of a snapshot). There is
+// no "inherited": volumes have no parent dataset whose values they take.
+std::string PropertySource(const Dataset& ds, std::string_view prop);
 
 }  // namespace blockhaus::volume

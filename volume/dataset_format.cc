@@ -40,7 +40,8 @@ json PropsJson(const VolumeProps& p) {
           {"checksum", core::ChecksumTypeName(p.checksum)},
           {"refreservation", p.refreservation},
           {"readonly", p.readonly},
-          {"user", p.user}};
+          {"user", p.user},
+          {"local", p.local}};
 }
 
 Status DecodeProps(const json& j, VolumeProps* p) {
@@ -62,6 +63,14 @@ Status DecodeProps(const json& j, VolumeProps* p) {
   for (const auto& [k, v] : user->items()) {
     if (!v.is_string()) return BH_ERROR(kCorruption, "user property {} is not a string", k);
     p->user[k] = v.get<std::string>();
+  }
+  // Optional (records written before holds and sources existed lack it).
+  if (auto local = j.find("local"); local != j.end()) {
+    if (!local->is_array()) return BH_ERROR(kCorruption, "dataset 'local' is not an array");
+    for (const auto& k : *local) {
+      if (!k.is_string()) return BH_ERROR(kCorruption, "dataset 'local' entry is not a string");
+      p->local.insert(k.get<std::string>());
+    }
   }
   return Status::Ok();
 }
@@ -115,6 +124,7 @@ std::string EncodeDataset(const Dataset& ds) {
             {"lineage", ds.lineage}, {"txg", ds.txg}, {"volume_id", ds.volume_id},
             {"origin_id", ds.origin_id}, {"creation", ds.creation}, {"guid", ds.guid},
             {"props", PropsJson(ds.props)}};
+  if (!ds.holds.empty()) j["holds"] = ds.holds;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -141,6 +151,13 @@ Result<Dataset> DecodeDataset(std::string_view encoded) {
   auto props = j.find("props");
   if (props == j.end()) return BH_ERROR(kCorruption, "dataset record lacks props");
   BH_RETURN_IF_ERROR(DecodeProps(*props, &ds.props));
+  if (auto holds = j.find("holds"); holds != j.end()) {
+    if (!holds->is_object()) return BH_ERROR(kCorruption, "dataset holds are not an object");
+    for (const auto& [tag, when] : holds->items()) {
+      if (!when.is_number_unsigned()) return BH_ERROR(kCorruption, "hold {} has no time", tag);
+      ds.holds[tag] = when.get<uint64_t>();
+    }
+  }
   uint32_t bs = ds.props.volblocksize;
   if (bs < kMinVolBlockSize || bs > kMaxVolBlockSize || (bs & (bs - 1)) != 0 ||
       ds.props.volsize % bs != 0) {

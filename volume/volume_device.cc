@@ -5,8 +5,10 @@
 // locks chosen by block number, so two partial writes to one block never
 // lose each other's bytes. A block that ends up all zeros is unmapped
 // instead of written (it reads as zeros and holds no space). Every call
-// holds the volume's I/O fence shared, so a rollback (exclusive) sees no
-// I/O in flight.
+// holds its dataset's fence (DeviceCell) shared and reads the lineage, view
+// and size under it, so a rollback, shrink or promote (exclusive) sees no
+// I/O in flight, and a device opened before one of them addresses the
+// dataset's new lineage and size after it.
 
 #include <array>
 #include <cstring>
@@ -29,32 +31,31 @@ bool AllZero(ConstByteSpan data) {
 
 class VolumeDevice : public BlockDevice {
  public:
-  VolumeDevice(core::Pool* pool, const Dataset& ds, std::shared_ptr<std::shared_mutex> fence)
+  VolumeDevice(core::Pool* pool, const Dataset& ds, std::shared_ptr<DeviceCell> cell)
       : pool_(pool),
-        fence_(std::move(fence)),
-        lineage_(ds.lineage),
-        view_(ds.is_snapshot() ? ds.txg : core::kHeadView),
-        size_(ds.props.volsize),
+        cell_(std::move(cell)),
         bs_(ds.props.volblocksize),
         read_only_(ds.is_snapshot() || ds.props.readonly),
         options_{ds.props.compression, ds.props.checksum} {}
 
-  uint64_t size() const override { return size_; }
+  uint64_t size() const override { return cell_->size.load(std::memory_order_relaxed); }
   uint32_t block_size() const override { return bs_; }
   bool read_only() const override { return read_only_; }
 
   Status Read(uint64_t offset, ByteSpan out) override {
+    std::shared_lock<std::shared_mutex> fenced(cell_->fence);
     BH_RETURN_IF_ERROR(CheckRange(offset, out.size()));
-    std::shared_lock<std::shared_mutex> fenced(*fence_);
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
+    const uint64_t view = cell_->view.load(std::memory_order_relaxed);
     std::vector<uint8_t> block;
     for (uint64_t done = 0; done < out.size();) {
       uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
       uint64_t n = std::min<uint64_t>(bs_ - in, out.size() - done);
       if (n == bs_) {
-        BH_RETURN_IF_ERROR(pool_->Read(lineage_, blk, view_, out.subspan(done, n)));
+        BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, view, out.subspan(done, n)));
       } else {
         block.resize(bs_);
-        BH_RETURN_IF_ERROR(pool_->Read(lineage_, blk, view_, block));
+        BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, view, block));
         std::memcpy(out.data() + done, block.data() + in, n);
       }
       done += n;
@@ -63,15 +64,16 @@ class VolumeDevice : public BlockDevice {
   }
 
   Status Write(uint64_t offset, ConstByteSpan data) override {
+    std::shared_lock<std::shared_mutex> fenced(cell_->fence);
     BH_RETURN_IF_ERROR(CheckWritable(offset, data.size()));
-    std::shared_lock<std::shared_mutex> fenced(*fence_);
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
     for (uint64_t done = 0; done < data.size();) {
       uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
       uint64_t n = std::min<uint64_t>(bs_ - in, data.size() - done);
       if (n == bs_) {
-        BH_RETURN_IF_ERROR(PutBlock(blk, data.subspan(done, n)));
+        BH_RETURN_IF_ERROR(PutBlock(lineage, blk, data.subspan(done, n)));
       } else {
-        BH_RETURN_IF_ERROR(Patch(blk, in, data.subspan(done, n)));
+        BH_RETURN_IF_ERROR(Patch(lineage, blk, in, data.subspan(done, n)));
       }
       done += n;
     }
@@ -79,16 +81,17 @@ class VolumeDevice : public BlockDevice {
   }
 
   Status Unmap(uint64_t offset, uint64_t length) override {
+    std::shared_lock<std::shared_mutex> fenced(cell_->fence);
     BH_RETURN_IF_ERROR(CheckWritable(offset, length));
-    std::shared_lock<std::shared_mutex> fenced(*fence_);
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
     static const std::vector<uint8_t> kZeros(kMaxVolBlockSize, 0);
     for (uint64_t done = 0; done < length;) {
       uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
       uint64_t n = std::min<uint64_t>(bs_ - in, length - done);
       if (n == bs_) {
-        BH_RETURN_IF_ERROR(pool_->Unmap(lineage_, blk));
+        BH_RETURN_IF_ERROR(pool_->Unmap(lineage, blk));
       } else {
-        BH_RETURN_IF_ERROR(Patch(blk, in, ConstByteSpan(kZeros.data(), n)));
+        BH_RETURN_IF_ERROR(Patch(lineage, blk, in, ConstByteSpan(kZeros.data(), n)));
       }
       done += n;
     }
@@ -98,11 +101,13 @@ class VolumeDevice : public BlockDevice {
   Status Flush() override { return pool_->Flush().status(); }
 
  private:
+  // REQUIRES: the fence held shared.
   Status CheckRange(uint64_t offset, uint64_t len) const {
     uint64_t end = 0;
-    if (__builtin_add_overflow(offset, len, &end) || end > size_) {
+    uint64_t size = cell_->size.load(std::memory_order_relaxed);
+    if (__builtin_add_overflow(offset, len, &end) || end > size) {
       return BH_ERROR(kInvalidArgument, "range [{}, +{}) is beyond the volume's {} bytes",
-                      offset, len, size_);
+                      offset, len, size);
     }
     return Status::Ok();
   }
@@ -110,24 +115,21 @@ class VolumeDevice : public BlockDevice {
     if (read_only_) return BH_ERROR(kPermissionDenied, "the volume is read-only");
     return CheckRange(offset, len);
   }
-  Status PutBlock(uint64_t blk, ConstByteSpan data) {
-    if (AllZero(data)) return pool_->Unmap(lineage_, blk);
-    return pool_->Write(lineage_, blk, data, options_);
+  Status PutBlock(uint64_t lineage, uint64_t blk, ConstByteSpan data) {
+    if (AllZero(data)) return pool_->Unmap(lineage, blk);
+    return pool_->Write(lineage, blk, data, options_);
   }
   // Read-modify-write of part of one block.
-  Status Patch(uint64_t blk, uint64_t in, ConstByteSpan part) {
+  Status Patch(uint64_t lineage, uint64_t blk, uint64_t in, ConstByteSpan part) {
     std::lock_guard<std::mutex> lock(stripes_[blk % stripes_.size()]);
     std::vector<uint8_t> block(bs_);
-    BH_RETURN_IF_ERROR(pool_->Read(lineage_, blk, core::kHeadView, block));
+    BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, core::kHeadView, block));
     std::memcpy(block.data() + in, part.data(), part.size());
-    return PutBlock(blk, block);
+    return PutBlock(lineage, blk, block);
   }
 
   core::Pool* pool_;
-  std::shared_ptr<std::shared_mutex> fence_;
-  core::LineageId lineage_;
-  uint64_t view_;
-  uint64_t size_;
+  std::shared_ptr<DeviceCell> cell_;
   uint32_t bs_;
   bool read_only_;
   core::BlockOptions options_;
@@ -137,8 +139,8 @@ class VolumeDevice : public BlockDevice {
 }  // namespace
 
 std::unique_ptr<BlockDevice> NewVolumeDevice(core::Pool* pool, const Dataset& ds,
-                                             std::shared_ptr<std::shared_mutex> fence) {
-  return std::make_unique<VolumeDevice>(pool, ds, std::move(fence));
+                                             std::shared_ptr<DeviceCell> cell) {
+  return std::make_unique<VolumeDevice>(pool, ds, std::move(cell));
 }
 
 }  // namespace blockhaus::volume

@@ -7,14 +7,21 @@
 //   Every admin operation is one core sync task: `check` validates against
 //   the in-memory tables, `sync` writes the records into the txg's batch and
 //   updates the tables, so an operation is all-or-nothing and durable when
-//   it returns.
+//   it returns. This file holds create, snapshot, clone, destroy, rollback,
+//   properties and the worker; dataset_ops.cc rename, holds and inherit;
+//   resize.cc volsize; diff.cc diff; promote.cc promote.
 //
 // Data structures & on-disk format
-//   In memory: datasets by id and by name, the free-job queue by sequence
-//   number, and one I/O fence (shared mutex) per volume lineage. On disk:
-//   dataset_format.h (client column family of core).
+//   In memory (internal/manager_impl.h): datasets by id and by name, the
+//   free-job queue by sequence number, one DeviceCell per dataset (the I/O
+//   fence its devices hold shared, and the lineage, view and size they
+//   address), and the set of lineages a fenced operation is rewriting. On
+//   disk: dataset_format.h (client column family of core). Holds and the
+//   set of locally set properties are optional fields of the JSON record.
 //
 // Invariants
+//   * A volume's snapshots are views of the volume's own lineage (promote
+//     keeps this by moving versions in core, see below).
 //   * Destroying snapshot T_i of a lineage whose snapshots are
 //     ... < T_prev < T_i < T_next < ... queues the job "free dead versions
 //     born in (T_prev, T_i] that died in (T_i, T_next]"; when T_i is the
@@ -31,20 +38,40 @@
 //     interval merges with the next), then queues the job that frees
 //     exactly those bytes. The space properties (space.h) are computed
 //     from the tallies, never by scanning.
+//   * A held snapshot cannot be destroyed by any route (destroy, -r, -R,
+//     rollback -r): the check refuses the whole command, holds before
+//     clones, naming the tag.
 //   * Rollback to T (after the newer snapshots are dropped) removes versions
 //     born after T through core's births index, in the same txg, with the
 //     volume's I/O fenced and its dirty data flushed first.
+//   * Shrink: blocks past the new end become holes exactly as unmaps would
+//     (core TruncateLineage), so snapshots keep what they saw; a grow
+//     therefore shows zeros there. Refused without force if any block past
+//     the new end reads as non-zero.
+//   * Promote of clone C of O@S (D12): core moves O's versions born after S
+//     to a new lineage N falling through to (L, S) and C's versions into L;
+//     O's snapshots up to S become C's, O's later ones move to N with O.
+//     Every view keeps reading the same; a dead-interval job follows its
+//     versions (L after S -> N; C's -> L, birth range clamped after S).
+//   * Rename rewrites names only; ids, guids, origins (by id), holds and
+//     open devices (by id) are unaffected.
 //
 // Concurrency & lock order
-//   fence (per volume, exclusive for rollback) -> core sync task -> mu_.
-//   Block I/O holds its volume's fence shared. The worker thread only issues
-//   sync tasks; it never holds mu_ across one.
+//   device cells (exclusive, in dataset-id order: FencedDatasets) -> core
+//   sync task -> mu. Block I/O holds its dataset's cell fence shared.
+//   Rollback, shrink and promote hold the cells of every dataset whose
+//   lineage, view or size they change, flush, and mark the lineages busy so
+//   the worker skips their jobs until they are done (core's lineage-wide
+//   operations read committed state and must not share a txg with a free
+//   step of the same lineage). The worker thread only issues sync tasks; it
+//   never holds mu across one.
 //
 // Crash consistency
-//   Records, jobs and the core changes of an operation share one txg. A job
-//   advances in bounded steps, each its own txg that both frees versions and
-//   updates (or deletes) the job record, so a crash resumes exactly where the
-//   last step committed.
+//   Records, jobs and the core changes of an operation share one txg
+//   (promote included: version moves, lineage records, dataset records and
+//   re-targeted jobs commit together). A job advances in bounded steps, each
+//   its own txg that both frees versions and updates (or deletes) the job
+//   record, so a crash resumes exactly where the last step committed.
 //
 //   * Reservations (D14): creating a thick volume, raising refreservation
 //     (or volsize with it) and snapshotting a thick volume check in `check`
@@ -53,9 +80,10 @@
 //
 // Failure handling
 //   Forbidden destroys and rollbacks fail in `check` with a message naming
-//   the flag (-r/-R) that would allow them and the dataset in the way. A
-//   worker step that finds a lineage still referenced retries later; any
-//   metadata error inside a step fails the txg and suspends the pool.
+//   the flag (-r/-R) that would allow them, or the hold, and the dataset in
+//   the way. A worker step that finds a lineage still referenced retries
+//   later; any metadata error inside a step (or inside a promote or shrink)
+//   fails the txg and suspends the pool.
 //
 // Tunables
 //   VolumeManagerOptions::coalesce_batch (versions per step, 4096). While
@@ -81,46 +109,12 @@
 #include "core/base/thread_annotations.h"
 #include "core/base/units.h"
 #include "volume/dataset_format.h"
+#include "volume/internal/manager_impl.h"
 #include "volume/internal/volume_device.h"
 
 namespace blockhaus::volume {
 
 using core::SyncContext;
-
-struct VolumeManager::Impl {
-  core::Pool* pool = nullptr;
-  VolumeManagerOptions options;
-
-  mutable Mutex mu;
-  std::map<uint64_t, Dataset> by_id BH_GUARDED_BY(mu);
-  std::map<std::string, uint64_t> by_name BH_GUARDED_BY(mu);
-  std::map<uint64_t, FreeJob> jobs BH_GUARDED_BY(mu);
-  uint64_t next_id BH_GUARDED_BY(mu) = 1;
-  uint64_t next_job BH_GUARDED_BY(mu) = 1;
-  uint64_t bytes_freed BH_GUARDED_BY(mu) = 0;
-  std::map<uint64_t, std::shared_ptr<std::shared_mutex>> fences BH_GUARDED_BY(mu);
-  bool stopping BH_GUARDED_BY(mu) = false;
-  std::condition_variable_any worker_cv;
-  std::thread worker;
-
-  Status Load();
-  const Dataset* Find(const std::string& name) const BH_REQUIRES(mu);
-  std::vector<const Dataset*> SnapshotsOf(uint64_t volume_id) const BH_REQUIRES(mu);
-  std::vector<const Dataset*> ClonesOf(uint64_t snapshot_id) const BH_REQUIRES(mu);
-  std::shared_ptr<std::shared_mutex> Fence(uint64_t lineage);
-
-  void PutDataset(SyncContext& ctx, const Dataset& ds) BH_REQUIRES(mu);
-  void DropDataset(SyncContext& ctx, const Dataset& ds) BH_REQUIRES(mu);
-  void QueueJob(SyncContext& ctx, const FreeJob& job) BH_REQUIRES(mu);
-  void PutCounters(SyncContext& ctx) BH_REQUIRES(mu);
-
-  Status CheckDestroy(const Dataset& ds, bool recursive, bool clones,
-                      std::vector<uint64_t>* order) const BH_REQUIRES(mu);
-  void SyncDestroySnapshot(SyncContext& ctx, const Dataset& snap) BH_REQUIRES(mu);
-  // `batch`: versions per step (0: options.coalesce_batch).
-  Result<bool> Step(uint64_t* freed, uint64_t batch = 0);
-  void WorkerLoop();
-};
 
 namespace {
 
@@ -160,12 +154,18 @@ Status ParseVolsize(const std::string& value, uint32_t block_size, uint64_t* out
   return Status::Ok();
 }
 
-constexpr std::array<std::string_view, 14> kReadOnlyProps = {
-    "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
-    "usedbysnapshots", "usedbyrefreservation", "creation", "origin", "clones", "guid",
-    "type", "name"};
-
 }  // namespace
+
+bool IsReadOnlyProperty(std::string_view key) {
+  static constexpr std::array<std::string_view, 17> kReadOnlyProps = {
+      "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
+      "usedbysnapshots", "usedbyrefreservation", "creation", "origin", "clones", "guid",
+      "type", "name", "userrefs", "createtxg", "volblocksize"};
+  for (std::string_view ro : kReadOnlyProps) {
+    if (key == ro) return true;
+  }
+  return false;
+}
 
 Status ApplyProperty(VolumeProps* p, const std::string& key, const std::string& value,
                      bool at_create) {
@@ -186,16 +186,22 @@ Status ApplyProperty(VolumeProps* p, const std::string& key, const std::string& 
                       "bad compression '{}': use on, off, lz4, zstd or zstd-1..19", value);
     }
     p->compression = *c;
+    p->local.insert(key);
     return Status::Ok();
   }
   if (key == "checksum") {
     auto c = core::ParseChecksumType(value);
     if (!c.ok()) return BH_ERROR(kInvalidArgument, "bad checksum '{}': use on, xxh3, crc32c or sha256", value);
     p->checksum = *c;
+    p->local.insert(key);
     return Status::Ok();
   }
-  if (key == "readonly") return ParseOnOff(key, value, &p->readonly);
+  if (key == "readonly") {
+    p->local.insert(key);
+    return ParseOnOff(key, value, &p->readonly);
+  }
   if (key == "refreservation") {
+    p->local.insert(key);
     if (value == "none") p->refreservation = 0;
     else if (value == "auto") p->refreservation = p->volsize;
     else {
@@ -205,9 +211,7 @@ Status ApplyProperty(VolumeProps* p, const std::string& key, const std::string& 
     }
     return Status::Ok();
   }
-  for (std::string_view ro : kReadOnlyProps) {
-    if (key == ro) return BH_ERROR(kInvalidArgument, "property '{}' is read-only", key);
-  }
+  if (IsReadOnlyProperty(key)) return BH_ERROR(kInvalidArgument, "property '{}' is read-only", key);
   return BH_ERROR(kInvalidArgument, "unknown property '{}'", key);
 }
 
@@ -260,11 +264,53 @@ std::vector<const Dataset*> VolumeManager::Impl::ClonesOf(uint64_t snapshot_id) 
   return out;
 }
 
-std::shared_ptr<std::shared_mutex> VolumeManager::Impl::Fence(uint64_t lineage) {
+std::shared_ptr<DeviceCell> VolumeManager::Impl::CellLocked(const Dataset& ds) {
+  auto& c = cells[ds.id];
+  if (!c) {
+    c = std::make_shared<DeviceCell>();
+    c->Set(ds);
+  }
+  return c;
+}
+
+std::shared_ptr<DeviceCell> VolumeManager::Impl::Cell(uint64_t dataset_id) {
   MutexLock lock(&mu);
-  auto& f = fences[lineage];
-  if (!f) f = std::make_shared<std::shared_mutex>();
-  return f;
+  auto it = by_id.find(dataset_id);
+  if (it == by_id.end()) {
+    auto& c = cells[dataset_id];
+    if (!c) c = std::make_shared<DeviceCell>();
+    return c;
+  }
+  return CellLocked(it->second);
+}
+
+void RefreshCells(VolumeManager::Impl& m) {
+  for (auto& [id, cell] : m.cells) {
+    auto it = m.by_id.find(id);
+    if (it != m.by_id.end()) cell->Set(it->second);
+  }
+}
+
+FencedDatasets::FencedDatasets(VolumeManager::Impl& m, const std::vector<uint64_t>& ids,
+                               const std::vector<uint64_t>& lineages)
+    : m_(m), lineages_(lineages) {
+  std::vector<uint64_t> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (uint64_t id : sorted) cells_.push_back(m.Cell(id));
+  for (auto& c : cells_) c->fence.lock();
+  MutexLock lock(&m.mu);
+  for (uint64_t l : lineages_) m.fenced_lineages.insert(l);
+}
+
+FencedDatasets::~FencedDatasets() {
+  {
+    MutexLock lock(&m_.mu);
+    RefreshCells(m_);
+    for (uint64_t l : lineages_) m_.fenced_lineages.erase(l);
+  }
+  for (auto it = cells_.rbegin(); it != cells_.rend(); ++it) (*it)->fence.unlock();
+  m_.worker_cv.notify_all();
 }
 
 void VolumeManager::Impl::PutDataset(SyncContext& ctx, const Dataset& ds) {
@@ -272,6 +318,15 @@ void VolumeManager::Impl::PutDataset(SyncContext& ctx, const Dataset& ds) {
   ctx.PutClientKey(NameKey(ds.name), EncodeU64(ds.id));
   by_name[ds.name] = ds.id;
   by_id[ds.id] = ds;
+}
+
+void VolumeManager::Impl::ReplaceDataset(SyncContext& ctx, const Dataset& ds) {
+  const Dataset& old = by_id.at(ds.id);
+  if (old.name != ds.name) {
+    ctx.DeleteClientKey(NameKey(old.name));
+    by_name.erase(old.name);
+  }
+  PutDataset(ctx, ds);
 }
 
 void VolumeManager::Impl::DropDataset(SyncContext& ctx, const Dataset& ds) {
@@ -435,6 +490,13 @@ Status VolumeManager::Impl::CheckDestroy(const Dataset& ds, bool recursive, bool
                       snaps.front()->name);
     }
   }
+  for (const Dataset* s : snaps) {  // holds first: no flag overrides them
+    if (!s->holds.empty()) {
+      return BH_ERROR(kFailedPrecondition,
+                      "cannot destroy '{}': snapshot '{}' is held by tag '{}' (volctl release "
+                      "it first)", ds.name, s->name, s->holds.begin()->first);
+    }
+  }
   for (const Dataset* s : snaps) {
     for (const Dataset* c : ClonesOf(s->id)) {
       if (!clones) {
@@ -550,8 +612,7 @@ Status VolumeManager::Rollback(const std::string& snapshot, bool destroy_newer) 
   }
   // Fence the volume's I/O and flush its dirty data: core's rollback needs
   // the head quiet (REQUIRES of SyncContext::RollbackLineage).
-  auto fence = m.Fence(snap.lineage);
-  std::unique_lock<std::shared_mutex> fenced(*fence);
+  FencedDatasets fenced(m, {snap.volume_id}, {snap.lineage});
   BH_RETURN_IF_ERROR(m.pool->Flush().status());
   std::vector<uint64_t> newer;
   auto check = [&](SyncContext&) -> Status {
@@ -564,6 +625,11 @@ Status VolumeManager::Rollback(const std::string& snapshot, bool destroy_newer) 
         return BH_ERROR(kFailedPrecondition,
                         "cannot roll back to '{}': more recent snapshots exist (use -r), e.g. "
                         "'{}'", snapshot, s->name);
+      }
+      if (!s->holds.empty()) {
+        return BH_ERROR(kFailedPrecondition,
+                        "cannot roll back to '{}': snapshot '{}' is held by tag '{}'",
+                        snapshot, s->name, s->holds.begin()->first);
       }
       if (auto c = m.ClonesOf(s->id); !c.empty()) {
         return BH_ERROR(kFailedPrecondition,
@@ -606,6 +672,18 @@ Result<Dataset> VolumeManager::Get(const std::string& name) const {
 Status VolumeManager::SetProperty(const std::string& name, const std::string& key,
                                   const std::string& value) {
   Impl& m = *impl_;
+  if (key == "volsize") {
+    uint32_t bs = 0;
+    {
+      MutexLock lock(&m.mu);
+      const Dataset* ds = m.Find(name);
+      if (ds == nullptr) return BH_ERROR(kNotFound, "'{}' does not exist", name);
+      bs = ds->props.volblocksize;
+    }
+    uint64_t size = 0;
+    BH_RETURN_IF_ERROR(ParseVolsize(value, bs, &size));
+    return Resize(name, size, /*force=*/false);
+  }
   Dataset updated;
   auto check = [&](SyncContext&) -> Status {
     MutexLock lock(&m.mu);
@@ -617,14 +695,7 @@ Status VolumeManager::SetProperty(const std::string& name, const std::string& ke
                       "read-only");
     }
     BH_RETURN_IF_ERROR(ApplyProperty(&updated.props, key, value, false));
-    if (updated.props.volsize < ds->props.volsize) {
-      return BH_ERROR(kNotSupported, "shrinking a volume is not supported yet (TODO(#3))");
-    }
     if (ds->is_snapshot()) return Status::Ok();
-    // A thick volume's refreservation follows its volsize (as in zfs).
-    if (key == "volsize" && ds->props.refreservation == ds->props.volsize) {
-      updated.props.refreservation = updated.props.volsize;
-    }
     return CheckReservation(*m.pool, name, ds->lineage, updated.props.volsize,
                             ds->props.refreservation, updated.props.refreservation);
   };
@@ -647,6 +718,7 @@ Result<bool> VolumeManager::Impl::Step(uint64_t* freed, uint64_t batch) {
     MutexLock lock(&mu);
     for (auto it = jobs.begin(); it != jobs.end(); ++it) {
       FreeJob& job = it->second;
+      if (fenced_lineages.contains(job.lineage)) continue;  // being rewritten under a fence
       Result<core::FreeProgress> r =
           job.kind == FreeJob::Kind::kLineage
               ? ctx.DestroyLineage(job.lineage, batch)
@@ -703,7 +775,7 @@ void VolumeManager::Impl::WorkerLoop() {
 
 Result<std::unique_ptr<BlockDevice>> VolumeManager::OpenDevice(const std::string& name) {
   BH_ASSIGN_OR_RETURN(Dataset ds, Get(name));
-  return NewVolumeDevice(impl_->pool, ds, impl_->Fence(ds.lineage));
+  return NewVolumeDevice(impl_->pool, ds, impl_->Cell(ds.id));
 }
 
 Result<DatasetSpace> VolumeManager::Space(const Dataset& ds) const {

@@ -64,10 +64,65 @@ class VolumeManager {
   Result<std::vector<DestroyItem>> PlanDestroy(const std::string& name, bool recursive,
                                                bool clones) const;
 
+  // Renames a volume (its snapshots follow: "vol@s" -> "new@s") or a
+  // snapshot within its volume ("vol@a" -> "vol@b"). Identity (id, guid),
+  // holds, clones and open devices are unaffected.
+  // Errors: InvalidArgument (names; a snapshot renamed to another volume or
+  // to a volume name, a volume to a snapshot name), NotFound, AlreadyExists.
+  Status Rename(const std::string& from, const std::string& to);
+
+  // zfs hold/release: a held snapshot cannot be destroyed (not even by
+  // destroy -r/-R or rollback -r, which are refused whole).
+  // Errors: InvalidArgument (tag, not a snapshot), NotFound (snapshot; a
+  // release of a tag not held), AlreadyExists (the tag is already held).
+  Status Hold(const std::string& tag, const std::string& snapshot);
+  Status Release(const std::string& tag, const std::string& snapshot);
+
+  // zfs inherit for a zvol: removes a user property; compression,
+  // checksum and readonly return to their defaults.
+  // Errors: InvalidArgument (read-only, unknown, or not inheritable:
+  // volsize, volblocksize, refreservation; native properties of a
+  // snapshot), NotFound.
+  Status InheritProperty(const std::string& name, const std::string& key);
+
+  // Sets volsize. Growing is always allowed. Shrinking below written data
+  // needs `force`; the blocks beyond the new end then read as zeros and
+  // their space is freed (as by unmap: snapshots keep what they see), in
+  // the resize's own txg, at a cost proportional to the versions stored
+  // beyond the new end. A thick volume's refreservation follows.
+  // Errors: InvalidArgument (not a volume; size zero or not a multiple of
+  // volblocksize), FailedPrecondition (data beyond the new end and no
+  // force), NotFound.
+  Status Resize(const std::string& name, uint64_t volsize, bool force);
+
+  // zfs promote: the clone takes over its origin snapshot and every older
+  // snapshot of the origin's volume (renamed clone@snap), and the origin's
+  // own origin; the former origin volume becomes a clone of the promoted
+  // one's snapshot. One sync task, cost proportional to the snapshots and
+  // to the blocks the two volumes changed since the origin snapshot
+  // (SyncContext::PromoteLineage), never to the volume size.
+  // Errors: NotFound, InvalidArgument (a snapshot name),
+  // FailedPrecondition (not a clone; a snapshot name taken in both).
+  Status Promote(const std::string& clone);
+
+  // Changed byte ranges between snapshot `from` and `to` (a later snapshot
+  // of the same volume, the volume itself, or a clone of `from` or one of
+  // its snapshots), from metadata only: cost proportional to the blocks
+  // born after `from`. Ranges are block aligned, sorted, coalesced.
+  // Errors: NotFound, InvalidArgument (not a snapshot; unrelated datasets;
+  // `to` older than `from`).
+  struct ByteRange {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    bool operator==(const ByteRange&) const = default;
+  };
+  Result<std::vector<ByteRange>> Diff(const std::string& from, const std::string& to);
+
   std::vector<Dataset> List() const;
   Result<Dataset> Get(const std::string& name) const;
   // Sets a property that may change after create (compression, checksum,
-  // readonly, volsize, user properties).
+  // readonly, volsize, user properties). volsize goes to Resize without
+  // force.
   Status SetProperty(const std::string& name, const std::string& key, const std::string& value);
 
   // The space properties of a dataset as of the last commit (space.h).
@@ -90,6 +145,9 @@ class VolumeManager {
   explicit VolumeManager(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether `key` names a read-only (computed or create-time) property.
+bool IsReadOnlyProperty(std::string_view key);
 
 // Parses a property assignment for create/clone/set into props.
 // Errors: InvalidArgument naming the property and the accepted values.
