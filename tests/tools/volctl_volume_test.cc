@@ -88,8 +88,8 @@ TEST_CASE("volctl volumes: import, snapshot, overwrite, rollback, clone, export"
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "tank/test\tvolume\ttank/vm@a\ntank/vm\tvolume\t-\ntank/vm@a\tsnapshot\t-\n");
   r = h.Run({"get", "-H", "-p", "volsize,volblocksize,compression", "tank/vm"});
-  CHECK(r.out == "tank/vm\tvolsize\t16777216\t-\ntank/vm\tvolblocksize\t8192\t-\n"
-                 "tank/vm\tcompression\tzstd-1\t-\n");
+  CHECK(r.out == "tank/vm\tvolsize\t16777216\tlocal\ntank/vm\tvolblocksize\t8192\t-\n"
+                 "tank/vm\tcompression\tzstd-1\tlocal\n");
   r = h.Run({"list", "-j", "tank/vm"});
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["datasets"][0]["name"] == "tank/vm");

@@ -14,6 +14,7 @@ using Action = std::function<int()>;
 
 void AddPoolCommands(CLI::App& app, Action* action);
 void AddVolumeCommands(CLI::App& app, Action* action);
+void AddDatasetCommands(CLI::App& app, Action* action);
 void AddExportCommands(CLI::App& app, Action* action);
 void AddServeCommand(CLI::App& app, Action* action);
 

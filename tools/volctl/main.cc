@@ -40,6 +40,7 @@ int RunCommandLine(const std::vector<std::string>& args) {
   Action action;
   AddPoolCommands(app, &action);
   AddVolumeCommands(app, &action);
+  AddDatasetCommands(app, &action);
   AddExportCommands(app, &action);
   AddServeCommand(app, &action);
   // CLI11 wants argv in reverse order when given a vector.

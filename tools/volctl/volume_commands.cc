@@ -1,11 +1,7 @@
 // volctl create|destroy|snapshot|rollback|clone|list|get|set|write|read
 //
-// Each command opens the pool named by its first argument, runs one
-// VolumeManager operation and closes the pool. (Once `volctl serve` exists,
-// these go to the daemon instead.) Without a daemon nothing runs in the
-// background, so commands that queue frees run the coalescing worker for a
-// bounded number of steps before they return; what is left is resumed by
-// the next open of the pool.
+// Each command acquires the pool named by its first argument (session.h),
+// runs one VolumeManager operation and releases the pool.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +21,7 @@
 #include "tools/volctl/export_records.h"
 #include "tools/volctl/output.h"
 #include "tools/volctl/pool_access.h"
+#include "tools/volctl/session.h"
 #include "volume/volume_manager.h"
 
 namespace blockhaus::tools {
@@ -32,39 +29,6 @@ namespace {
 
 using volume::Dataset;
 using volume::VolumeManager;
-
-constexpr uint64_t kDrainSteps = 64;
-
-// A pool for one command: opened here, or borrowed from the daemon.
-using Session = PoolRef;
-
-// "tank/vm1@snap" -> ("tank", "vm1@snap").
-Result<std::pair<std::string, std::string>> SplitPool(const std::string& full) {
-  size_t slash = full.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == full.size()) {
-    return BH_ERROR(kInvalidArgument, "'{}' is not POOL/VOLUME[@SNAPSHOT]", full);
-  }
-  return std::make_pair(full.substr(0, slash), full.substr(slash + 1));
-}
-
-Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name) {
-  return AcquirePool(pool_name);
-}
-
-// Opens the pool of `full` and returns the pool-relative name.
-Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* name) {
-  BH_ASSIGN_OR_RETURN(auto parts, SplitPool(full));
-  *name = parts.second;
-  return OpenSession(parts.first);
-}
-
-int Finish(Session& s, const Status& status) {
-  if (!status.ok()) return ReportError(status);
-  if (s.live) return 0;  // the daemon's worker frees in the background
-  Result<uint64_t> drained = s.vm->DrainCoalescer(kDrainSteps);
-  if (!drained.ok()) return ReportError(drained.status());
-  return 0;
-}
 
 std::string TypeName(const Dataset& d) { return d.is_snapshot() ? "snapshot" : "volume"; }
 
@@ -125,6 +89,15 @@ std::optional<std::string> PropValue(const Dataset& d, const std::string& prop,
     return "-";
   }
   if (auto space = SpaceValue(d, prop, vm, f)) return *space;
+  if (prop == "userrefs") return d.is_snapshot() ? std::to_string(d.holds.size()) : "-";
+  if (prop == "clones") {
+    std::string out;
+    if (!d.is_snapshot()) return "-";
+    for (const Dataset& c : vm.List()) {
+      if (!c.is_snapshot() && c.origin_id == d.id) out += (out.empty() ? "" : ",") + pool + "/" + c.name;
+    }
+    return out.empty() ? "-" : out;
+  }
   auto user = p.user.find(prop);
   if (user != p.user.end()) return user->second;
   if (prop.find(':') != std::string::npos) return "-";
@@ -136,6 +109,8 @@ const std::vector<std::string> kAllProps = {
     "compression", "checksum", "refreservation", "readonly", "origin", "guid", "createtxg",
     "written", "logicalused", "logicalreferenced", "usedbysnapshots", "usedbydataset",
     "usedbyrefreservation", "usedbychildren"};
+// Added to `get all` for snapshots only (zfs shows them for snapshots).
+const std::vector<std::string> kSnapshotProps = {"clones", "userrefs"};
 
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;
@@ -305,15 +280,21 @@ int RunGet(const GetArgs& a) {
     all.emplace_back((*s)->name, *d);
     sessions.push_back(std::move(s).value());
   }
-  std::vector<std::string> props = a.props == "all" ? kAllProps : SplitComma(a.props);
   Table table({"NAME", "PROPERTY", "VALUE", "SOURCE"});
   nlohmann::json rows = nlohmann::json::array();
   for (size_t i = 0; i < all.size(); ++i) {
     const auto& [pool, d] = all[i];
+    std::vector<std::string> props = a.props == "all" ? kAllProps : SplitComma(a.props);
+    if (a.props == "all" && d.is_snapshot()) {
+      props.insert(props.end(), kSnapshotProps.begin(), kSnapshotProps.end());
+    }
+    if (a.props == "all") {
+      for (const auto& [k, v] : d.props.user) props.push_back(k);
+    }
     for (const std::string& p : props) {
       auto v = PropValue(d, p, *sessions[i]->vm, pool, a.flags);
       if (!v) return ReportError(BH_ERROR(kInvalidArgument, "unknown property '{}'", p));
-      std::string source = p.find(':') != std::string::npos ? "local" : "-";
+      std::string source = volume::PropertySource(d, p);
       table.AddRow({pool + "/" + d.name, p, *v, source});
       rows.push_back({{"name", pool + "/" + d.name}, {"property", p}, {"value", *v},
                       {"source", source}});
@@ -539,18 +520,31 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
   get->add_option("names", ga->names, "POOL/VOLUME[@SNAPSHOT]...")->required();
   get->callback([=] { *action = [=] { return RunGet(*ga); }; });
 
-  struct SetArgs { std::string assignment, name; };
+  struct SetArgs { bool force = false; std::string assignment, name; };
   auto sa = std::make_shared<SetArgs>();
   CLI::App* set = app.add_subcommand("set", "set a property");
+  set->add_flag("-f", sa->force, "volsize: shrink even past written data (discards it)");
   set->add_option("assignment", sa->assignment, "PROPERTY=VALUE")->required();
   set->add_option("name", sa->name, "POOL/VOLUME[@SNAPSHOT]")->required();
   set->callback([=] {
     *action = [=] {
       std::string k, v, name;
       if (Status st = ParseAssignment(sa->assignment, &k, &v); !st.ok()) return ReportError(st);
+      if (sa->force && k != "volsize") {
+        return ReportError(BH_ERROR(kInvalidArgument, "-f applies to volsize only"));
+      }
       auto s = OpenFor(sa->name, &name);
       if (!s.ok()) return ReportError(s.status());
-      Status st = (*s)->vm->SetProperty(name, k, v);
+      Status st;
+      if (k == "volsize") {
+        auto d = (*s)->vm->Get(name);
+        if (!d.ok()) return ReportError(d.status());
+        volume::VolumeProps p = d->props;
+        st = volume::ApplyProperty(&p, k, v, false);
+        if (st.ok()) st = (*s)->vm->Resize(name, p.volsize, sa->force);
+      } else {
+        st = (*s)->vm->SetProperty(name, k, v);
+      }
       if (st.ok() && (k == "volsize" || k == "readonly")) NotifyVolumeChanged(**s, name, k == "volsize");
       return Finish(**s, st);
     };
