@@ -1,6 +1,7 @@
 // Model-based test (issue 3): random writes, unmaps, snapshots, clones,
-// rollbacks, destroys, coalescer steps and restarts run in lockstep with a
-// pure in-memory model of every volume and snapshot. After every step the
+// promotes, renames, resizes (grow and shrink), rollbacks, destroys,
+// coalescer steps and restarts run in lockstep with a pure in-memory model
+// of every volume and snapshot. After every step the
 // touched dataset must read exactly as the model says; every 500 steps all
 // of them are compared and scrub recounts the pool (no leak, no double
 // allocation, every checksum good). Every 5 steps each dataset's space
@@ -26,7 +27,8 @@ namespace {
 using testing::PatternBlock;
 
 constexpr uint32_t kBs = 4096;
-constexpr uint64_t kBlocks = 16;
+constexpr uint64_t kBlocks = 24;         // tags per view; blocks past a view's size are 0
+constexpr uint64_t kInitialBlocks = 16;  // volsize at create, in blocks
 
 struct ModelVolume {
   std::vector<uint64_t> tags = std::vector<uint64_t>(kBlocks, 0);
@@ -37,6 +39,8 @@ struct Model {
   std::map<std::string, ModelVolume> volumes;
   std::map<std::string, std::vector<uint64_t>> snapshots;  // "vol@snap" -> tags
   std::vector<std::string> snap_order;                     // creation order
+  std::map<std::string, uint64_t> sizes;                   // volsize in blocks, any view
+  std::map<std::string, uint64_t> snap_tag;                // the newest tag when taken
 
   std::vector<std::string> SnapshotsOf(const std::string& vol) const {
     std::vector<std::string> out;
@@ -53,6 +57,8 @@ struct Model {
   }
   void DropSnapshot(const std::string& s) {
     snapshots.erase(s);
+    sizes.erase(s);
+    snap_tag.erase(s);
     snap_order.erase(std::find(snap_order.begin(), snap_order.end(), s));
   }
 };
@@ -73,14 +79,17 @@ class Runner {
     uint64_t dice = rng_() % 100;
     if (std::getenv("BH_TRACE")) std::fprintf(stderr, "step %d dice %llu\n", step, (unsigned long long)dice);
     if (model_.volumes.empty() || dice < 4) return CreateVolume();
-    if (dice < 40) return Write();
-    if (dice < 48) return Unmap();
-    if (dice < 58) return Snapshot();
-    if (dice < 62) return Clone();
-    if (dice < 69) return Rollback();
-    if (dice < 76) return DestroySnapshot();
-    if (dice < 79) return DestroyVolume();
-    if (dice < 84) REQUIRE(pool_->Flush().ok());
+    if (dice < 37) return Write();
+    if (dice < 45) return Unmap();
+    if (dice < 54) return Snapshot();
+    if (dice < 58) return Clone();
+    if (dice < 64) return Rollback();
+    if (dice < 70) return DestroySnapshot();
+    if (dice < 73) return DestroyVolume();
+    if (dice < 76) return Promote();
+    if (dice < 78) return Rename();
+    if (dice < 81) return Resize();
+    if (dice < 85) REQUIRE(pool_->Flush().ok());
     else if (dice < 95) REQUIRE(vm_->DrainCoalescer(1).ok());
     else if (dice < 97) Restart();
     else VerifyAll();
@@ -168,10 +177,13 @@ class Runner {
   void Verify(const std::string& name, const std::vector<uint64_t>& tags) {
     auto dev = vm_->OpenDevice(name);
     REQUIRE_MESSAGE(dev.ok(), Context() << name << ": " << dev.status().ToString());
-    std::vector<uint8_t> buf(kBs * kBlocks);
+    const uint64_t blocks = model_.sizes.at(name);
+    REQUIRE_MESSAGE((*dev)->size() == blocks * kBs, Context() << name << " has the wrong size");
+    for (uint64_t b = blocks; b < kBlocks; ++b) REQUIRE(tags[b] == 0);  // the model's own rule
+    std::vector<uint8_t> buf(kBs * blocks);
     Status s = (*dev)->Read(0, buf);
     REQUIRE_MESSAGE(s.ok(), Context() << s.ToString());
-    for (uint64_t b = 0; b < kBlocks; ++b) {
+    for (uint64_t b = 0; b < blocks; ++b) {
       std::vector<uint8_t> got(buf.begin() + static_cast<long>(b * kBs),
                                buf.begin() + static_cast<long>((b + 1) * kBs));
       REQUIRE_MESSAGE(got == Data(tags[b]), Context() << name << " block " << b
@@ -183,14 +195,15 @@ class Runner {
     if (model_.volumes.size() >= 6) return;
     std::string name = "v" + std::to_string(next_++);
     VolumeProps p;
-    p.volsize = kBs * kBlocks;
+    p.volsize = kBs * kInitialBlocks;
     p.volblocksize = kBs;
     REQUIRE(vm_->CreateVolume(name, p).ok());
     model_.volumes[name] = ModelVolume{};
+    model_.sizes[name] = kInitialBlocks;
   }
   void Write() {
     std::string vol = Pick(model_.volumes);
-    uint64_t b = rng_() % kBlocks, tag = ++tag_;
+    uint64_t b = rng_() % model_.sizes.at(vol), tag = ++tag_;
     Trace("write " + vol + " " + std::to_string(b));
     auto dev = vm_->OpenDevice(vol);
     REQUIRE((*dev)->Write(b * kBs, Data(tag)).ok());
@@ -200,7 +213,7 @@ class Runner {
   }
   void Unmap() {
     std::string vol = Pick(model_.volumes);
-    uint64_t b = rng_() % kBlocks;
+    uint64_t b = rng_() % model_.sizes.at(vol);
     Trace("unmap " + vol + " " + std::to_string(b));
     REQUIRE((*vm_->OpenDevice(vol))->Unmap(b * kBs, kBs).ok());
     model_.volumes[vol].tags[b] = 0;
@@ -212,6 +225,8 @@ class Runner {
     REQUIRE(vm_->Snapshot({name}).ok());
     model_.snapshots[name] = model_.volumes[vol].tags;
     model_.snap_order.push_back(name);
+    model_.sizes[name] = model_.sizes.at(vol);
+    model_.snap_tag[name] = tag_;
     Verify(name, model_.snapshots[name]);
   }
   void Clone() {
@@ -221,6 +236,7 @@ class Runner {
     Trace("clone " + snap + " " + name);
     REQUIRE(vm_->Clone(snap, name, {}).ok());
     model_.volumes[name] = ModelVolume{model_.snapshots[snap], snap};
+    model_.sizes[name] = model_.sizes.at(snap);
     Verify(name, model_.volumes[name].tags);
   }
   void Rollback() {
@@ -242,6 +258,7 @@ class Runner {
       for (size_t j = i + 1; j < snaps.size(); ++j) model_.DropSnapshot(snaps[j]);
     }
     model_.volumes[vol].tags = model_.snapshots[snaps[i]];
+    model_.sizes[vol] = model_.sizes.at(snaps[i]);
     Verify(vol, model_.volumes[vol].tags);
   }
   void DestroySnapshot() {
@@ -273,6 +290,117 @@ class Runner {
       model_.DropSnapshot(s);
     }
     model_.volumes.erase(vol);
+    model_.sizes.erase(vol);
+  }
+
+  static std::string Short(const std::string& snap) { return snap.substr(snap.find('@') + 1); }
+  static std::string VolumeOf(const std::string& snap) { return snap.substr(0, snap.find('@')); }
+  // Renames a snapshot in the model, and the origin of its clones.
+  void RenameSnapshot(const std::string& from, const std::string& to) {
+    model_.snapshots[to] = model_.snapshots.at(from);
+    model_.sizes[to] = model_.sizes.at(from);
+    model_.snap_tag[to] = model_.snap_tag.at(from);
+    model_.snapshots.erase(from);
+    model_.sizes.erase(from);
+    model_.snap_tag.erase(from);
+    *std::find(model_.snap_order.begin(), model_.snap_order.end(), from) = to;
+    for (auto& [n, v] : model_.volumes) {
+      if (v.origin == from) v.origin = to;
+    }
+  }
+  // zfs promote: the clone takes over its origin snapshot and the older
+  // snapshots of the origin's volume, and the blocks they were written in
+  // (the model's owner of each tag written up to the origin snapshot).
+  void Promote() {
+    std::vector<std::string> clones;
+    for (const auto& [n, v] : model_.volumes) {
+      if (!v.origin.empty()) clones.push_back(n);
+    }
+    if (clones.empty()) return;
+    std::string c = clones[rng_() % clones.size()];
+    std::string origin = model_.volumes.at(c).origin, o = VolumeOf(origin);
+    std::vector<std::string> moved;
+    bool conflict = false;
+    for (const auto& snap : model_.SnapshotsOf(o)) {
+      moved.push_back(snap);
+      conflict |= model_.snapshots.contains(c + "@" + Short(snap));
+      if (snap == origin) break;
+    }
+    Trace("promote " + c);
+    Status s = vm_->Promote(c);
+    if (conflict) {
+      REQUIRE_MESSAGE(s.code() == Code::kFailedPrecondition, Context() << s.ToString());
+      return;
+    }
+    REQUIRE_MESSAGE(s.ok(), Context() << "promote " << c << ": " << s.ToString());
+    for (auto& [tag, owner] : owner_) {
+      if (owner == o && tag <= model_.snap_tag.at(origin)) owner = c;
+    }
+    for (const auto& snap : moved) RenameSnapshot(snap, c + "@" + Short(snap));
+    model_.volumes[c].origin = model_.volumes[o].origin;
+    model_.volumes[o].origin = c + "@" + Short(origin);
+    Verify(c, model_.volumes[c].tags);
+    Verify(o, model_.volumes[o].tags);
+    for (const auto& snap : moved) {
+      std::string now = c + "@" + Short(snap);
+      Verify(now, model_.snapshots.at(now));
+    }
+  }
+  void Rename() {
+    if (rng_() % 2 == 0 || model_.snapshots.empty()) {
+      std::string vol = Pick(model_.volumes);
+      std::string to = rng_() % 5 == 0 ? Pick(model_.volumes) : "r" + std::to_string(next_++);
+      Trace("rename " + vol + " " + to);
+      Status s = vm_->Rename(vol, to);
+      if (model_.volumes.contains(to)) {
+        REQUIRE_MESSAGE(s.code() == Code::kAlreadyExists, Context() << s.ToString());
+        return;
+      }
+      REQUIRE_MESSAGE(s.ok(), Context() << s.ToString());
+      for (const auto& snap : model_.SnapshotsOf(vol)) RenameSnapshot(snap, to + "@" + Short(snap));
+      model_.volumes[to] = model_.volumes.at(vol);
+      model_.sizes[to] = model_.sizes.at(vol);
+      model_.volumes.erase(vol);
+      model_.sizes.erase(vol);
+      for (auto& [tag, owner] : owner_) {
+        if (owner == vol) owner = to;
+      }
+      Verify(to, model_.volumes.at(to).tags);
+      return;
+    }
+    std::string snap = Pick(model_.snapshots);
+    // Sometimes another snapshot's short name: a clash, or a name that a
+    // later promote finds in both volumes.
+    std::string to = VolumeOf(snap) + "@" +
+                     (rng_() % 3 == 0 ? Short(Pick(model_.snapshots)) : "r" + std::to_string(next_++));
+    Trace("rename " + snap + " " + to);
+    Status s = vm_->Rename(snap, to);
+    if (model_.snapshots.contains(to)) {
+      REQUIRE_MESSAGE(s.code() == Code::kAlreadyExists, Context() << s.ToString());
+      return;
+    }
+    REQUIRE_MESSAGE(s.ok(), Context() << s.ToString());
+    RenameSnapshot(snap, to);
+    Verify(to, model_.snapshots.at(to));
+  }
+  // volsize: grow, or shrink (refused without force past written data).
+  void Resize() {
+    std::string vol = Pick(model_.volumes);
+    uint64_t blocks = 1 + rng_() % kBlocks, old = model_.sizes.at(vol);
+    bool force = rng_() % 2 == 0;
+    auto& tags = model_.volumes.at(vol).tags;
+    bool data_beyond = false;
+    for (uint64_t b = blocks; b < old; ++b) data_beyond |= tags[b] != 0;
+    Trace("resize " + vol + " " + std::to_string(blocks) + (force ? " -f" : ""));
+    Status s = vm_->Resize(vol, blocks * kBs, force);
+    if (data_beyond && !force) {
+      REQUIRE_MESSAGE(s.code() == Code::kFailedPrecondition, Context() << s.ToString());
+      return;
+    }
+    REQUIRE_MESSAGE(s.ok(), Context() << s.ToString());
+    for (uint64_t b = blocks; b < kBlocks; ++b) tags[b] = 0;
+    model_.sizes[vol] = blocks;
+    Verify(vol, tags);
   }
 
   // Destroy, after checking that `destroy -n` predicts it exactly: the
