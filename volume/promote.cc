@@ -1,4 +1,4 @@
-// VolumeManager::Promote: zfs promote on lineages (DECISIONS.md D12).
+// VolumeManager::Promote: zfs promote on lineages (DECISIONS.md D17).
 //
 // Before: volume O (lineage L) with snapshots ... <= S < ...; clone C
 // (lineage K) of O@S. After: C owns L, with O's snapshots up to S (renamed

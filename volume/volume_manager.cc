@@ -48,7 +48,7 @@
 //     (core TruncateLineage), so snapshots keep what they saw; a grow
 //     therefore shows zeros there. Refused without force if any block past
 //     the new end reads as non-zero.
-//   * Promote of clone C of O@S (D12): core moves O's versions born after S
+//   * Promote of clone C of O@S (D17): core moves O's versions born after S
 //     to a new lineage N falling through to (L, S) and C's versions into L;
 //     O's snapshots up to S become C's, O's later ones move to N with O.
 //     Every view keeps reading the same; a dead-interval job follows its
