@@ -87,7 +87,9 @@ void Done(iscsi_context*, int status, void* command_data, void* private_data) {
   Driver* d = op->d;
   auto* task = static_cast<scsi_task*>(command_data);
   d->in_flight--;
-  if (status == SCSI_STATUS_GOOD) {
+  if (d->log == nullptr) {
+    // Cancelled while the context is destroyed: nothing to record.
+  } else if (status == SCSI_STATUS_GOOD) {
     if (op->is_write) {
       LogAck(d, *op);
     } else {
@@ -167,6 +169,9 @@ int main(int argc, char** argv) {
     if (iscsi_service(d.iscsi, pfd.revents) < 0) d.failed = true;
   }
   std::fclose(d.log);
-  // Leaves without logout: the in-flight ops are abandoned with the process.
+  // No logout (the daemon is usually gone); destroying the context cancels
+  // the ops still in flight, whose callbacks free them.
+  d.log = nullptr;
+  iscsi_destroy_context(d.iscsi);
   return d.scsi_error ? 3 : 0;
 }
