@@ -221,7 +221,11 @@ Result<std::unique_ptr<Vdev>> OpenFileVdev(const std::string& path,
   if (options.create && options.size == 0) {
     return BH_ERROR(kInvalidArgument, "{}: cannot create a vdev of size 0", path);
   }
-  const int flags = O_RDWR | O_CLOEXEC | (options.create ? O_CREAT : 0);
+  if (options.create && options.read_only) {
+    return BH_ERROR(kInvalidArgument, "{}: cannot create a read-only vdev", path);
+  }
+  const int flags =
+      (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (options.create ? O_CREAT : 0);
   int raw_fd;
   do {
     raw_fd = ::open(path.c_str(), flags, kCreateMode);

@@ -50,6 +50,8 @@ struct FileVdevOptions {
   // ftruncate). Ignored for block devices. Default: open existing only.
   bool create = false;
   uint64_t size = 0;
+  // Open O_RDONLY: writes and syncs then fail with EBADF. Excludes create.
+  bool read_only = false;
 };
 
 // Opens a regular file or block device for pool data. The size of a regular

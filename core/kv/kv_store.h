@@ -35,6 +35,10 @@ struct KvOptions {
   // Column families; index 0 must be "default". Required.
   std::vector<std::string> column_families = {"default"};
   bool create_if_missing = false;
+  // Open for reading only (rocksdb::DB::OpenForReadOnly): nothing in the
+  // directory is written, not even RocksDB's info LOG; Write and Flush
+  // return FailedPrecondition. Excludes create_if_missing.
+  bool read_only = false;
   // Prefix length (bytes) for bloom filters and prefix seeks on the families
   // named in prefix_families; 0 disables. Not changeable after open.
   size_t prefix_length = 0;

@@ -9,6 +9,9 @@
 //   at Write time, when the column family handles are known. When
 //   KvOptions::fault_injector is set, all file I/O goes through its
 //   FileSystem (rocksdb::NewCompositeEnv); see rocksdb_fault_fs.cc.
+//   KvOptions::read_only opens with rocksdb::DB::OpenForReadOnly: the WAL
+//   is replayed into memory only, no file in the directory is created,
+//   renamed or written, and Write/Flush are refused before RocksDB sees them.
 //
 // Data structures & on-disk format
 //   - DbCore (shared by the store and its iterators): the DB, the composite
@@ -146,6 +149,7 @@ struct DbCore {
   std::vector<rocksdb::ColumnFamilyHandle*> extra_handles;
   std::vector<bool> is_prefix_family;  // Index = cf.
   size_t prefix_length = 0;
+  bool read_only = false;
   Mutex iter_mu;  // After mu.
   std::set<RocksKvIterator*> iterators BH_GUARDED_BY(iter_mu);
 
@@ -385,6 +389,9 @@ Status ValidateOptions(const KvOptions& o) {
   if (unique.size() != names.size()) {
     return BH_ERROR(kInvalidArgument, "column_families has duplicate names");
   }
+  if (o.read_only && o.create_if_missing) {
+    return BH_ERROR(kInvalidArgument, "read_only excludes create_if_missing");
+  }
   for (int cf : o.prefix_families) {
     if (cf < 0 || static_cast<size_t>(cf) >= names.size()) {
       return BH_ERROR(kInvalidArgument, "prefix family {} out of range", cf);
@@ -401,6 +408,9 @@ rocksdb::DBOptions MakeDbOptions(const KvOptions& o, rocksdb::Env* env) {
   d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   d.paranoid_checks = true;
   d.max_open_files = kMaxOpenFiles;
+  // Table handlers load one family at a time; RocksDB's default of 16
+  // threads per family started ~110 threads on every open of a pool.
+  d.max_file_opening_threads = 1;
   d.keep_log_file_num = kKeepInfoLogs;
   d.max_log_file_size = kMaxInfoLogBytes;
   d.recycle_log_file_num = 0;
@@ -483,6 +493,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   BH_RETURN_IF_ERROR(ValidateOptions(options));
   auto core = std::make_shared<DbCore>();
   core->prefix_length = options.prefix_length;
+  core->read_only = options.read_only;
   if (options.fault_injector != nullptr) {
     core->env = rocksdb::NewCompositeEnv(options.fault_injector->rep()->fs);
   }
@@ -491,7 +502,10 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   BH_ASSIGN_OR_RETURN(OpenPlan plan, PlanFamilies(path, options, existing));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, path, plan.descriptors, &handles, &db);
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, path, plan.descriptors, &handles, &db)
+          : rocksdb::DB::Open(db_options, path, plan.descriptors, &handles, &db);
   if (!s.ok()) return FromRocks(s, FormatMessage("opening metadata store '{}'", path));
   core->db.reset(db);
   core->handles.assign(handles.begin(), handles.begin() + plan.requested);
@@ -503,6 +517,12 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
 }
 
 // ---------------------------------------------------------------- Operations
+
+namespace {
+Status ReadOnlyError() {
+  return BH_ERROR(kFailedPrecondition, "metadata store is open read-only");
+}
+}  // namespace
 
 Result<std::optional<std::string>> KvStore::Get(int cf, std::string_view key) {
   DbCore& core = *rep_->core;
@@ -543,6 +563,7 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   DbCore& core = *rep_->core;
   std::shared_lock lock(core.mu);
   if (core.db == nullptr) return ClosedError();
+  if (core.read_only) return ReadOnlyError();
   rocksdb::WriteBatch wb(batch.byte_size() + 16);
   BH_RETURN_IF_ERROR(BuildBatch(core, batch.rep_->ops, &wb));
   rocksdb::WriteOptions wo;
@@ -562,6 +583,7 @@ Status KvStore::Flush() {
   DbCore& core = *rep_->core;
   std::shared_lock lock(core.mu);
   if (core.db == nullptr) return ClosedError();
+  if (core.read_only) return ReadOnlyError();
   rocksdb::FlushOptions fo;
   fo.wait = true;
   return FromRocks(core.db->Flush(fo, core.handles), "flushing metadata store");

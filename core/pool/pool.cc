@@ -48,10 +48,11 @@ uint64_t RandomGuid() {
   return g;
 }
 
-KvOptions MetaOptions(bool create, KvFaultInjector* injector) {
+KvOptions MetaOptions(bool create, KvFaultInjector* injector, bool read_only = false) {
   KvOptions o;
   o.column_families = ColumnFamilyNames();
   o.create_if_missing = create;
+  o.read_only = read_only;
   o.prefix_length = kBlockKeyPrefix;
   o.prefix_families = {kCfBlocks};
   o.fault_injector = injector;
@@ -189,7 +190,9 @@ Status OpenVdev(Pool::Impl& p) {
   if (p.options.vdev != nullptr) {
     p.vdev = p.options.vdev;
   } else {
-    BH_ASSIGN_OR_RETURN(p.owned_vdev, OpenFileVdev(p.label.data_path, FileVdevOptions{}));
+    FileVdevOptions vo;
+    vo.read_only = p.options.read_only;
+    BH_ASSIGN_OR_RETURN(p.owned_vdev, OpenFileVdev(p.label.data_path, vo));
     p.vdev = p.owned_vdev.get();
   }
   if (p.vdev->size() < p.label.data_size) {
@@ -276,7 +279,8 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
     return BH_ERROR(kCorruption, "metadata store {}/meta is missing", dir);
   }
   Result<std::unique_ptr<KvStore>> kv =
-      KvStore::Open(dir + "/meta", MetaOptions(false, options.kv_fault_injector));
+      KvStore::Open(dir + "/meta",
+                    MetaOptions(false, options.kv_fault_injector, options.read_only));
   if (!kv.ok() && kv.status().code() == Code::kNotFound) {
     // Format 1 pools lack the "space" column family.
     return BH_ERROR(kFailedPrecondition,
@@ -294,7 +298,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
     impl->RefreshCounters();
   }
   Impl* raw_impl = impl.get();
-  impl->sync_thread = std::thread([raw_impl] { raw_impl->SyncLoop(); });
+  if (!options.read_only) impl->sync_thread = std::thread([raw_impl] { raw_impl->SyncLoop(); });
   return std::unique_ptr<Pool>(new Pool(std::move(impl)));
 }
 
@@ -391,6 +395,7 @@ Status Pool::Impl::CheckWritable(LineageId lineage, uint64_t bytes, bool overwri
     return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
   }
   if (closing) return BH_ERROR(kUnavailable, "pool {} is closing", label.name);
+  if (options.read_only) return ReadOnlyError();
   auto it = lineages.find(lineage);
   if (it == lineages.end()) return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
   if (it->second.destroying) {
@@ -538,6 +543,7 @@ Result<uint64_t> Pool::Flush() {
   uint64_t target;
   {
     MutexLock lock(&p.mu);
+    if (p.options.read_only) return p.synced_txg;
     target = p.open.empty() && p.pending_tasks.empty() ? p.open_txg - 1 : p.open_txg;
     if (target > p.synced_txg) {
       p.flush_target = std::max(p.flush_target, target);
@@ -549,6 +555,7 @@ Result<uint64_t> Pool::Flush() {
 
 Result<uint64_t> Pool::RunSyncTask(CheckFn check, SyncFn sync) {
   Impl& p = *impl_;
+  if (p.options.read_only) return p.ReadOnlyError();
   SyncTask task{std::move(check), std::move(sync), Status::Ok(), 0, false};
   std::unique_lock<Mutex> lock(p.mu);
   if (!p.failure.ok() || p.closing) {

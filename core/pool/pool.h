@@ -69,6 +69,12 @@ struct PoolOptions {
   // Most data the open txg may hold; writers wait beyond it. A commit
   // starts once a quarter of it is dirty. Default 256 MiB.
   uint64_t dirty_limit_bytes = 256ull << 20;
+  // Open for reading only (list, get, read, diff, status): no sync thread,
+  // the data file and the metadata store are opened read-only and nothing
+  // under the pool directory is written (the lock file aside). Write,
+  // Unmap and RunSyncTask return FailedPrecondition; Flush returns the
+  // last synced txg; reads and Scrub work.
+  bool read_only = false;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "core/io/vdev.h"
@@ -399,6 +401,83 @@ TEST_CASE("pool: freeing mid-chain and head-only versions keeps one dead entry p
   CHECK(pool->stats().allocated == 0);
   CHECK(ReadBlock(*pool, l, 0) == kZero);
   CheckClean(*pool);
+}
+
+// Every file under dir (the lock file aside) with its size and bytes.
+std::map<std::string, std::string> DirContents(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.path().filename() == "lock") continue;
+    std::string rel = e.path().string().substr(dir.size());
+    if (!e.is_regular_file()) {
+      out[rel] = "dir";
+      continue;
+    }
+    std::ifstream f(e.path(), std::ios::binary);
+    out[rel] = std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+TEST_CASE("pool: a read-only open reads everything and writes nothing") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto a = PatternBlock(kBs, 1, 1);
+  auto b = PatternBlock(kBs, 2, 1);
+  REQUIRE(pool->Write(l, 1, a, BlockOptions{}).ok());
+  REQUIRE(pool->Flush().ok());
+  uint64_t snap = Snapshot(*pool, l);
+  REQUIRE(pool->Write(l, 1, b, BlockOptions{}).ok());
+  uint64_t synced = *pool->Flush();
+  PoolStats before = pool->stats();
+
+  SUBCASE("after a clean close") {
+    REQUIRE(pool->Close().ok());
+    pool.reset();
+  }
+  SUBCASE("from a crash image: the metadata WAL still holds every commit") {
+    std::filesystem::copy(tmp / "pool", tmp / "image", std::filesystem::copy_options::recursive);
+    REQUIRE(pool->Close().ok());
+    pool.reset();
+    std::filesystem::remove_all(tmp / "pool");
+    std::filesystem::rename(tmp / "image", tmp / "pool");
+  }
+  auto files = DirContents(tmp / "pool");
+  PoolOptions ro;
+  ro.read_only = true;
+  auto opened = Pool::Open(tmp / "pool", ro);
+  REQUIRE(opened.ok());
+  Pool& p = **opened;
+  CHECK(ReadBlock(p, l, 1) == b);
+  CHECK(ReadBlock(p, l, 1, snap) == a);
+  CHECK(ReadBlock(p, l, 2) == kZero);
+  CHECK(p.stats().allocated == before.allocated);
+  CHECK(p.stats().synced_txg == synced);
+  auto scrub = p.Scrub();
+  REQUIRE(scrub.ok());
+  CHECK(scrub->problems.empty());
+
+  Status w = p.Write(l, 3, a, BlockOptions{});
+  CHECK(w.code() == Code::kFailedPrecondition);
+  CHECK(w.message().find("read-only") != std::string::npos);
+  CHECK(p.Unmap(l, 1).code() == Code::kFailedPrecondition);
+  CHECK(p.RunSyncTask(nullptr, [](SyncContext& ctx) { ctx.CreateLineage({}); }).status().code() ==
+        Code::kFailedPrecondition);
+  auto flushed = p.Flush();
+  REQUIRE(flushed.ok());
+  CHECK(*flushed == synced);
+  CHECK(ReadBlock(p, l, 1) == b);  // the refused unmap changed nothing
+  REQUIRE(p.Close().ok());
+  opened->reset();
+  CHECK(DirContents(tmp / "pool") == files);
+
+  // A read-write open still works after it, and sees the same pool.
+  auto rw = Pool::Open(tmp / "pool");
+  REQUIRE(rw.ok());
+  CHECK(ReadBlock(**rw, l, 1) == b);
+  CHECK((*rw)->stats().synced_txg == synced);
+  CheckClean(**rw);
 }
 
 }  // namespace

@@ -82,20 +82,24 @@ inline std::map<std::string, std::string> TreeState(const std::string& dir) {
   return state;
 }
 
-// Runs a command that must be refused: non-zero exit, `says` in its error
-// message, and `state()` (what must not change) equal before and after.
+// Runs a command that must be refused, `times` times in a row (a refusal
+// must not depend on an earlier attempt): each a non-zero exit with `says`
+// in its error message, and `state()` (what must not change) equal to what
+// it was before the first.
 template <typename StateFn>
 void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& args,
-                       const std::string& says, StateFn state) {
+                       const std::string& says, StateFn state, int times = 1) {
   auto before = state();
-  CommandResult r = RunVolctl(home, args);
   std::string cmd;
   for (const auto& a : args) cmd += a + " ";
   CAPTURE(cmd);
-  CAPTURE(r.err);
-  CHECK(r.exit_code != 0);
-  CHECK(r.err.find(says) != std::string::npos);
-  CHECK(state() == before);
+  for (int i = 0; i < times; ++i) {
+    CommandResult r = RunVolctl(home, args);
+    CAPTURE(r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find(says) != std::string::npos);
+    CHECK(state() == before);
+  }
 }
 
 }  // namespace blockhaus::testing

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
+#include "tests/tools/logical_state.h"
 #include "tests/tools/run_volctl.h"
 
 namespace blockhaus::testing {
@@ -43,30 +44,17 @@ std::string WriteImage(const TempDir& tmp, size_t size, uint64_t seed) {
   return path;
 }
 
-// Everything a user can observe: datasets with their properties (holds
-// included), the pool's allocation, and the bytes of every view.
+// Everything a user can observe (logical_state.h), holds and user
+// properties included.
 std::string LogicalState(const Home& h) {
-  CommandResult list = h.Run({"list", "-t", "all", "-H", "-p", "-o",
-                              "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
-                              "createtxg,refreservation,readonly,userrefs,clones,org:tag"});
-  auto status = nlohmann::json::parse(h.Run({"pool", "status", "tank", "-j"}).out);
-  std::string state = list.out + std::to_string(status["allocated"].get<uint64_t>());
-  std::istringstream lines(list.out);
-  for (std::string line; std::getline(lines, line);) {
-    std::string name = line.substr(0, line.find('\t'));
-    std::string out = h.tmp / "state.bin";
-    h.Run({"read", name, out});
-    state += name + ":" + std::to_string(std::hash<std::string>()(Slurp(out)));
-    if (name.find('@') != std::string::npos) state += h.Run({"holds", "-H", "-p", name}).out;
-  }
-  return state;
+  return PoolLogicalState(h.tmp.path(), "tank",
+                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
+                          "createtxg,refreservation,readonly,userrefs,clones,org:tag");
 }
 
 // Refused twice (idempotent failure), state unchanged both times.
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  for (int i = 0; i < 2; ++i) {
-    ExpectRefusedWith(h.tmp.path(), args, says, [&] { return LogicalState(h); });
-  }
+  ExpectRefusedWith(h.tmp.path(), args, says, [&] { return LogicalState(h); }, 2);
 }
 
 TEST_CASE("volctl promote, rename, holds: end to end") {

@@ -44,9 +44,7 @@ struct ExportHome {
 
 void ExpectRefused(const ExportHome& h, const std::vector<std::string>& args,
                    const std::string& says) {
-  for (int i = 0; i < 2; ++i) {  // a refusal is idempotent
-    ExpectRefusedWith(h.tmp.path(), args, says, [&] { return h.State(); });
-  }
+  ExpectRefusedWith(h.tmp.path(), args, says, [&] { return h.State(); }, 2);  // idempotent
 }
 
 }  // namespace

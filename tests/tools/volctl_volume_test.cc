@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
+#include "tests/tools/logical_state.h"
 #include "tests/tools/run_volctl.h"
 
 namespace blockhaus::testing {
@@ -28,25 +29,11 @@ struct Home {
   }
 };
 
-std::string Slurp(const std::string& path);
-
-// What a user can observe of the pool: every dataset with its properties,
-// the space numbers, and the bytes of every volume and snapshot. (Files
-// under the pool change on any open: RocksDB writes a new manifest.)
+// What a user can observe of the pool (logical_state.h).
 std::string LogicalState(const Home& h) {
-  CommandResult list = h.Run({"list", "-t", "all", "-H", "-p", "-o",
-                              "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
-                              "createtxg,refreservation,readonly"});
-  auto status = nlohmann::json::parse(h.Run({"pool", "status", "tank", "-j"}).out);
-  std::string state = list.out + std::to_string(status["allocated"].get<uint64_t>());
-  std::istringstream lines(list.out);
-  for (std::string line; std::getline(lines, line);) {
-    std::string name = line.substr(0, line.find('\t'));
-    std::string out = h.tmp / "state.bin";
-    h.Run({"read", name, out});
-    state += name + ":" + std::to_string(std::hash<std::string>()(Slurp(out)));
-  }
-  return state;
+  return PoolLogicalState(h.tmp.path(), "tank",
+                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
+                          "createtxg,refreservation,readonly");
 }
 
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {

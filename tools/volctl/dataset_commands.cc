@@ -18,7 +18,8 @@ namespace {
 // Opens the pool of `first` and checks that `second` names the same pool.
 Result<std::unique_ptr<Session>> OpenForPair(const std::string& first, const std::string& second,
                                              std::string* a, std::string* b,
-                                             const char* what) {
+                                             const char* what,
+                                             Access access = Access::kReadWrite) {
   BH_ASSIGN_OR_RETURN(auto pa, SplitPool(first));
   BH_ASSIGN_OR_RETURN(auto pb, SplitPool(second));
   if (pa.first != pb.first) {
@@ -27,7 +28,7 @@ Result<std::unique_ptr<Session>> OpenForPair(const std::string& first, const std
   }
   *a = pa.second;
   *b = pb.second;
-  return OpenSession(pa.first);
+  return OpenSession(pa.first, access);
 }
 
 std::string TimeText(uint64_t t) {
@@ -47,7 +48,7 @@ int RunHolds(const HoldsArgs& a) {
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& full : a.names) {
     std::string name;
-    auto s = OpenFor(full, &name);
+    auto s = OpenFor(full, &name, Access::kReadOnly);
     if (!s.ok()) return ReportError(s.status());
     if (Status st = volume::ValidateSnapshotName(name); !st.ok()) return ReportError(st);
     auto d = (*s)->vm->Get(name);
@@ -70,7 +71,7 @@ struct DiffArgs {
 
 int RunDiff(const DiffArgs& a) {
   std::string from, to;
-  auto s = OpenForPair(a.from, a.to, &from, &to, "diff");
+  auto s = OpenForPair(a.from, a.to, &from, &to, "diff", Access::kReadOnly);
   if (!s.ok()) return ReportError(s.status());
   auto ranges = (*s)->vm->Diff(from, to);
   if (!ranges.ok()) return ReportError(ranges.status());

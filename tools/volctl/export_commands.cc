@@ -247,7 +247,7 @@ int RunExports(const OutputFlags& flags) {
   Table table({"TARGET", "LUN", "VOLUME", "ALLOW", "AUTH", "MODE", "STATE"});
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& pool : *pools) {
-    auto ref = AcquirePool(pool);
+    auto ref = AcquirePool(pool, Access::kReadOnly);
     if (!ref.ok()) return ReportError(ref.status());
     auto exports = LoadExports((*ref)->pool);
     if (!exports.ok()) return ReportError(exports.status());

@@ -26,7 +26,7 @@ LiveEvents* CurrentLiveEvents() { return g_events.load(std::memory_order_acquire
 
 bool RunningInDaemon() { return g_live.load(std::memory_order_acquire) != nullptr; }
 
-Result<std::unique_ptr<PoolRef>> AcquirePool(const std::string& name) {
+Result<std::unique_ptr<PoolRef>> AcquirePool(const std::string& name, Access access) {
   BH_RETURN_IF_ERROR(core::ValidatePoolName(name));
   if (LivePools* live = g_live.load(std::memory_order_acquire)) return live->Borrow(name);
   std::string dir = core::PoolDir(core::DefaultHome(), name);
@@ -35,7 +35,9 @@ Result<std::unique_ptr<PoolRef>> AcquirePool(const std::string& name) {
   }
   auto ref = std::make_unique<PoolRef>();
   ref->name = name;
-  Result<std::unique_ptr<core::Pool>> pool = core::Pool::Open(dir);
+  core::PoolOptions options;
+  options.read_only = access == Access::kReadOnly;
+  Result<std::unique_ptr<core::Pool>> pool = core::Pool::Open(dir, options);
   if (!pool.ok()) return pool.status().Annotate(fmt::format("cannot open pool '{}'", name));
   ref->owned_pool = std::move(pool).value();
   volume::VolumeManagerOptions vo;

@@ -83,9 +83,16 @@ void InstallLivePools(LivePools* pools, LiveEvents* events);
 bool RunningInDaemon();
 LiveEvents* CurrentLiveEvents();
 
+// What a command does to its pool. A command that only looks (list, get,
+// read, holds, diff, status, exports, destroy -n) opens the pool read-only
+// when no daemon runs: it writes nothing under the pool directory and
+// costs no fsync.
+enum class Access { kReadWrite, kReadOnly };
+
 // The pool named `name`: borrowed from the daemon, or opened here (with the
 // coalescing worker off; Finish drains a bounded number of steps).
 // Errors: InvalidArgument (bad name), NotFound, Unavailable (in use).
-Result<std::unique_ptr<PoolRef>> AcquirePool(const std::string& name);
+Result<std::unique_ptr<PoolRef>> AcquirePool(const std::string& name,
+                                             Access access = Access::kReadWrite);
 
 }  // namespace blockhaus::tools

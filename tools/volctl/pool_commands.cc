@@ -75,7 +75,7 @@ int RunList(const OutputFlags& flags) {
   Table table({"NAME", "SIZE", "ALLOC", "FREE", "FREEING", "CAP", "HEALTH"});
   nlohmann::json pools = nlohmann::json::array();
   for (const std::string& name : *names) {
-    Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
+    Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name, Access::kReadOnly);
     if (!pool.ok()) {
       std::string health = pool.status().code() == Code::kUnavailable ? "INUSE" : "FAULTED";
       table.AddRow({name, "-", "-", "-", "-", "-", health});
@@ -97,7 +97,7 @@ int RunList(const OutputFlags& flags) {
 }
 
 int RunStatus(const std::string& name, bool json, bool parsable) {
-  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
+  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name, Access::kReadOnly);
   if (!pool.ok()) return ReportError(pool.status());
   const core::PoolLabel& l = (*pool)->pool->label();
   core::PoolStats s = (*pool)->pool->stats();
@@ -133,7 +133,8 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
 }
 
 int RunScrub(const std::string& name, bool json) {
-  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
+  // Scrub verifies and repairs nothing: it never writes.
+  Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name, Access::kReadOnly);
   if (!pool.ok()) return ReportError(pool.status());
   Result<core::ScrubReport> r = (*pool)->pool->Scrub();
   if (!r.ok()) return ReportError(r.status().Annotate("scrub failed"));

@@ -17,14 +17,15 @@ Result<std::pair<std::string, std::string>> SplitPool(const std::string& full) {
   return std::make_pair(full.substr(0, slash), full.substr(slash + 1));
 }
 
-Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name) {
-  return AcquirePool(pool_name);
+Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name, Access access) {
+  return AcquirePool(pool_name, access);
 }
 
-Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* name) {
+Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* name,
+                                         Access access) {
   BH_ASSIGN_OR_RETURN(auto parts, SplitPool(full));
   *name = parts.second;
-  return OpenSession(parts.first);
+  return OpenSession(parts.first, access);
 }
 
 int Finish(Session& s, const Status& status) {

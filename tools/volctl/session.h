@@ -20,10 +20,12 @@ using Session = PoolRef;
 Result<std::pair<std::string, std::string>> SplitPool(const std::string& full);
 
 // The pool named `pool_name` (AcquirePool).
-Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name);
+Result<std::unique_ptr<Session>> OpenSession(const std::string& pool_name,
+                                             Access access = Access::kReadWrite);
 
 // The pool of `full` (POOL/NAME); stores the pool-relative name.
-Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* name);
+Result<std::unique_ptr<Session>> OpenFor(const std::string& full, std::string* name,
+                                         Access access = Access::kReadWrite);
 
 // Reports `status` (exit 1), or returns 0 after a bounded number of worker
 // steps when no daemon runs (the daemon's worker frees in the background;

@@ -200,7 +200,7 @@ Result<std::vector<std::pair<std::string, Dataset>>> Collect(const std::vector<s
   if (names.empty()) {
     BH_ASSIGN_OR_RETURN(auto pools, core::ListPoolNames(core::DefaultHome()));
     for (const auto& p : pools) {
-      BH_ASSIGN_OR_RETURN(auto s, OpenSession(p));
+      BH_ASSIGN_OR_RETURN(auto s, OpenSession(p, Access::kReadOnly));
       for (const Dataset& d : s->vm->List()) out.emplace_back(p, d);
       keep->push_back(std::move(s));
     }
@@ -208,7 +208,7 @@ Result<std::vector<std::pair<std::string, Dataset>>> Collect(const std::vector<s
   }
   for (const std::string& full : names) {
     std::string pool = full.substr(0, full.find('/'));
-    BH_ASSIGN_OR_RETURN(auto s, OpenSession(pool));
+    BH_ASSIGN_OR_RETURN(auto s, OpenSession(pool, Access::kReadOnly));
     if (full.find('/') == std::string::npos) {
       for (const Dataset& d : s->vm->List()) out.emplace_back(pool, d);
     } else {
@@ -273,7 +273,7 @@ int RunGet(const GetArgs& a) {
   std::vector<std::pair<std::string, Dataset>> all;
   for (const std::string& full : a.names) {
     std::string name;
-    auto s = OpenFor(full, &name);
+    auto s = OpenFor(full, &name, Access::kReadOnly);
     if (!s.ok()) return ReportError(s.status());
     auto d = (*s)->vm->Get(name);
     if (!d.ok()) return ReportError(d.status());
@@ -344,7 +344,7 @@ int RunWrite(const std::string& target, const std::string& file, uint64_t offset
 int RunRead(const std::string& source, const std::string& file, uint64_t offset,
             std::optional<uint64_t> length) {
   std::string name;
-  auto s = OpenFor(source, &name);
+  auto s = OpenFor(source, &name, Access::kReadOnly);
   if (!s.ok()) return ReportError(s.status());
   auto dev = (*s)->vm->OpenDevice(name);
   if (!dev.ok()) return ReportError(dev.status());
@@ -400,7 +400,7 @@ void PrintPlan(const std::string& pool, const std::vector<volume::DestroyItem>& 
 
 int RunDestroy(const DestroyArgs& a) {
   std::string name;
-  auto s = OpenFor(a.name, &name);
+  auto s = OpenFor(a.name, &name, a.dry_run ? Access::kReadOnly : Access::kReadWrite);
   if (!s.ok()) return ReportError(s.status());
   bool recursive = a.r || a.R;
   if (a.dry_run || a.verbose || a.parsable) {

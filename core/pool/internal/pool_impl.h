@@ -125,6 +125,9 @@ struct Pool::Impl {
   std::set<std::string> space_dirty BH_GUARDED_BY(space_mu);
 
   // --- pool.cc
+  Status ReadOnlyError() const {
+    return BH_ERROR(kFailedPrecondition, "pool {} is open read-only", label.name);
+  }
   // Admission of `bytes` of new data for `lineage` (D4, D14). overwrite_own:
   // the write replaces a version only the head sees (its commit frees as
   // much as it allocates), which may use the slop.
