@@ -1,0 +1,148 @@
+// Checks a pool reopened after a kill or power cut against the log of
+// volume_crash_ops.h: every acknowledged snapshot exists with exactly its
+// content, no destroyed one is back, an operation cut short left either
+// nothing or the whole object, the head holds only data some operation
+// wrote, the space tallies equal a recount, and the interrupted frees
+// finish with a clean scrub.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/pool/pool.h"
+#include "tests/crash/volume_crash_ops.h"
+#include "tests/test_util.h"
+#include "volume/volume_manager.h"
+
+namespace blockhaus::testing {
+
+using VolContent = std::vector<uint64_t>;  // tag per block, 0 = zeros
+
+// What survived one round. Carried from round to round.
+struct VolCrashState {
+  VolContent head = VolContent(kVolCrashBlocks, 0);
+  std::map<uint64_t, VolContent> snaps;
+};
+
+struct VolCrashExpect {
+  std::map<uint64_t, VolContent> must;  // acknowledged and not being destroyed
+  std::map<uint64_t, VolContent> may;   // in flight: absent, or exactly this
+  std::set<uint64_t> gone;              // destroy acknowledged
+  // Every snapshot that existed at some point of the round: a rollback to
+  // one that was destroyed afterwards leaves its data in the head.
+  std::map<uint64_t, VolContent> ever;
+};
+
+// Replays the log over the snapshots that existed when the round began.
+inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
+                                        const VolCrashState& start) {
+  VolContent head = start.head;
+  VolCrashExpect e;
+  e.must = start.snaps;
+  e.ever = start.snaps;
+  for (const VolCrashRec& r : log) {
+    switch (r.op) {
+      case 'W': head[r.id] = r.tag; break;
+      case 'N': e.may[r.id] = head; e.ever[r.id] = head; break;
+      case 'n': e.must[r.id] = e.may[r.id]; e.may.erase(r.id); break;
+      case 'D': e.may[r.id] = e.must[r.id]; e.must.erase(r.id); break;
+      case 'd': e.may.erase(r.id); e.gone.insert(r.id); break;
+      case 'R': break;
+      case 'r': head = e.must.at(r.id); break;
+      default: FAIL("unknown log record " << r.op);
+    }
+  }
+  return e;
+}
+
+inline bool VolMatches(volume::VolumeManager& vm, const std::string& name,
+                       const VolContent& want, uint64_t seed) {
+  auto dev = vm.OpenDevice(name);
+  if (!dev.ok()) return false;
+  std::vector<uint8_t> buf(kVolCrashBs);
+  for (uint64_t b = 0; b < kVolCrashBlocks; ++b) {
+    if (!(*dev)->Read(b * kVolCrashBs, buf).ok()) return false;
+    std::vector<uint8_t> expect = want[b] == 0 ? std::vector<uint8_t>(kVolCrashBs, 0)
+                                               : PatternBlock(kVolCrashBs, seed, want[b]);
+    if (buf != expect) return false;
+  }
+  return true;
+}
+
+// Checks the reopened pool (coalescer off) and updates `state` to what is
+// on disk now. `ctx` names seed and round.
+inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
+                              const std::vector<VolCrashRec>& log, uint64_t seed,
+                              const std::string& ctx, VolCrashState* state) {
+  VolCrashExpect e = ReplayVolCrashLog(log, *state);
+  std::set<uint64_t> present;
+  for (const auto& d : vm.List()) {
+    if (d.is_snapshot()) present.insert(std::strtoull(d.name.c_str() + 3, nullptr, 10));
+  }
+  std::map<uint64_t, VolContent> snaps;
+  for (const auto& [id, content] : e.must) {
+    REQUIRE_MESSAGE(present.contains(id), ctx << "acknowledged snapshot s" << id << " is missing");
+    REQUIRE_MESSAGE(VolMatches(vm, VolCrashSnapName(id), content, seed),
+                    ctx << "snapshot s" << id << " does not hold its data");
+    snaps[id] = content;
+  }
+  for (const auto& [id, content] : e.may) {
+    if (!present.contains(id)) continue;
+    REQUIRE_MESSAGE(VolMatches(vm, VolCrashSnapName(id), content, seed),
+                    ctx << "half-made snapshot s" << id << " is visible");
+    snaps[id] = content;
+  }
+  for (uint64_t id : e.gone) {
+    REQUIRE_MESSAGE(!present.contains(id), ctx << "destroyed snapshot s" << id << " is back");
+  }
+  REQUIRE_MESSAGE(present.size() == snaps.size(), ctx << "unexpected snapshots exist");
+  // The head: each block holds its value from the last round, a write of
+  // this round, or a snapshot's (rollback); which one is learnt here for
+  // the next round's snapshots. Anything else is torn or foreign data.
+  auto dev = vm.OpenDevice("v");
+  REQUIRE(dev.ok());
+  std::vector<uint8_t> buf(kVolCrashBs);
+  for (uint64_t b = 0; b < kVolCrashBlocks; ++b) {
+    REQUIRE((*dev)->Read(b * kVolCrashBs, buf).ok());
+    std::set<uint64_t> candidates = {0, state->head[b]};
+    for (const VolCrashRec& r : log) {
+      if (r.op == 'W' && r.id == b) candidates.insert(r.tag);
+    }
+    for (const auto& [id, c] : e.ever) candidates.insert(c[b]);
+    bool found = false;
+    for (uint64_t t : candidates) {
+      std::vector<uint8_t> want = t == 0 ? std::vector<uint8_t>(kVolCrashBs, 0)
+                                         : PatternBlock(kVolCrashBs, seed, t);
+      if (buf == want) {
+        state->head[b] = t;
+        found = true;
+        break;
+      }
+    }
+    REQUIRE_MESSAGE(found, ctx << "head block " << b << " holds data no operation wrote");
+  }
+  state->snaps = std::move(snaps);
+  // The persisted space tallies are exact after the crash: every dataset's
+  // properties equal a recount from the block map.
+  for (const volume::Dataset& d : vm.List()) {
+    auto have = vm.Space(d);
+    auto want = volume::RecountDatasetSpace(pool, d);
+    REQUIRE(have.ok());
+    REQUIRE(want.ok());
+    REQUIRE_MESSAGE(*have == *want, ctx << d.name << ": space tallies differ from a recount");
+  }
+  // Interrupted frees finish, and the pool recounts clean.
+  REQUIRE(vm.DrainCoalescer(100000).ok());
+  REQUIRE(vm.coalescer().jobs_pending == 0);
+  REQUIRE_MESSAGE(pool.pending_frees().bytes.phys == 0, ctx << "frees left after the drain");
+  auto report = pool.Scrub();
+  REQUIRE(report.ok());
+  for (const auto& p : report->problems) MESSAGE(ctx << p);
+  REQUIRE_MESSAGE(report->clean(), ctx << "scrub found problems");
+}
+
+}  // namespace blockhaus::testing
