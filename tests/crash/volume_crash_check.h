@@ -1,6 +1,6 @@
 // Checks a pool reopened after a kill or power cut against the log of
-// volume_crash_ops.h: every acknowledged snapshot exists with exactly its
-// content, no destroyed one is back, an operation cut short left either
+// volume_crash_ops.h: every acknowledged snapshot and clone exists with
+// exactly its content, no destroyed one is back, an operation cut short left either
 // nothing or the whole object, the head holds only data some operation
 // wrote, the space tallies equal a recount, and the interrupted frees
 // finish with a clean scrub.
@@ -26,6 +26,9 @@ using VolContent = std::vector<uint64_t>;  // tag per block, 0 = zeros
 struct VolCrashState {
   VolContent head = VolContent(kVolCrashBlocks, 0);
   std::map<uint64_t, VolContent> snaps;
+  std::map<uint64_t, VolContent> clones;  // never written: their origin's content
+  // Totals over the rounds, for the test's closing message.
+  uint64_t ops = 0, snapshots_checked = 0, clones_checked = 0, frees_finished = 0;
 };
 
 struct VolCrashExpect {
@@ -35,6 +38,8 @@ struct VolCrashExpect {
   // Every snapshot that existed at some point of the round: a rollback to
   // one that was destroyed afterwards leaves its data in the head.
   std::map<uint64_t, VolContent> ever;
+  std::map<uint64_t, VolContent> clones_must, clones_may;
+  std::set<uint64_t> clones_gone;
 };
 
 // Replays the log over the snapshots that existed when the round began.
@@ -44,6 +49,7 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
   VolCrashExpect e;
   e.must = start.snaps;
   e.ever = start.snaps;
+  e.clones_must = start.clones;
   for (const VolCrashRec& r : log) {
     switch (r.op) {
       case 'W': head[r.id] = r.tag; break;
@@ -53,6 +59,10 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
       case 'd': e.may.erase(r.id); e.gone.insert(r.id); break;
       case 'R': break;
       case 'r': head = e.must.at(r.id); break;
+      case 'C': e.clones_may[r.id] = e.ever.at(r.tag); break;
+      case 'c': e.clones_must[r.id] = e.clones_may[r.id]; e.clones_may.erase(r.id); break;
+      case 'K': e.clones_may[r.id] = e.clones_must[r.id]; e.clones_must.erase(r.id); break;
+      case 'k': e.clones_may.erase(r.id); e.clones_gone.insert(r.id); break;
       default: FAIL("unknown log record " << r.op);
     }
   }
@@ -79,10 +89,31 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
                               const std::vector<VolCrashRec>& log, uint64_t seed,
                               const std::string& ctx, VolCrashState* state) {
   VolCrashExpect e = ReplayVolCrashLog(log, *state);
-  std::set<uint64_t> present;
+  std::set<uint64_t> present, clones_present;
   for (const auto& d : vm.List()) {
     if (d.is_snapshot()) present.insert(std::strtoull(d.name.c_str() + 3, nullptr, 10));
+    if (d.name[0] == 'c') clones_present.insert(std::strtoull(d.name.c_str() + 1, nullptr, 10));
   }
+  std::map<uint64_t, VolContent> clones;
+  for (const auto& [id, content] : e.clones_must) {
+    REQUIRE_MESSAGE(clones_present.contains(id), ctx << "acknowledged clone c" << id << " is missing");
+    REQUIRE_MESSAGE(VolMatches(vm, VolCrashCloneName(id), content, seed),
+                    ctx << "clone c" << id << " does not hold its origin's data");
+    clones[id] = content;
+  }
+  for (const auto& [id, content] : e.clones_may) {
+    if (!clones_present.contains(id)) continue;
+    REQUIRE_MESSAGE(VolMatches(vm, VolCrashCloneName(id), content, seed),
+                    ctx << "half-made clone c" << id << " is visible");
+    clones[id] = content;
+  }
+  for (uint64_t id : e.clones_gone) {
+    REQUIRE_MESSAGE(!clones_present.contains(id), ctx << "destroyed clone c" << id << " is back");
+  }
+  REQUIRE_MESSAGE(clones_present.size() == clones.size(), ctx << "unexpected clones exist");
+  state->clones = std::move(clones);
+  state->ops += log.size();
+  state->clones_checked += state->clones.size();
   std::map<uint64_t, VolContent> snaps;
   for (const auto& [id, content] : e.must) {
     REQUIRE_MESSAGE(present.contains(id), ctx << "acknowledged snapshot s" << id << " is missing");
@@ -126,6 +157,7 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
     REQUIRE_MESSAGE(found, ctx << "head block " << b << " holds data no operation wrote");
   }
   state->snaps = std::move(snaps);
+  state->snapshots_checked += state->snaps.size();
   // The persisted space tallies are exact after the crash: every dataset's
   // properties equal a recount from the block map.
   for (const volume::Dataset& d : vm.List()) {
@@ -136,6 +168,7 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
     REQUIRE_MESSAGE(*have == *want, ctx << d.name << ": space tallies differ from a recount");
   }
   // Interrupted frees finish, and the pool recounts clean.
+  state->frees_finished += vm.coalescer().jobs_pending;
   REQUIRE(vm.DrainCoalescer(100000).ok());
   REQUIRE(vm.coalescer().jobs_pending == 0);
   REQUIRE_MESSAGE(pool.pending_frees().bytes.phys == 0, ctx << "frees left after the drain");
