@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Helpers of bench/iscsi/run (stdlib only).
+
+  bench.py freeport                      a TCP port free on 127.0.0.1 now
+  bench.py fio FILE                      one fio JSON -> a TSV row of metrics
+  bench.py sniff PORT SECONDS READY      login keys seen on lo for PORT
+  bench.py iperf FILE                    iperf3 JSON -> received bits/s
+  bench.py report TSV [label=text ...]   the markdown tables of a run
+
+The TSV the run writes has one row per fio run:
+  phase case run target iops mbps p99_us bytes cpu_s status
+"""
+import json
+import os
+import re
+import select
+import socket
+import statistics
+import struct
+import sys
+import time
+
+
+def cmd_freeport(_args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+    s.close()
+
+
+def cmd_fio(args):
+    """iops, MB/s (1e6), p99 completion latency in us, bytes, errors.
+
+    Reads and writes are summed (the mixed case); p99 is the worse of the
+    two directions and, with fsync=N, of the SYNCHRONIZE CACHE latency.
+    IOPS count reads and writes, not the SYNCHRONIZE CACHE commands."""
+    text = open(args[0]).read()
+    # fio prints notes before the JSON on some paths.
+    doc = json.loads(text[text.index("{"):])
+    iops = mbps = 0.0
+    byts = 0
+    p99 = 0.0
+    errors = 0
+    for job in doc["jobs"]:
+        errors += job.get("error", 0)
+        for d in ("read", "write"):
+            s = job[d]
+            if s["total_ios"] == 0:
+                continue
+            iops += s["iops"]
+            mbps += s["bw_bytes"] / 1e6
+            byts += s["io_bytes"]
+            pct = s.get("clat_ns", {}).get("percentile", {})
+            if "99.000000" in pct:
+                p99 = max(p99, pct["99.000000"] / 1000.0)
+        # fsync=N: SYNCHRONIZE CACHE latency, the part that matters there.
+        sync = job.get("sync", {})
+        if sync.get("total_ios", 0):
+            pct = sync.get("lat_ns", {}).get("percentile", {})
+            if "99.000000" in pct:
+                p99 = max(p99, pct["99.000000"] / 1000.0)
+    print(f"{iops:.1f}\t{mbps:.2f}\t{p99:.1f}\t{byts}\t{errors}")
+
+
+# iSCSI keys whose negotiated value must match between the targets.
+KEYS = ["MaxRecvDataSegmentLength", "FirstBurstLength", "MaxBurstLength",
+        "ImmediateData", "InitialR2T", "MaxOutstandingR2T", "HeaderDigest",
+        "DataDigest", "ErrorRecoveryLevel", "DataPDUInOrder",
+        "DataSequenceInOrder", "MaxConnections"]
+PAIR = re.compile(rb"([A-Za-z][A-Za-z0-9.\-]*)=([^\x00]*)\x00")
+
+
+def cmd_sniff(args):
+    """Captures the first login on 127.0.0.1:PORT from the wire (AF_PACKET
+    on lo, root) and prints what each side sent and what was negotiated.
+
+    RFC 7143 §13: MaxBurstLength/FirstBurstLength/MaxOutstandingR2T take the
+    minimum, ImmediateData AND, InitialR2T OR, digests the target's pick;
+    MaxRecvDataSegmentLength is declared by each side for what it receives.
+    The target's answer is the negotiated value for every key but the
+    declared one. Writes READY once capturing; stops at the target's final
+    login response or after SECONDS."""
+    port, seconds, ready = int(args[0]), float(args[1]), args[2]
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+    sock.bind(("lo", 0))
+    open(ready, "w").close()
+    sent = {"initiator": {}, "target": {}}
+    deadline = time.monotonic() + seconds
+    done = False
+    while not done and time.monotonic() < deadline:
+        r, _, _ = select.select([sock], [], [], 0.2)
+        if not r:
+            continue
+        pkt, addr = sock.recvfrom(65535)
+        if addr[2] == socket.PACKET_OUTGOING:  # lo shows each packet twice
+            continue
+        if len(pkt) < 14 + 20 or struct.unpack("!H", pkt[12:14])[0] != 0x0800:
+            continue
+        ip = pkt[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[9] != 6:
+            continue
+        tcp = ip[ihl:]
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        if port not in (sport, dport):
+            continue
+        payload = tcp[(tcp[12] >> 4) * 4:]
+        if len(payload) < 48:
+            continue
+        opcode = payload[0] & 0x3F
+        if opcode not in (0x03, 0x23):  # Login Request / Login Response
+            continue
+        side = "initiator" if dport == port else "target"
+        dlen = int.from_bytes(payload[5:8], "big")
+        for k, v in PAIR.findall(payload[48:48 + dlen]):
+            # The initiator's first offer; the target's last answer.
+            if side == "target" or k.decode() not in sent[side]:
+                sent[side][k.decode()] = v.decode(errors="replace")
+        # Target's final response: T bit set and NSG = full feature phase.
+        if side == "target" and payload[1] & 0x80 and payload[1] & 0x03 == 3:
+            done = True
+    sock.close()
+    init, tgt = sent["initiator"], sent["target"]
+    print("key\tinitiator sent\ttarget sent\tnegotiated")
+    for k in KEYS:
+        i, t = init.get(k, "-"), tgt.get(k, "-")
+        if k == "MaxRecvDataSegmentLength":
+            neg = f"target receives {t}, initiator receives {i}"
+        else:
+            neg = t if t != "-" else f"{i} (not answered)"
+        print(f"{k}\t{i}\t{t}\t{neg}")
+    if not done:
+        print("warning: no final login response seen", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_iperf(args):
+    doc = json.load(open(args[0]))
+    print(f"{doc['end']['sum_received']['bits_per_second']:.0f}")
+
+
+def load_rows(path):
+    rows = []
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 10 or f[0] == "phase":
+            continue
+        rows.append(dict(phase=f[0], case=f[1], run=int(f[2]), target=f[3],
+                         iops=float(f[4]), mbps=float(f[5]), p99=float(f[6]),
+                         bytes=int(f[7]), cpu=float(f[8]), ok=f[9] == "ok"))
+    return rows
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(x, digits=0):
+    if x != x:  # nan
+        return "-"
+    if digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}f}"
+
+
+def side_stats(rows):
+    ok = [r for r in rows if r["ok"]]
+    cpu_per_gb = [r["cpu"] / (r["bytes"] / 1e9) for r in ok if r["bytes"] > 0]
+    return dict(iops=med([r["iops"] for r in ok]), mbps=med([r["mbps"] for r in ok]),
+                p99=med([r["p99"] for r in ok]) / 1000.0, cpu=med(cpu_per_gb),
+                failed=len(rows) - len(ok))
+
+
+def ratio_text(a_rows, b_rows):
+    """Median of the per-pair ratios B/A (pair = same run number), and
+    their range."""
+    a = {r["run"]: r for r in a_rows if r["ok"] and r["iops"] > 0}
+    b = {r["run"]: r for r in b_rows if r["ok"]}
+    rs = sorted(b[k]["iops"] / a[k]["iops"] for k in a if k in b)
+    if not rs:
+        return "-"
+    if len(rs) == 1:
+        return f"**{rs[0]:.2f}x**"
+    return f"**{med(rs):.2f}x** ({rs[0]:.2f}-{rs[-1]:.2f})"
+
+
+def table(rows, phase, a, b, a_label, b_label):
+    cases = []
+    for r in rows:
+        if r["phase"] == phase and r["case"] not in cases:
+            cases.append(r["case"])
+    out = [f"| case | {a_label} IOPS | MB/s | p99 ms | CPU s/GB | "
+           f"{b_label} IOPS | MB/s | p99 ms | CPU s/GB | {b_label}/{a_label} |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for c in cases:
+        ar = [r for r in rows if r["phase"] == phase and r["case"] == c and r["target"] == a]
+        br = [r for r in rows if r["phase"] == phase and r["case"] == c and r["target"] == b]
+        sa, sb = side_stats(ar), side_stats(br)
+        note = ""
+        if sa["failed"] or sb["failed"]:
+            note = f" (failed runs: {a_label} {sa['failed']}, {b_label} {sb['failed']})"
+        out.append(
+            f"| {c} | {fmt(sa['iops'])} | {fmt(sa['mbps'])} | {fmt(sa['p99'], 2)} | "
+            f"{fmt(sa['cpu'], 2)} | {fmt(sb['iops'])} | {fmt(sb['mbps'])} | "
+            f"{fmt(sb['p99'], 2)} | {fmt(sb['cpu'], 2)} | {ratio_text(ar, br)}{note} |")
+    return "\n".join(out)
+
+
+def cmd_report(args):
+    rows = load_rows(args[0])
+    labels = dict(a.split("=", 1) for a in args[1:])
+    parts = []
+    if any(r["phase"] == "main" for r in rows):
+        parts.append(table(rows, "main", "tgt", "bh",
+                           labels.get("tgt", "tgt"), labels.get("bh", "Blockhaus")))
+    if any(r["phase"] == "snap" for r in rows):
+        parts.append(table(rows, "snap", "none", "snap",
+                           labels.get("none", "no snapshots"),
+                           labels.get("snap", "with snapshots")))
+    print("\n\n".join(parts))
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    cmd = {"freeport": cmd_freeport, "fio": cmd_fio, "sniff": cmd_sniff,
+           "iperf": cmd_iperf, "report": cmd_report}.get(sys.argv[1])
+    if cmd is None:
+        sys.exit(__doc__)
+    cmd(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
