@@ -85,7 +85,11 @@ struct PreparedBlock {
   }
 };
 
-void Prepare(PreparedBlock& b) {
+// Compresses (when the block's options ask for it) and checksums a block.
+// A compressed form is kept only when it takes fewer sectors than the raw
+// block (ZFS's rule too): a 4K block compressed to 2K on 4K sectors would
+// use the same space and cost a decompression on every read.
+void Prepare(PreparedBlock& b, const Allocator& alloc) {
   if (!b.dirty->data) {
     b.ptr.hole = true;
     return;
@@ -98,7 +102,7 @@ void Prepare(PreparedBlock& b) {
   if (c.algo != CompressionAlgo::kOff) {
     b.compressed.resize(CompressBound(c, data.size()));
     size_t n = Compress(c, data, b.compressed);
-    if (n > 0) {
+    if (n > 0 && alloc.RoundUp(n) < alloc.RoundUp(data.size())) {
       b.ptr.psize = static_cast<uint32_t>(n);
       b.ptr.compression = c;
     } else {
@@ -192,7 +196,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   }
   std::sort(blocks.begin(), blocks.end(),
             [](const PreparedBlock& a, const PreparedBlock& b) { return a.key < b.key; });
-  for (PreparedBlock& b : blocks) Prepare(b);
+  for (PreparedBlock& b : blocks) Prepare(b, *alloc);
   BH_RETURN_IF_ERROR(PlaceAndWrite(*this, blocks));
 
   KvBatch batch;

@@ -81,6 +81,31 @@ TEST_CASE("pool: write, read at once, flush, reopen, read again") {
   CheckClean(**again);
 }
 
+TEST_CASE("pool: a compressed block is kept only when it saves a sector") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);  // 4K sectors (ashift 12)
+  LineageId l = NewLineage(*pool);
+  BlockOptions lz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kXxh3_128};
+  // Half random, half zeros: compresses to about half in both sizes.
+  auto small = PatternBlock(4096, 7, 1);
+  auto big = PatternBlock(16384, 7, 2);
+  REQUIRE(pool->Write(l, 0, small, lz4).ok());
+  REQUIRE(pool->Write(l, 1, big, lz4).ok());
+  REQUIRE(pool->Flush().ok());
+  auto p0 = pool->LookupCommitted(l, 0, kHeadView);
+  auto p1 = pool->LookupCommitted(l, 1, kHeadView);
+  REQUIRE((p0.ok() && p0->has_value() && p1.ok() && p1->has_value()));
+  CHECK((*p0)->compression.algo == CompressionAlgo::kOff);  // 2K would still take 4K
+  CHECK((*p0)->psize == 4096);
+  CHECK((*p1)->compression.algo == CompressionAlgo::kLz4);
+  CHECK((*p1)->psize < 12288);
+  CHECK(ReadBlock(*pool, l, 1) != kZero);
+  std::vector<uint8_t> out(4096);
+  REQUIRE(pool->Read(l, 0, kHeadView, out).ok());
+  CHECK(out == small);
+  CheckClean(*pool);
+}
+
 TEST_CASE("pool: every compression and checksum reads back") {
   TempDir tmp;
   auto pool = MakePool(tmp);
