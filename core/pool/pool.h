@@ -67,8 +67,8 @@ struct PoolOptions {
   // Commit the open txg at least this often (milliseconds). Default 5000.
   uint32_t txg_timeout_ms = 5000;
   // Most data the open txg may hold; writers wait beyond it. A commit
-  // starts once a quarter of it is dirty. Default 256 MiB.
-  uint64_t dirty_limit_bytes = 256ull << 20;
+  // starts once a quarter of it is dirty. Default 64 MiB (D20).
+  uint64_t dirty_limit_bytes = 64ull << 20;
   // Open for reading only (list, get, read, diff, status): no sync thread,
   // the data file and the metadata store are opened read-only and nothing
   // under the pool directory is written (the lock file aside). Write,

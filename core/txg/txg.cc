@@ -59,7 +59,7 @@
 //   whose check fails are dropped without touching the batch.
 //
 // Tunables
-//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (256 MiB).
+//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB).
 
 #include <algorithm>
 #include <chrono>
