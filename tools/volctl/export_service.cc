@@ -129,6 +129,7 @@ class ExportServiceImpl : public ExportService {
   Status Init(const ExportServiceOptions& options) {
     iscsi::ServerOptions so;
     so.listen = options.listen;
+    so.login_timeout = options.login_timeout;
     listen_ = options.listen;
     BH_ASSIGN_OR_RETURN(server_, iscsi::Server::Start(so, &directory_));
     return Status::Ok();
