@@ -261,6 +261,7 @@ class ExportServiceImpl : public ExportService {
     o.read_only = record.read_only || ds.is_snapshot();
     o.serial = fmt::format("{:016x}", ds.guid);
     o.naa_id = ds.guid;
+    o.soft_threshold_percent = static_cast<uint8_t>(record.soft_threshold);
     UnitEntry e;
     e.record = record;
     e.store = std::make_unique<PoolPersistentStore>(p, ds.id);
