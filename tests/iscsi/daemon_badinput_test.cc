@@ -228,6 +228,11 @@ TEST_CASE("daemon bad input: D2 and D3 cases get their answer and leave nothing 
     REQUIRE(prober.WaitUntilUp());
     std::string why;
     CHECK_MESSAGE(Liveness(rig, &why), "E1: a good login during the flood: " << why);
+    {
+      // Control for the "no session left" checks: a live one is listed.
+      auto live = FullFeature(rig);
+      CHECK(rig.SessionCount() == std::optional<size_t>(1));
+    }
     for (const Case& c : cases) RunCase(rig, c, round, &observed);
     CheckProbes(prober.Join());
     CHECK(rig.NoSessionsLeft());
