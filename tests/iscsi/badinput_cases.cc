@@ -622,7 +622,8 @@ std::string D3_ReservedField(Rig& rig) {
   return (echo ? "nop-in echo" : "nop-in wrong") + StillAlive(*c);
 }
 
-std::string D3_Ahs(Rig& rig) {
+// A SCSI Command carrying one 4-byte AHS whose own AHSLength is `ahs_length`.
+std::string Ahs(Rig& rig, uint16_t ahs_length) {
   auto c = FullFeature(rig);
   if (!c) return "no session";
   iscsi::ScsiCommandBhs s;
@@ -632,10 +633,15 @@ std::string D3_Ahs(Rig& rig) {
   Bhs b;
   iscsi::EncodeScsiCommand(s, &b);
   std::vector<uint8_t> wire(b.begin(), b.end());
-  wire.insert(wire.end(), {0, 2, 1, 0});
+  wire.insert(wire.end(), {static_cast<uint8_t>(ahs_length >> 8), static_cast<uint8_t>(ahs_length),
+                           1, 0});
   c->SendRaw(wire);
   return OutcomeThenAlive(*c);
 }
+std::string D3_Ahs(Rig& rig) { return Ahs(rig, 2); }
+// TotalAHSLength says 4 bytes, the AHS inside claims 65535: framing goes
+// by TotalAHSLength, the AHS is refused unread.
+std::string D3_AhsLengthInconsistent(Rig& rig) { return Ahs(rig, 0xffff); }
 
 std::string D3_HeaderDigest(Rig& rig) {
   auto c = FullFeature(rig, {{"HeaderDigest", "CRC32C"}, {"DataDigest", "CRC32C"}});
@@ -929,6 +935,7 @@ std::vector<Case> AllCases() {
       {"D3 SNACK at ERL 0", "reject 05,alive", D3_Snack},
       {"D3 reserved field set (NOP-Out)", "nop-in echo,alive", D3_ReservedField},
       {"D3 AHS on a SCSI command", "reject 05,alive", D3_Ahs},
+      {"D3 AHSLength beyond TotalAHSLength", "reject 05,alive", D3_AhsLengthInconsistent},
       {"D3 header digest error", "close", D3_HeaderDigest},
       {"D3 data digest error", "reject 02+close", D3_DataDigest},
       {"D3 Data-Out with unknown TTT", "reject 09,alive", D3_DataOutUnknownTtt},

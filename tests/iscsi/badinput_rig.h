@@ -2,7 +2,8 @@
 // `volctl serve` with the exports the cases need, a raw-socket initiator,
 // and the probes that tell whether a bad case left anything behind
 // (liveness, `volctl sessions -j`, VmRSS and open sockets of the daemon).
-// Used by daemon_badinput_test.cc; the cases live in badinput_cases.cc.
+// Used by daemon_badinput_test.cc (the cases live in badinput_cases.cc);
+// daemon_thin_test.cc borrows the raw-socket helpers.
 #pragma once
 
 #include <spawn.h>
