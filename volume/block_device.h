@@ -10,15 +10,25 @@
 // PermissionDenied (write to a snapshot or a readonly volume),
 // ResourceExhausted (pool out of space), Corruption (checksum mismatch),
 // Unavailable (pool suspended or volume being rolled back).
+// Provisioning() tells how much space is left behind the device, for the
+// SCSI thin-provisioning thresholds (docs/DECISIONS.md D20).
 // Thread safety: thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "core/base/endian.h"
 #include "core/base/status.h"
 
 namespace blockhaus::volume {
+
+// The space a device writes into (SBC-3 "LBA mapping resources"): for a
+// volume, its pool, which every volume of the pool shares.
+struct ProvisioningStatus {
+  uint64_t capacity_bytes = 0;    // what the pool holds for data in all
+  uint64_t available_bytes = 0;   // what writes to this device may still take
+};
 
 class BlockDevice {
  public:
@@ -32,6 +42,9 @@ class BlockDevice {
   // partial blocks are zeroed.
   virtual Status Unmap(uint64_t offset, uint64_t length) = 0;
   virtual Status Flush() = 0;
+  // The space left behind the device now (cheap: a few counters under the
+  // pool's lock). nullopt when the device cannot tell.
+  virtual std::optional<ProvisioningStatus> Provisioning() const { return std::nullopt; }
 };
 
 }  // namespace blockhaus::volume

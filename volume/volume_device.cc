@@ -100,6 +100,16 @@ class VolumeDevice : public BlockDevice {
 
   Status Flush() override { return pool_->Flush().status(); }
 
+  // zfs "available" (VolumeManager::Available): the pool's unreserved free
+  // space plus what is left of this volume's own reservation.
+  std::optional<ProvisioningStatus> Provisioning() const override {
+    ProvisioningStatus st;
+    st.capacity_bytes = pool_->stats().capacity;
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
+    st.available_bytes = pool_->unreserved_free() + pool_->reservation_room(lineage);
+    return st;
+  }
+
  private:
   // REQUIRES: the fence held shared.
   Status CheckRange(uint64_t offset, uint64_t len) const {

@@ -29,6 +29,11 @@
 //     so every submitted task completes.
 //   * Pre-login connections are capped globally and per source address
 //     (SR-L2) and each is closed at login_timeout (SR-L1).
+//   * Every accepted socket is closed exactly once: by its Connection, by
+//     Adopt on a stopping loop, or by the listener when the chosen loop has
+//     already exited (its mailbox is closed and Post refuses). Loops exit
+//     independently during Stop, so loop 0 can still accept for a loop
+//     that is gone.
 //
 // Concurrency & lock order
 //   Locks are leaves, never nested: EventLoop::mu_ (mailbox and completion
@@ -70,6 +75,7 @@
 #include <cstring>
 
 #include "core/base/logging.h"
+#include "core/base/sync_point.h"
 #include "export/iscsi/internal/connection.h"
 #include "export/iscsi/internal/server_internal.h"
 
@@ -314,9 +320,16 @@ void Listener::OnEvents(uint32_t) {
     EventLoop* loop = server->loops[k].get();
     std::string peer_text = FormatPortal(peer_ip, peer_port);
     std::string portal = FormatPortal(local_ip, local_port);
-    loop->Post([loop, conn_fd, peer_ip, peer_text, portal]() mutable {
+    BH_SYNC_POINT("iscsi::Listener::Accepted");
+    const bool posted = loop->Post([loop, conn_fd, peer_ip, peer_text, portal]() mutable {
       loop->Adopt(conn_fd, std::move(peer_ip), std::move(peer_text), std::move(portal));
     });
+    if (!posted) {
+      // Server::Stop is under way and that loop has already exited (it had
+      // no connections left); nobody would ever adopt the socket.
+      server->LeavePrelogin(peer_ip);
+      ::close(conn_fd);
+    }
   }
 }
 
@@ -368,13 +381,27 @@ void EventLoop::Modify(int fd, uint32_t events, Pollable* p) {
 
 void EventLoop::Unwatch(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
 
-void EventLoop::Post(std::function<void()> fn) {
+bool EventLoop::Post(std::function<void()> fn) {
   {
     MutexLock lock(&mu_);
+    if (mailbox_closed_) return false;
     mailbox_.push_back(std::move(fn));
   }
   const uint64_t one = 1;
   (void)!::write(wakefd_, &one, sizeof(one));
+  return true;
+}
+
+void EventLoop::CloseMailbox() {
+  std::vector<std::function<void()>> mail;
+  {
+    MutexLock lock(&mu_);
+    mailbox_closed_ = true;
+    mail.swap(mailbox_);
+  }
+  // Posted between the last drain and now. stopping_ is set, so an Adopt
+  // closes its socket; the rest find no connection.
+  for (auto& fn : mail) fn();
 }
 
 void EventLoop::Complete(Task* task) {
@@ -491,7 +518,11 @@ void EventLoop::Loop() {
       last_sweep = now;
     }
     std::erase_if(conns_, [](const auto& kv) { return kv.second->Finished(); });
-    if (stopping_ && conns_.empty()) return;
+    if (stopping_ && conns_.empty()) {
+      CloseMailbox();
+      BH_SYNC_POINT("iscsi::EventLoop::Exited");
+      return;
+    }
   }
 }
 

@@ -269,8 +269,13 @@ std::string Negotiator::Answer(const KeyValue& kv) {
       if (kv.key == "MaxConnections") result = params_.max_connections = std::min(x, 1u);
       if (kv.key == "MaxBurstLength")
         result = params_.max_burst_length = std::min(x, offers_.max_burst_length);
-      if (kv.key == "FirstBurstLength")
-        result = params_.first_burst_length = std::min(x, offers_.first_burst_length);
+      if (kv.key == "FirstBurstLength") {
+        // RFC 7143 §13.14: at most MaxBurstLength, when that came first.
+        // What we answer is what the connection enforces (Finish).
+        result = params_.first_burst_length =
+            std::min({x, offers_.first_burst_length, params_.max_burst_length});
+        first_burst_agreed_ = true;
+      }
       if (kv.key == "DefaultTime2Wait")
         result = params_.default_time2wait = std::max(x, kDefaultTime2Wait);
       if (kv.key == "DefaultTime2Retain")
@@ -298,7 +303,12 @@ void Negotiator::AppendDeclarations(std::vector<KeyValue>* reply) {
 SessionParams Negotiator::Finish() const {
   SessionParams p = params_;
   p.target_max_recv_data_segment = offers_.max_recv_data_segment;
-  p.first_burst_length = std::min(p.first_burst_length, p.max_burst_length);
+  // The default FirstBurstLength (65536) gives way to a smaller
+  // MaxBurstLength. An answered one stays as answered: lowering it here
+  // would refuse immediate data the initiator was told it may send (an
+  // initiator that proposed it above its own MaxBurstLength broke the RFC,
+  // and gets what we agreed to).
+  if (!first_burst_agreed_) p.first_burst_length = std::min(p.first_burst_length, p.max_burst_length);
   return p;
 }
 

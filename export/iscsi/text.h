@@ -111,7 +111,8 @@ class Negotiator {
   bool Negotiate(const KeyValue& kv, std::vector<KeyValue>* reply);
   // The target's declarations (MaxRecvDataSegmentLength), once.
   void AppendDeclarations(std::vector<KeyValue>* reply);
-  // Applies cross-key rules (FirstBurstLength <= MaxBurstLength).
+  // The session's parameters: every answered value as answered, and the
+  // default FirstBurstLength no larger than MaxBurstLength.
   SessionParams Finish() const;
   const SessionParams& params() const { return params_; }
 
@@ -122,6 +123,7 @@ class Negotiator {
   SessionParams params_;
   std::set<std::string> seen_;
   bool declared_ = false;
+  bool first_burst_agreed_ = false;   // FirstBurstLength answered with a value
 };
 
 }  // namespace blockhaus::iscsi

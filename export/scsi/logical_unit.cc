@@ -22,6 +22,10 @@
 //   TEST UNIT READY after login), or 29h/07h I_T NEXUS LOSS OCCURRED when
 //   the same initiator port lost its previous nexus (lost_ports_, session
 //   reinstatement). reserve6_holder_: the SPC-2 reservation.
+//   soft_threshold_reached_: the thin-provisioning soft threshold (sbc.cc)
+//   was crossed and has not been re-armed; each command that writes the
+//   medium checks it after it ran (fast path included), so the crossing
+//   queues one 38h/07h per I_T nexus.
 //   pr_: persistent reservations (persistent_reservations.cc).
 //
 // Invariants
@@ -291,6 +295,7 @@ void Unit::Execute(const Nexus& nexus, const Command& cmd, Response* response) {
     Ctx c{*this, nexus, cmd, response, *device_};
     const CommandEntry& e = kCommandTable[cmd.cdb[0]];
     e.fn(c);
+    if (e.flags & kWritesMedium) CheckSoftThreshold(*this, *device_);
     return;
   }
   Dispatch(nexus, cmd, response);
@@ -337,6 +342,7 @@ void Unit::RunPinned(const Nexus& nexus, const Command& cmd, Response* rsp, Hand
   }
   Ctx c{*this, nexus, cmd, rsp, *device_};
   fn(c);
+  if (flags & kWritesMedium) CheckSoftThreshold(*this, *device_);
 }
 
 bool Unit::Admit(const Nexus& nexus, const CommandEntry& entry, Access access, uint8_t flags,

@@ -1,10 +1,12 @@
 // MODE SENSE and MODE SELECT (6 and 10) over the caching (08h), control
-// (0Ah) and informational exceptions (1Ch) pages. Part of the SPC-4 set;
-// the theory of operation is in spc.cc (Data structures: nothing is
-// changeable, WCE=1).
+// (0Ah) and informational exceptions (1Ch) pages and the logical block
+// provisioning subpage (1Ch/02h, SBC-3 §6.4.6; only when the unit has a
+// soft threshold). Part of the SPC-4 set; the theory of operation is in
+// spc.cc (Data structures: nothing is changeable, WCE=1).
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "export/scsi/internal/unit.h"
 
@@ -44,16 +46,48 @@ void AppendInformationalExceptions(std::vector<uint8_t>* d, PageControl pc) {
   d->insert(d->end(), p, p + sizeof(p));
 }
 
-// Appends the pages `page` selects; false for a page we do not have.
-bool AppendPages(std::vector<uint8_t>* d, uint8_t page, PageControl pc) {
+// SBC-3 §6.4.6: SITUA=0 (the attention goes to every I_T nexus) and one
+// enabled soft threshold on the available LBA mapping resources, armed
+// decreasing. Nothing is changeable.
+void AppendLogicalBlockProvisioning(std::vector<uint8_t>* d, PageControl pc,
+                                    const SoftThreshold& t) {
+  uint8_t p[mode::kLbpPageHeaderLength + mode::kThresholdDescriptorLength] = {};
+  p[0] = mode::kSubpageFormat | mode::kInformationalExceptionsPage;
+  p[1] = mode::kLogicalBlockProvisioningSubpage;
+  EncodeBE16(&p[2], static_cast<uint16_t>(sizeof(p) - 4));
+  if (pc != PageControl::kChangeable) {
+    uint8_t* desc = &p[mode::kLbpPageHeaderLength];
+    desc[0] = mode::kThresholdEnabled | mode::kThresholdTypeSoft | mode::kThresholdArmingDecreasing;
+    desc[1] = mode::kResourceAvailableLbaMapping;
+    EncodeBE32(&desc[4], t.count);
+  }
+  d->insert(d->end(), p, p + sizeof(p));
+}
+
+// Appends what `page`/`subpage` select (subpage FFh: the page and all its
+// subpages); false for a page or subpage we do not have.
+bool AppendPages(std::vector<uint8_t>* d, uint8_t page, uint8_t subpage, PageControl pc,
+                 const std::optional<SoftThreshold>& lbp) {
+  const bool all_sub = subpage == mode::kAllSubpages;
+  if (page == mode::kInformationalExceptionsPage &&
+      subpage == mode::kLogicalBlockProvisioningSubpage) {
+    if (!lbp) return false;
+    AppendLogicalBlockProvisioning(d, pc, *lbp);
+    return true;
+  }
+  if (subpage != 0 && !all_sub) return false;
   switch (page) {
     case mode::kCachingPage: AppendCaching(d, pc); return true;
     case mode::kControlPage: AppendControl(d, pc); return true;
-    case mode::kInformationalExceptionsPage: AppendInformationalExceptions(d, pc); return true;
+    case mode::kInformationalExceptionsPage:
+      AppendInformationalExceptions(d, pc);
+      if (all_sub && lbp) AppendLogicalBlockProvisioning(d, pc, *lbp);
+      return true;
     case mode::kAllPages:
       AppendCaching(d, pc);
       AppendControl(d, pc);
       AppendInformationalExceptions(d, pc);
+      if (all_sub && lbp) AppendLogicalBlockProvisioning(d, pc, *lbp);
       return true;
     default:
       return false;
@@ -93,13 +127,12 @@ void ModeSense(Ctx& c) {
   if (pc == PageControl::kSaved) {
     return CheckCondition(c.rsp, SenseKey::kIllegalRequest, asc::kSavingParametersNotSupported);
   }
-  if (subpage != 0 && !(subpage == 0xff && page == mode::kAllPages)) return InvalidField(c);
   size_t header = ten ? 8 : 4;
   std::vector<uint8_t> d(header, 0);
   uint8_t dsp = static_cast<uint8_t>((ReadOnly(c) ? 0x80 : 0) | 0x10);   // WP, DPOFUA
   if (!dbd) AppendBlockDescriptor(&d, c.dev.size() / c.unit.lbs(), c.unit.lbs(), llbaa);
   size_t bdl = d.size() - header;
-  if (!AppendPages(&d, page, pc)) return InvalidField(c);
+  if (!AppendPages(&d, page, subpage, pc, SoftThresholdOf(c.unit, c.dev))) return InvalidField(c);
   if (ten) {
     EncodeBE16(&d[0], static_cast<uint16_t>(d.size() - 2));
     d[3] = dsp;
@@ -117,14 +150,15 @@ namespace {
 
 // Checks one page of a MODE SELECT list against the current values
 // (nothing is changeable). `p` has `len` bytes, the page header included.
-bool PageMatchesCurrent(const uint8_t* p, size_t len) {
-  uint8_t code = p[0] & 0x3f;
-  if (p[0] & 0x40) return false;   // SPF: no subpages here
+bool PageMatchesCurrent(const uint8_t* p, size_t len, const std::optional<SoftThreshold>& lbp) {
+  const uint8_t code = p[0] & 0x3f;
+  const uint8_t subpage = (p[0] & mode::kSubpageFormat) ? p[1] : 0;
+  if (code == mode::kAllPages || subpage == mode::kAllSubpages) return false;
   std::vector<uint8_t> cur;
-  if (code == mode::kAllPages || !AppendPages(&cur, code, PageControl::kCurrent)) return false;
+  if (!AppendPages(&cur, code, subpage, PageControl::kCurrent, lbp)) return false;
   if (cur.size() != len) return false;
   // PS (byte 0 bit 7) is reserved in MODE SELECT data; compare the rest.
-  return (p[0] & 0x3f) == cur[0] && std::memcmp(p + 1, cur.data() + 1, len - 1) == 0;
+  return (p[0] & 0x7f) == cur[0] && std::memcmp(p + 1, cur.data() + 1, len - 1) == 0;
 }
 
 }  // namespace
@@ -154,11 +188,14 @@ void ModeSelect(Ctx& c) {
     uint32_t lbs = longlba ? DecodeBE32(d + off + 12) : DecodeBE24(d + off + 5);
     if (lbs != c.unit.lbs()) return InvalidParameter(c);
   }
-  // Each step consumes the page header (at least 2 bytes): bounded by plen.
+  // Each step consumes the page header (at least 2 bytes, 4 for a subpage):
+  // bounded by plen.
+  const std::optional<SoftThreshold> lbp = SoftThresholdOf(c.unit, c.dev);
   for (size_t off = header + bdl; off < plen;) {
-    if (plen - off < 2) return InvalidParameter(c);
-    size_t len = 2 + size_t{d[off + 1]};
-    if (len > plen - off || !PageMatchesCurrent(d + off, len)) return InvalidParameter(c);
+    const bool spf = d[off] & mode::kSubpageFormat;
+    if (plen - off < (spf ? 4u : 2u)) return InvalidParameter(c);
+    size_t len = spf ? 4 + size_t{DecodeBE16(d + off + 2)} : 2 + size_t{d[off + 1]};
+    if (len > plen - off || !PageMatchesCurrent(d + off, len, lbp)) return InvalidParameter(c);
     off += len;
   }
 }

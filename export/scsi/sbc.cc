@@ -47,6 +47,17 @@
 //   SYNCHRONIZE CACHE or FUA write has completed; an unsynchronized write
 //   is either old or new after a crash, never torn within a volume block.
 //
+// Thin provisioning (SBC-3 §4.7.3.7, docs/DECISIONS.md D20)
+//   A writable unit whose device reports BlockDevice::Provisioning() has
+//   one soft threshold on its available LBA mapping resources (the pool
+//   space its writes may still take), armed decreasing at
+//   (100 - LunOptions::soft_threshold_percent)% of the pool's capacity,
+//   counted in threshold sets of 2^exponent LBAs (VPD B2h, mode page
+//   1Ch/02h). Every command that writes the medium checks it after it ran,
+//   failed ones included: the crossing queues UNIT ATTENTION 38h/07h for
+//   every I_T nexus once; the threshold re-arms when 1% of the capacity
+//   (at least one set) is available again.
+//
 // Failure handling
 //   Device Status values become sense through StatusToSense() only:
 //   out-of-space is 07h/27h/07h, a read-only device 07h/27h/00h, a
@@ -60,7 +71,8 @@
 //   transfer (initiators verify a WRITE SAME with one READ);
 //   kMaxCompareAndWriteBlocks 128;
 //   kScratchBytes (1 MiB) per chunk of VERIFY/WRITE SAME; kLbaStatusScanBytes
-//   (8 MiB) examined per GET LBA STATUS.
+//   (8 MiB) examined per GET LBA STATUS; LunOptions::soft_threshold_percent
+//   (80; `volctl export --soft-threshold`), threshold sets of at least 1 MiB.
 
 #include <algorithm>
 #include <cstring>
@@ -431,6 +443,55 @@ void ReadDefectData(Ctx& c) {
   std::vector<uint8_t> d(twelve ? 8 : 4, 0);
   d[1] = request & 0x1f;   // PLISTV, GLISTV as requested; DEFECT LIST FORMAT echoed
   ReturnData(c, std::move(d), alloc);
+}
+
+namespace {
+
+// The smallest exponent giving threshold sets of at least 1 MiB (FreeBSD
+// CTL uses 2^11 512-byte LBAs) that still counts the unit's capacity in 32
+// bits (SBC-3 §6.5.4: capacity / 2^exponent < 2^32).
+uint8_t ThresholdExponent(uint64_t capacity_lbas, uint32_t lbs) {
+  uint8_t e = 0;
+  while ((uint64_t{lbs} << e) < (1u << 20)) ++e;
+  while (e < 63 && (capacity_lbas >> e) >= (uint64_t{1} << 32)) ++e;
+  return e;
+}
+
+}  // namespace
+
+std::optional<SoftThreshold> SoftThresholdOf(const Unit& u, const volume::BlockDevice& dev) {
+  const uint64_t pct = u.options().soft_threshold_percent;
+  if (pct == 0 || pct >= 100 || u.options().read_only || dev.read_only()) return std::nullopt;
+  std::optional<volume::ProvisioningStatus> st = dev.Provisioning();
+  if (!st) return std::nullopt;
+  SoftThreshold t;
+  t.now = *st;
+  t.exponent = ThresholdExponent(dev.size() / u.lbs(), u.lbs());
+  t.set_bytes = uint64_t{u.lbs()} << t.exponent;
+  // Reached when less than (100 - pct)% of the capacity is available.
+  const uint64_t cap = st->capacity_bytes;
+  const uint64_t keep = cap / 100 * (100 - pct) + cap % 100 * (100 - pct) / 100;
+  t.count = static_cast<uint32_t>(std::min<uint64_t>(keep / t.set_bytes, 0xffffffffu));
+  // Hysteresis: one percent of the capacity (at least one set) must come
+  // back before it can be reached again, so overwrites whose frees are
+  // still deferred do not raise it over and over.
+  t.rearm_sets = std::max<uint64_t>(1, cap / 100 / t.set_bytes);
+  return t;
+}
+
+void CheckSoftThreshold(Unit& u, const volume::BlockDevice& dev) {
+  std::optional<SoftThreshold> t = SoftThresholdOf(u, dev);
+  if (!t) return;
+  const uint64_t sets = t->now.available_bytes / t->set_bytes;
+  if (sets < t->count) {
+    // acq_rel: of two commands crossing at once, exactly one queues it.
+    if (!u.soft_threshold_reached_.exchange(true, std::memory_order_acq_rel)) {
+      MutexLock lock(&u.mu_);
+      u.QueueAttention(asc::kSoftThresholdReached, nullptr, 0);
+    }
+  } else if (sets >= t->count + t->rearm_sets) {
+    u.soft_threshold_reached_.store(false, std::memory_order_release);
+  }
 }
 
 }  // namespace blockhaus::scsi::internal

@@ -109,6 +109,7 @@ inline constexpr Asc kReservationsPreempted{0x2a, 0x03};
 inline constexpr Asc kReservationsReleased{0x2a, 0x04};
 inline constexpr Asc kRegistrationsPreempted{0x2a, 0x05};
 inline constexpr Asc kCapacityDataChanged{0x2a, 0x09};
+inline constexpr Asc kSoftThresholdReached{0x38, 0x07};   // THIN PROVISIONING SOFT THRESHOLD REACHED
 inline constexpr Asc kSavingParametersNotSupported{0x39, 0x00};
 inline constexpr Asc kReportedLunsDataChanged{0x3f, 0x0e};
 inline constexpr Asc kInternalTargetFailure{0x44, 0x00};
@@ -130,10 +131,21 @@ namespace mode {
 inline constexpr uint8_t kCachingPage = 0x08;
 inline constexpr uint8_t kControlPage = 0x0a;
 inline constexpr uint8_t kInformationalExceptionsPage = 0x1c;
+inline constexpr uint8_t kLogicalBlockProvisioningSubpage = 0x02;   // of 1Ch (SBC-3 §6.4.6)
 inline constexpr uint8_t kAllPages = 0x3f;
+inline constexpr uint8_t kAllSubpages = 0xff;
+inline constexpr uint8_t kSubpageFormat = 0x40;                     // SPF bit of byte 0
 inline constexpr uint8_t kCachingPageLength = 0x12;                // SBC-3 §6.4.5
 inline constexpr uint8_t kControlPageLength = 0x0a;                // SPC-4 §7.5.7
 inline constexpr uint8_t kInformationalExceptionsPageLength = 0x0a;  // SPC-4 §7.5.13
+// SBC-3 §6.4.6 Logical Block Provisioning: a 16-byte header (SITUA in byte
+// 4) and 8-byte threshold descriptors.
+inline constexpr size_t kLbpPageHeaderLength = 16;
+inline constexpr size_t kThresholdDescriptorLength = 8;
+inline constexpr uint8_t kThresholdEnabled = 0x80;          // descriptor byte 0
+inline constexpr uint8_t kThresholdTypeSoft = 0x00;         // bits 5..3
+inline constexpr uint8_t kThresholdArmingDecreasing = 0x00; // bits 2..0
+inline constexpr uint8_t kResourceAvailableLbaMapping = 0x01;
 inline constexpr size_t kShortBlockDescriptorLength = 8;
 inline constexpr size_t kLongBlockDescriptorLength = 16;
 }  // namespace mode

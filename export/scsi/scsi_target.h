@@ -109,6 +109,13 @@ struct LunOptions {
   std::string revision = "0001";
   std::string serial;                  // VPD 0x80; stable across restarts and rollbacks
   uint64_t naa_id = 0;                 // VPD 0x83 NAA IEEE Registered designator (NAA 6, low 60 bits used)
+  // Thin-provisioning soft threshold (SBC-3 §4.7.3.7): percent of the
+  // pool's capacity in use at which every I_T nexus gets UNIT ATTENTION
+  // 38h/07h THIN PROVISIONING SOFT THRESHOLD REACHED, once per crossing.
+  // 1..99; 0 turns thresholds off. Applies only to a writable unit whose
+  // device reports BlockDevice::Provisioning(). Fixed for the unit's life
+  // (MODE SELECT cannot change it).
+  uint8_t soft_threshold_percent = 80;
 };
 
 class LogicalUnit {

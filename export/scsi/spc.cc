@@ -3,7 +3,9 @@
 // Overview
 //   INQUIRY (standard data and VPD pages 00h, 80h, 83h, B0h, B1h, B2h),
 //   MODE SENSE/SELECT (6 and 10) over three pages (caching 08h, control
-//   0Ah, informational exceptions 1Ch), REQUEST SENSE, TEST UNIT READY,
+//   0Ah, informational exceptions 1Ch) and one subpage (logical block
+//   provisioning 1Ch/02h, when the unit has a soft threshold), REQUEST
+//   SENSE, TEST UNIT READY,
 //   REPORT SUPPORTED OPERATION CODES and TASK MANAGEMENT FUNCTIONS, START
 //   STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL and the SPC-2 RESERVE/RELEASE.
 //   REPORT LUNS lives in lun_map.cc (it is the target's, not the unit's).
@@ -172,9 +174,11 @@ std::vector<uint8_t> BlockDeviceCharacteristics() {
   return d;
 }
 
-// SBC-3 §6.5.4: LBPU, LBPWS, LBPWS10, LBPRZ (holes read as zeros), thin.
-std::vector<uint8_t> LogicalBlockProvisioning() {
+// SBC-3 §6.5.4: LBPU, LBPWS, LBPWS10, LBPRZ (holes read as zeros), thin;
+// THRESHOLD EXPONENT when the unit has a soft threshold (0: none).
+std::vector<uint8_t> LogicalBlockProvisioning(const Unit& u, const volume::BlockDevice& dev) {
   std::vector<uint8_t> d = VpdHeader(vpd::kLogicalBlockProvisioning, 4);
+  if (std::optional<SoftThreshold> t = SoftThresholdOf(u, dev)) d[4] = t->exponent;
   d[5] = 0x80 | 0x40 | 0x20 | 0x04;
   d[6] = 0x02;                                   // PROVISIONING TYPE: thin
   return d;
@@ -199,7 +203,8 @@ void Inquiry(Ctx& c) {
     case vpd::kBlockLimits: return ReturnData(c, BlockLimits(c.unit, c.dev), alloc);
     case vpd::kBlockDeviceCharacteristics:
       return ReturnData(c, BlockDeviceCharacteristics(), alloc);
-    case vpd::kLogicalBlockProvisioning: return ReturnData(c, LogicalBlockProvisioning(), alloc);
+    case vpd::kLogicalBlockProvisioning:
+      return ReturnData(c, LogicalBlockProvisioning(c.unit, c.dev), alloc);
     default: return InvalidField(c);
   }
 }

@@ -1,13 +1,7 @@
-// Test helpers for export/iscsi: a RAM-backed fake scsi::Target, a static
-// TargetDirectory, and a tiny blocking iSCSI initiator over a raw socket.
+// Test helpers for export/iscsi: a RAM-backed fake scsi::Target and a static
+// TargetDirectory, plus (raw_iscsi_client.h) a tiny blocking iSCSI
+// initiator over a raw socket.
 #pragma once
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -27,6 +21,7 @@
 #include "export/iscsi/text.h"
 #include "export/scsi/scsi_target.h"
 #include "export/scsi/sense.h"
+#include "tests/export/raw_iscsi_client.h"
 
 namespace blockhaus::iscsi::testing {
 
@@ -191,166 +186,6 @@ inline std::shared_ptr<TargetConfig> MakeTarget(const std::string& name,
   t->luns = std::move(luns);
   t->allow = std::move(allow);
   return t;
-}
-
-// Blocking raw-socket client: sends PDUs, reads whole PDUs with a timeout.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
-  ~RawClient() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
-  int fd() const { return fd_; }
-  bool header_digest = false;
-  bool data_digest = false;
-  uint32_t cmdsn = 1;
-  uint32_t expstatsn = 0;
-  uint32_t itt = 1;
-
-  bool SendRaw(const std::vector<uint8_t>& bytes) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  bool Send(const Bhs& bhs, const std::vector<uint8_t>& data = {}) {
-    std::vector<uint8_t> out;
-    AppendPdu(bhs, data, header_digest, data_digest, &out);
-    return SendRaw(out);
-  }
-  // Next PDU, or nullopt on close/timeout.
-  std::optional<Pdu> Recv(int timeout_ms = 3000) {
-    PduReader reader;
-    reader.SetLimits({kMaxDataSegmentLength, header_digest, data_digest});
-    while (true) {
-      if (!pending_.empty()) {
-        size_t used = 0;
-        const ReadEvent ev = reader.Feed(pending_, &used);
-        pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(used));
-        if (ev == ReadEvent::kPdu) {
-          Pdu p = reader.pdu();
-          const uint8_t op = BhsOpcode(p.bhs);
-          const bool has_statsn = op == 0x21 || op == 0x22 || op == 0x23 || op == 0x24 ||
-                                  op == 0x26 || op == 0x3f || (op == 0x25 && (p.bhs[1] & 1)) ||
-                                  (op == 0x20 && BhsItt(p.bhs) != kReservedTag);
-          if (has_statsn) expstatsn = DecodeBE32(&p.bhs[24]) + 1;
-          return p;
-        }
-        if (ev != ReadEvent::kNeedMore) return std::nullopt;
-      }
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, timeout_ms) <= 0) return std::nullopt;
-      uint8_t buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return std::nullopt;
-      pending_.insert(pending_.end(), buf, buf + n);
-    }
-  }
-  // True when the server closed the connection (EOF) within the timeout.
-  bool Closed(int timeout_ms = 3000) {
-    while (true) {
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, timeout_ms) <= 0) return false;
-      uint8_t buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
-    }
-  }
-
-  // One login request with the given keys; returns the response.
-  std::optional<Pdu> LoginStep(const std::vector<KeyValue>& keys, uint8_t csg, uint8_t nsg,
-                               bool transit, uint64_t isid = 0x400001370000ull, uint16_t login_tsih = 0) {
-    LoginRequestBhs l;
-    l.transit = transit;
-    l.csg = csg;
-    l.nsg = nsg;
-    l.isid = isid;
-    l.tsih = login_tsih;
-    l.itt = itt;
-    l.cmdsn = cmdsn;
-    l.expstatsn = expstatsn;
-    Bhs b;
-    EncodeLoginRequest(l, &b);
-    if (!Send(b, EncodeKeyValues(keys))) return std::nullopt;
-    return Recv();
-  }
-
-  // Logs in without CHAP, straight to full feature phase. Returns the status.
-  uint16_t Login(const std::string& initiator, const std::string& target,
-                 std::vector<KeyValue> extra = {}, uint64_t isid = 0x400001370000ull) {
-    std::vector<KeyValue> keys = {{"InitiatorName", initiator}};
-    if (target.empty()) {
-      keys.push_back({"SessionType", "Discovery"});
-    } else {
-      keys.push_back({"TargetName", target});
-    }
-    keys.push_back({"AuthMethod", "None"});
-    auto r = LoginStep(keys, 0, 1, true, isid);
-    if (!r) return 0xffff;
-    LoginResponseBhs lr = DecodeLoginResponse(r->bhs);
-    if (lr.status != 0) return lr.status;
-    auto r2 = LoginStep(extra, 1, 3, true, isid);
-    if (!r2) return 0xffff;
-    lr = DecodeLoginResponse(r2->bhs);
-    tsih = lr.tsih;
-    if (lr.status == 0 && lr.transit && lr.nsg == 3) {
-      std::vector<KeyValue> reply;
-      (void)ParseKeyValues(r2->data, &reply);
-      if (const std::string* hd = FindKey(reply, "HeaderDigest")) header_digest = *hd == "CRC32C";
-      if (const std::string* dd = FindKey(reply, "DataDigest")) data_digest = *dd == "CRC32C";
-    }
-    return lr.status;
-  }
-
-  // SCSI command with optional immediate data; returns ITT used.
-  uint32_t Command(const std::array<uint8_t, 16>& cdb, uint32_t edtl, bool read, bool write,
-                   const std::vector<uint8_t>& immediate = {}, bool final = true,
-                   bool immediate_bit = false) {
-    ScsiCommandBhs c;
-    c.immediate = immediate_bit;
-    c.final = final;
-    c.read = read;
-    c.write = write;
-    c.attr = 1;
-    c.itt = ++itt;
-    c.edtl = edtl;
-    c.cmdsn = immediate_bit ? cmdsn : cmdsn++;
-    c.expstatsn = expstatsn;
-    c.cdb = cdb;
-    Bhs b;
-    EncodeScsiCommand(c, &b);
-    Send(b, immediate);
-    return c.itt;
-  }
-
-  uint16_t tsih = 0;
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  std::vector<uint8_t> pending_;
-};
-
-inline std::array<uint8_t, 16> Cdb10(uint8_t op, uint32_t lba, uint16_t blocks) {
-  std::array<uint8_t, 16> c{};
-  c[0] = op;
-  EncodeBE32(&c[2], lba);
-  c[7] = static_cast<uint8_t>(blocks >> 8);
-  c[8] = static_cast<uint8_t>(blocks);
-  return c;
 }
 
 }  // namespace blockhaus::iscsi::testing

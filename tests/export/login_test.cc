@@ -66,10 +66,7 @@ struct Rig {
 };
 
 std::string Answer(const Rig::Out& challenge, const std::string& secret) {
-  const int alg = std::stoi(*FindKey(challenge.keys, "CHAP_A"));
-  const uint8_t id = static_cast<uint8_t>(std::stoi(*FindKey(challenge.keys, "CHAP_I")));
-  auto c = *DecodeChapBinary(*FindKey(challenge.keys, "CHAP_C"), 1024);
-  return EncodeChapHex(ChapResponse(static_cast<ChapAlgorithm>(alg), id, secret, c));
+  return testing::ChapAnswerHex(challenge.keys, secret);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // MemBlockDevice: an in-memory volume::BlockDevice for the SCSI tests and
 // the fuzzer. Like the real device, unwritten and unmapped bytes read as
 // zeros. Faults: fail the next writes with a given Status; counts flushes.
+// Provisioning() reports `provisioning` (unset: the device cannot tell).
 #pragma once
 
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "volume/block_device.h"
@@ -50,12 +52,21 @@ class MemBlockDevice : public volume::BlockDevice {
     ++flushes;
     return Status::Ok();
   }
+  std::optional<volume::ProvisioningStatus> Provisioning() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return provisioning;
+  }
+  void SetProvisioning(std::optional<volume::ProvisioningStatus> p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    provisioning = p;
+  }
 
   // Direct access for checks (not thread-safe against I/O).
   std::vector<uint8_t>& bytes() { return data_; }
 
   Status fail_writes;   // returned by every Write while not Ok
   Status fail_flush;
+  std::optional<volume::ProvisioningStatus> provisioning;   // guarded by mu_
   int reads = 0, writes = 0, unmaps = 0, flushes = 0;
 
  private:
@@ -67,7 +78,7 @@ class MemBlockDevice : public volume::BlockDevice {
     return Status::Ok();
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<uint8_t> data_;
   uint32_t block_size_;
   bool read_only_;

@@ -44,11 +44,13 @@ struct ScsiRig {
   static constexpr uint64_t kDefaultSize = 8 << 20;
 
   explicit ScsiRig(uint64_t size = kDefaultSize, uint32_t lbs = 512, bool read_only = false,
-                   uint32_t device_block = 16384, MemPersistentStore* store = nullptr) {
+                   uint32_t device_block = 16384, MemPersistentStore* store = nullptr,
+                   uint8_t soft_threshold_percent = 80) {
     auto d = std::make_unique<MemBlockDevice>(size, device_block, read_only);
     dev = d.get();
     scsi::LunOptions o;
     o.logical_block_size = lbs;
+    o.soft_threshold_percent = soft_threshold_percent;
     o.serial = "SERIAL01";
     o.naa_id = 0x0123456789abcdefull;
     auto u = scsi::LogicalUnit::Create(std::move(d), o, store);
@@ -114,6 +116,7 @@ inline constexpr SenseTriple kInvalidParameter{0x05, 0x26, 0x00};
 inline constexpr SenseTriple kParameterLength{0x05, 0x1a, 0x00};
 inline constexpr SenseTriple kWriteProtected{0x07, 0x27, 0x00};
 inline constexpr SenseTriple kSpaceAllocationFailed{0x07, 0x27, 0x07};
+inline constexpr SenseTriple kSoftThresholdReached{0x06, 0x38, 0x07};
 
 // CDB builders (big-endian fields).
 inline std::vector<uint8_t> Cdb6(uint8_t op, uint32_t lba, uint8_t len, uint8_t b1 = 0) {

@@ -121,23 +121,41 @@ TEST_CASE("scsi volume: a snapshot exports write protected") {
   CHECK(rig.Run(1, Cdb10(0x28, 0, 1)).status == kStatusGood);
 }
 
-TEST_CASE("scsi volume: a full pool answers SPACE ALLOCATION FAILED WRITE PROTECT") {
+// Thin volume larger than its pool, filled with incompressible data: the
+// soft threshold (80% of the pool in use, the default) raises 38h/07h
+// once, then the pool runs out and writes get 07h/27h/07h.
+TEST_CASE("scsi volume: a filling pool raises the soft threshold once, then runs out") {
   VolumeRig rig(32 << 20);
   REQUIRE(rig.vm->CreateVolume("thin", Props(256 << 20, false)).ok());
   rig.Export("thin", 0);
   rig.ClearUa(0);
+  const uint64_t capacity = rig.pool->stats().capacity;
   std::mt19937_64 rng(42);
   std::vector<uint8_t> chunk(1 << 20);
   bool full = false;
-  for (uint32_t i = 0; i < 64 && !full; ++i) {
+  int attentions = 0;
+  uint64_t written_at_attention = 0;
+  uint32_t i = 0;
+  for (int sent = 0; sent < 128 && !full; ++sent) {
     for (auto& b : chunk) b = static_cast<uint8_t>(rng());
     scsi::Response r = rig.Run(0, Cdb10(0x2a, i * 2048, 2048), chunk);
-    if (r.status != kStatusGood) {
+    if (r.status == kStatusGood) {
+      ++i;
+    } else if (SenseOf(r) == kSoftThresholdReached) {
+      ++attentions;   // reported instead of running the write: send it again
+      written_at_attention = uint64_t{i} << 20;
+    } else {
       CHECK(SenseOf(r) == kSpaceAllocationFailed);
       full = true;
     }
   }
   CHECK(full);
+  CHECK(attentions == 1);
+  // Reached with about 80% in use (the slop and dirty data count as used).
+  CHECK(written_at_attention >= capacity * 70 / 100);
+  CHECK(written_at_attention <= capacity * 85 / 100);
+  // The session goes on.
+  CHECK(rig.Run(0, Cdb10(0x28, 0, 8)).status == kStatusGood);
 }
 
 }  // namespace

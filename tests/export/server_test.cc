@@ -4,9 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
+#include "core/base/sync_point.h"
 #include "tests/export/iscsi_test_util.h"
 
 namespace blockhaus::iscsi {
@@ -201,6 +203,42 @@ TEST_CASE("Server API: CloseSessions and Stop") {
   rig.server->Stop();
   CHECK(d->Closed());
   rig.server->Stop();  // idempotent
+}
+
+// Regression: loop 0 accepted a connection for loop 1 after loop 1 had
+// already exited during Stop; the socket sat in a dead mailbox and was
+// never closed, so the initiator never saw the connection end.
+TEST_CASE("Server::Stop: a connection accepted for a loop that already exited is closed") {
+  ServerOptions o;
+  o.event_loops = 2;
+  ServerRig rig(o);
+  auto first = rig.Connect();  // round robin: loop 0; the next accept goes to loop 1
+  std::atomic<int> exited{0};
+  std::atomic<bool> armed{true};
+  std::atomic<bool> stopping{false};
+  std::thread stopper;  // written on loop 0 before `stopping` is set
+  SyncPoints::Set("iscsi::EventLoop::Exited", [&] { exited.fetch_add(1); });
+  SyncPoints::Set("iscsi::Listener::Accepted", [&] {
+    if (!armed.exchange(false)) return;
+    // On loop 0, between accept and the hand-over: stop the server and let
+    // loop 1 (no connections) exit before the socket is posted to it.
+    stopper = std::thread([&] { rig.server->Stop(); });
+    stopping.store(true, std::memory_order_release);
+    for (int i = 0; i < 500 && exited.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  RawClient late(rig.port);
+  REQUIRE(late.connected());
+  CHECK(late.Closed(5000));
+  CHECK(first->Closed(5000));
+  for (int i = 0; i < 500 && !stopping.load(std::memory_order_acquire); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(stopping.load(std::memory_order_acquire));
+  stopper.join();
+  SyncPoints::Clear();
+  CHECK(exited.load() == 2);
 }
 
 }  // namespace blockhaus::iscsi

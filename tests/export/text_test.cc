@@ -103,11 +103,29 @@ TEST_CASE("D2-20: out-of-range values are rejected and keep defaults") {
   CHECK(Negotiate(&n, "DefaultTime2Retain", "99999") == "Reject");
   CHECK(Negotiate(&n, "ImmediateData", "maybe") == "Reject");
   CHECK(Negotiate(&n, "HeaderDigest", "MD5") == "Reject");
-  // FirstBurstLength > MaxBurstLength is clamped.
+}
+
+TEST_CASE("FirstBurstLength: the answer is what is enforced") {
+  // After MaxBurstLength: answered no larger than it.
   Negotiator m(SessionType::kNormal, Offers{});
   CHECK(Negotiate(&m, "MaxBurstLength", "4096") == "4096");
-  CHECK(Negotiate(&m, "FirstBurstLength", "65536") == "65536");
+  CHECK(Negotiate(&m, "FirstBurstLength", "65536") == "4096");
   CHECK(m.Finish().first_burst_length == 4096);
+  // Before it (the initiator proposes FirstBurstLength > MaxBurstLength):
+  // the value answered stands.
+  Negotiator f(SessionType::kNormal, Offers{});
+  CHECK(Negotiate(&f, "FirstBurstLength", "65536") == "65536");
+  CHECK(Negotiate(&f, "MaxBurstLength", "16384") == "16384");
+  CHECK(f.Finish().first_burst_length == 65536);
+  // Not negotiated: the default gives way to a smaller MaxBurstLength.
+  Negotiator d(SessionType::kNormal, Offers{});
+  CHECK(Negotiate(&d, "MaxBurstLength", "16384") == "16384");
+  CHECK(d.Finish().first_burst_length == 16384);
+  // Refused: as if not negotiated.
+  Negotiator r(SessionType::kNormal, Offers{});
+  CHECK(Negotiate(&r, "FirstBurstLength", "999999999") == "Reject");
+  CHECK(Negotiate(&r, "MaxBurstLength", "8192") == "8192");
+  CHECK(r.Finish().first_burst_length == 8192);
 }
 
 TEST_CASE("discovery sessions answer session-data keys Irrelevant") {

@@ -56,7 +56,7 @@ TEST_CASE("volctl export: records, defaults and unexport") {
                           h.tmp / "good"});
   CHECK(r.out == "iqn.2026-11.io.blockhaus:tank.v LUN 0 -> tank/v\n");
   h.Ok({"export", "tank/w", "--target", "iqn.2026-11.io.blockhaus:shared", "--lun", "7",
-        "--allow", "any", "--sector-size", "4096"});
+        "--allow", "any", "--sector-size", "4096", "--soft-threshold", "0"});
   auto j = nlohmann::json::parse(h.Ok({"exports", "-j"}).out)["exports"];
   REQUIRE(j.size() == 2);
   CHECK(j[0]["volume"] == "tank/v");
@@ -65,6 +65,8 @@ TEST_CASE("volctl export: records, defaults and unexport") {
   CHECK(j[0]["allow"].size() == 2);
   CHECK(j[1]["lun"] == 7);
   CHECK(j[1]["sector_size"] == 4096);
+  CHECK(j[0]["soft_threshold"] == 80);   // the default
+  CHECK(j[1]["soft_threshold"] == 0);    // off
   CHECK(h.Ok({"exports", "-j"}).out.find("0123456789abcdef") == std::string::npos);
   // A snapshot exports read-only; the next free LUN of the shared target.
   r = h.Ok({"export", "tank/v@s", "--target", "iqn.2026-11.io.blockhaus:shared", "--allow", "any"});
@@ -120,6 +122,7 @@ TEST_CASE("volctl export: bad iSCSI configuration is refused and changes nothing
   // Checked by the parser (exit 2).
   CommandResult r = h.Run({"export", "tank/w", "--sector-size", "1024"});
   CHECK(r.exit_code == 2);
+  CHECK(h.Run({"export", "tank/w", "--soft-threshold", "100"}).exit_code == 2);
 }
 
 }  // namespace blockhaus::testing

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -51,6 +52,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   }
   ExportServiceOptions eo;
   eo.listen = options.listen.empty() ? std::vector<std::string>{"127.0.0.1:3260"} : options.listen;
+  eo.login_timeout = std::chrono::seconds(options.login_timeout_s);
   BH_ASSIGN_OR_RETURN(d->exports_, ExportService::Start(eo));
   for (const std::string& name : names) BH_RETURN_IF_ERROR(d->OpenPool(name));
   Daemon* self = d.get();

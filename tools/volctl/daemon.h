@@ -27,6 +27,7 @@ namespace blockhaus::tools {
 struct DaemonOptions {
   std::vector<std::string> listen;   // portals; default 127.0.0.1:3260
   std::vector<std::string> pools;    // empty: every pool in $VOLCTL_HOME
+  int login_timeout_s = 15;          // accept -> full feature phase, 5..30 (SR-L1)
 };
 
 class Daemon : public LivePools, public LiveEvents {

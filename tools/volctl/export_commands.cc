@@ -29,6 +29,7 @@ struct ExportArgs {
   bool read_only = false;
   bool multi_session = false;
   uint32_t sector_size = 512;
+  uint32_t soft_threshold = kDefaultSoftThreshold;
 };
 
 Result<std::pair<std::string, std::string>> SplitFull(const std::string& full) {
@@ -171,6 +172,7 @@ int RunExport(const ExportArgs& a) {
   r.read_only = a.read_only;
   r.multi_session = a.multi_session;
   r.sector_size = a.sector_size;
+  r.soft_threshold = a.soft_threshold;
 
   auto ref = AcquirePool(parts->first);
   if (!ref.ok()) return ReportError(ref.status());
@@ -265,7 +267,7 @@ int RunExports(const OutputFlags& flags) {
                       {"auth", AuthName(e)},    {"chap_user", e.chap_user},
                       {"mutual_chap_user", e.mutual_user}, {"read_only", e.read_only},
                       {"multi_session", e.multi_session}, {"sector_size", e.sector_size},
-                      {"state", state}});
+                      {"soft_threshold", e.soft_threshold}, {"state", state}});
     }
   }
   std::fputs(flags.json ? (nlohmann::json{{"exports", rows}}.dump(2) + "\n").c_str()
@@ -321,6 +323,10 @@ void AddExportCommands(CLI::App& app, Action* action) {
   exp->add_flag("--multi-session", ea->multi_session, "admit several initiators at once");
   exp->add_option("--sector-size", ea->sector_size, "logical block size")
       ->check(CLI::IsMember({512, 4096}));
+  exp->add_option("--soft-threshold", ea->soft_threshold,
+                  "percent of the pool in use at which initiators get a thin-provisioning "
+                  "warning (UNIT ATTENTION 38h/07h); 0 = off (default 80)")
+      ->check(CLI::Range(0, 99));
   exp->callback([=] { *action = [=] { return RunExport(*ea); }; });
 
   auto un = std::make_shared<std::string>();

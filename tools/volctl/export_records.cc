@@ -67,7 +67,8 @@ std::string EncodeExport(const ExportRecord& r) {
                       {"allow", r.allow},             {"chap_user", r.chap_user},
                       {"chap_secret", r.chap_secret}, {"mutual_user", r.mutual_user},
                       {"mutual_secret", r.mutual_secret}, {"read_only", r.read_only},
-                      {"multi_session", r.multi_session}, {"sector_size", r.sector_size}};
+                      {"multi_session", r.multi_session}, {"sector_size", r.sector_size},
+                      {"soft_threshold", r.soft_threshold}};
   return j.dump();
 }
 
@@ -104,6 +105,11 @@ Result<ExportRecord> DecodeExport(const std::string& key, const std::string& val
     return bad();
   }
   r.sector_size = static_cast<uint32_t>(sector);
+  if (j.contains("soft_threshold")) {   // absent in records older than the field
+    uint64_t pct = 0;
+    if (!get_u64("soft_threshold", &pct) || pct > 99) return bad();
+    r.soft_threshold = static_cast<uint32_t>(pct);
+  }
   auto allow = j.find("allow");
   if (allow == j.end() || !allow->is_array()) return bad();
   for (const auto& a : *allow) {

@@ -24,6 +24,7 @@ inline constexpr const char* kExportKeyPrefix = "export/";
 inline constexpr uint64_t kMaxLun = 16383;        // SAM-5 flat addressing
 inline constexpr size_t kMinChapSecret = 12;      // TESTING.md SR-A1
 inline constexpr size_t kMaxChapSecret = 255;
+inline constexpr uint32_t kDefaultSoftThreshold = 80;   // percent of the pool in use
 
 struct ExportRecord {
   uint64_t dataset_id = 0;
@@ -36,6 +37,10 @@ struct ExportRecord {
   bool read_only = false;
   bool multi_session = false;
   uint32_t sector_size = 512;
+  // Percent of the pool in use at which the LUN raises UNIT ATTENTION
+  // 38h/07h (thin-provisioning soft threshold); 0 = off. Records written
+  // before it existed read as the default.
+  uint32_t soft_threshold = kDefaultSoftThreshold;
 
   // Settings that every LUN of one target must share.
   bool SameTargetSettings(const ExportRecord& o) const {

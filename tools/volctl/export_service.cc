@@ -129,6 +129,7 @@ class ExportServiceImpl : public ExportService {
   Status Init(const ExportServiceOptions& options) {
     iscsi::ServerOptions so;
     so.listen = options.listen;
+    so.login_timeout = options.login_timeout;
     listen_ = options.listen;
     BH_ASSIGN_OR_RETURN(server_, iscsi::Server::Start(so, &directory_));
     return Status::Ok();
@@ -260,6 +261,7 @@ class ExportServiceImpl : public ExportService {
     o.read_only = record.read_only || ds.is_snapshot();
     o.serial = fmt::format("{:016x}", ds.guid);
     o.naa_id = ds.guid;
+    o.soft_threshold_percent = static_cast<uint8_t>(record.soft_threshold);
     UnitEntry e;
     e.record = record;
     e.store = std::make_unique<PoolPersistentStore>(p, ds.id);

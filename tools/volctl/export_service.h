@@ -5,6 +5,7 @@
 // Thread safety: thread-safe.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ namespace blockhaus::tools {
 
 struct ExportServiceOptions {
   std::vector<std::string> listen;  // "127.0.0.1:3260", "[::1]:3260"; port 0 picks a free one
+  std::chrono::milliseconds login_timeout{15000};  // iscsi::ServerOptions::login_timeout
 };
 
 class ExportService {

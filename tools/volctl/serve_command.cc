@@ -39,6 +39,10 @@ void AddServeCommand(CLI::App& app, Action* action) {
   CLI::App* serve = app.add_subcommand("serve", "run the daemon: own the pools, serve iSCSI");
   serve->add_option("--listen", o->listen, "portal ADDR:PORT (repeatable; default 127.0.0.1:3260)");
   serve->add_option("--pool", o->pools, "pool to serve (repeatable; default: all)");
+  serve->add_option("--login-timeout", o->login_timeout_s,
+                    "seconds a connection may take from accept to full feature phase "
+                    "(default 15)")
+      ->check(CLI::Range(5, 30));
   serve->callback([=] { *action = [=] { return RunServe(*o); }; });
 }
 

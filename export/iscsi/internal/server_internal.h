@@ -174,8 +174,10 @@ class EventLoop : public Pollable {
   void RequestStop();
   void Join();
 
-  // Runs `fn` on the loop thread (any thread may call).
-  void Post(std::function<void()> fn);
+  // Runs `fn` on the loop thread (any thread may call). Returns false, and
+  // drops `fn` unrun, once the loop has exited: whatever `fn` would have
+  // taken over (an accepted socket) is still the caller's to release.
+  bool Post(std::function<void()> fn);
   // A task came back from the I/O pool (called on an I/O thread).
   void Complete(Task* task);
   // Takes ownership of an accepted socket (on the loop thread).
@@ -199,6 +201,8 @@ class EventLoop : public Pollable {
  private:
   void Loop();
   void DrainMailbox();
+  // The loop's last act: refuse further Posts and run what is left.
+  void CloseMailbox();
   void Sweep(Clock::time_point now);
 
   Server::Rep* server_;
@@ -211,6 +215,7 @@ class EventLoop : public Pollable {
   std::vector<std::function<void()>> mailbox_ BH_GUARDED_BY(mu_);
   Task* completed_ BH_GUARDED_BY(mu_) = nullptr;
   bool stop_requested_ BH_GUARDED_BY(mu_) = false;
+  bool mailbox_closed_ BH_GUARDED_BY(mu_) = false;   // Loop() has returned
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
 };
 

@@ -137,6 +137,24 @@ void ReadDefectData(Ctx& c);
 void PersistentReserveIn(Ctx& c);
 void PersistentReserveOut(Ctx& c);
 
+// The thin-provisioning soft threshold of a unit as SBC-3 §4.7.3.7 reports
+// it: in threshold sets of 2^exponent LBAs of "available LBA mapping
+// resources" (the pool's space available to the unit), armed decreasing.
+struct SoftThreshold {
+  uint8_t exponent = 0;        // VPD B2h THRESHOLD EXPONENT
+  uint64_t set_bytes = 0;      // bytes in one threshold set
+  uint32_t count = 0;          // THRESHOLD COUNT: reached below this many sets
+  uint64_t rearm_sets = 1;     // armed again at count + rearm_sets or more
+  volume::ProvisioningStatus now;   // what the device reported
+};
+// nullopt when the unit has no threshold: soft_threshold_percent 0, a
+// read-only unit, or a device that cannot report its space (sbc.cc).
+std::optional<SoftThreshold> SoftThresholdOf(const Unit& u, const volume::BlockDevice& dev);
+// After a command that writes or unmaps: queues 38h/07h for every I_T
+// nexus when the threshold is newly reached (once per crossing), re-arms
+// it once enough space is back. REQUIRES: io_mu_ held, mu_ not held.
+void CheckSoftThreshold(Unit& u, const volume::BlockDevice& dev);
+
 // SPC-4 I_T nexus identity for reservations: the initiator port (iSCSI
 // name + ",i,0x" + ISID) and the relative target port.
 struct PortId {
@@ -210,6 +228,9 @@ class Unit : public LogicalUnit {
   // Holds the device exclusively: COMPARE AND WRITE and ORWRITE (atomic
   // against every other write) and ReplaceDevice.
   std::shared_mutex io_mu_;
+  // The soft threshold has been reached and not re-armed since (sbc.cc
+  // CheckSoftThreshold; acq_rel exchange: one UNIT ATTENTION per crossing).
+  std::atomic<bool> soft_threshold_reached_{false};
 
  private:
   bool FastPathAllowed(const Command& cmd) const;
