@@ -274,7 +274,6 @@ std::string Negotiator::Answer(const KeyValue& kv) {
         // What we answer is what the connection enforces (Finish).
         result = params_.first_burst_length =
             std::min({x, offers_.first_burst_length, params_.max_burst_length});
-        first_burst_agreed_ = true;
       }
       if (kv.key == "DefaultTime2Wait")
         result = params_.default_time2wait = std::max(x, kDefaultTime2Wait);
@@ -303,12 +302,13 @@ void Negotiator::AppendDeclarations(std::vector<KeyValue>* reply) {
 SessionParams Negotiator::Finish() const {
   SessionParams p = params_;
   p.target_max_recv_data_segment = offers_.max_recv_data_segment;
-  // The default FirstBurstLength (65536) gives way to a smaller
-  // MaxBurstLength. An answered one stays as answered: lowering it here
-  // would refuse immediate data the initiator was told it may send (an
-  // initiator that proposed it above its own MaxBurstLength broke the RFC,
-  // and gets what we agreed to).
-  if (!first_burst_agreed_) p.first_burst_length = std::min(p.first_burst_length, p.max_burst_length);
+  // FirstBurstLength never exceeds MaxBurstLength (RFC 7143 §13.14: MUST
+  // NOT). An answer given after MaxBurstLength already respects it; the
+  // default (65536) gives way to a smaller MaxBurstLength; and an
+  // initiator that proposed FirstBurstLength first and then a smaller
+  // MaxBurstLength agreed to both, so the smaller bounds its unsolicited
+  // data (fuzz_text_keys found the session parameters breaking the rule).
+  p.first_burst_length = std::min(p.first_burst_length, p.max_burst_length);
   return p;
 }
 

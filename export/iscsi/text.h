@@ -111,8 +111,8 @@ class Negotiator {
   bool Negotiate(const KeyValue& kv, std::vector<KeyValue>* reply);
   // The target's declarations (MaxRecvDataSegmentLength), once.
   void AppendDeclarations(std::vector<KeyValue>* reply);
-  // The session's parameters: every answered value as answered, and the
-  // default FirstBurstLength no larger than MaxBurstLength.
+  // The session's parameters: every answered value as answered, except
+  // that FirstBurstLength never exceeds MaxBurstLength (RFC 7143 §13.14).
   SessionParams Finish() const;
   const SessionParams& params() const { return params_; }
 
@@ -123,7 +123,6 @@ class Negotiator {
   SessionParams params_;
   std::set<std::string> seen_;
   bool declared_ = false;
-  bool first_burst_agreed_ = false;   // FirstBurstLength answered with a value
 };
 
 }  // namespace blockhaus::iscsi

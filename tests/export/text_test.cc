@@ -111,12 +111,13 @@ TEST_CASE("FirstBurstLength: the answer is what is enforced") {
   CHECK(Negotiate(&m, "MaxBurstLength", "4096") == "4096");
   CHECK(Negotiate(&m, "FirstBurstLength", "65536") == "4096");
   CHECK(m.Finish().first_burst_length == 4096);
-  // Before it (the initiator proposes FirstBurstLength > MaxBurstLength):
-  // the value answered stands.
+  // Before it (the initiator proposes FirstBurstLength and then a smaller
+  // MaxBurstLength): it agreed to both, and RFC 7143 §13.14 bounds
+  // FirstBurstLength by MaxBurstLength.
   Negotiator f(SessionType::kNormal, Offers{});
   CHECK(Negotiate(&f, "FirstBurstLength", "65536") == "65536");
   CHECK(Negotiate(&f, "MaxBurstLength", "16384") == "16384");
-  CHECK(f.Finish().first_burst_length == 65536);
+  CHECK(f.Finish().first_burst_length == 16384);
   // Not negotiated: the default gives way to a smaller MaxBurstLength.
   Negotiator d(SessionType::kNormal, Offers{});
   CHECK(Negotiate(&d, "MaxBurstLength", "16384") == "16384");

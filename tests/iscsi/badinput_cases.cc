@@ -490,9 +490,10 @@ std::string D2_20_MrdslAbc(Rig& rig) {
   return Operational(rig, {{"MaxRecvDataSegmentLength", "abc"}}, {"MaxRecvDataSegmentLength"});
 }
 
-// FirstBurstLength above MaxBurstLength: what the target answers must be
-// what it enforces. 32 KiB of immediate data is within the answered
-// FirstBurstLength, so it must be accepted.
+// FirstBurstLength proposed above a later, smaller MaxBurstLength: the
+// initiator agreed to both, and MaxBurstLength bounds the unsolicited data
+// (RFC 7143 §13.14). 16 KiB of immediate data is within it and must be
+// accepted (32 KiB gets Reject 0x04, as in the D3 case below).
 std::string D2_20_FirstBurstAboveMaxBurst(Rig& rig) {
   RawClient c(rig.port());
   const uint16_t st = c.Login(kIni, kPlain,
@@ -502,7 +503,7 @@ std::string D2_20_FirstBurstAboveMaxBurst(Rig& rig) {
                                {"InitialR2T", "Yes"}});
   if (st != 0) return "login failed";
   if (!ClearUnitAttention(c)) return "no TUR";
-  c.Command(Cdb10(0x2a, 100, 64), 32768, false, true, std::vector<uint8_t>(32768, 0x5a));
+  c.Command(Cdb10(0x2a, 100, 32), 16384, false, true, std::vector<uint8_t>(16384, 0x5a));
   return NextOutcome(c);
 }
 
