@@ -9,8 +9,10 @@
 // Frees are deferred: Free(txg, extent) parks the extent until
 // ReleaseDeferred(txg) is called after that txg is durable (invariant I2:
 // space freed in txg N is not reused before N is durable).
-// The persistent form of a slab (its free extents plus the extents freed in
-// the txg being synced) is produced by TakeDirtySlabs() for the txg's batch.
+// What a txg changed in a slab is persisted by TakeDirtySlabs() in the
+// txg's batch: as a log record of the slab's allocations and frees, or, once
+// the log of a slab has grown past its map, as the full map (its free
+// extents plus the frees still parked) that replaces the log (D22).
 //
 // Errors: ResourceExhausted (no extent of the requested length), Corruption
 // (a persisted slab map that does not decode or overlaps itself).
@@ -25,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/alloc/allocator_format.h"
 #include "core/base/status.h"
 
 namespace blockhaus::core {
@@ -53,6 +56,11 @@ class Allocator {
   // Errors: Corruption (bad encoding, extents outside the slab, overlaps),
   // InvalidArgument (slab_id out of range).
   Status LoadSlab(uint64_t slab_id, std::string_view encoded);
+  // Applies one persisted log record of slab `slab_id` (after its map and
+  // the records of earlier txgs).
+  // Errors: Corruption (bad encoding; an allocation of space that is not
+  // free, a free of space that is), InvalidArgument (slab_id out of range).
+  Status LoadSlabLog(uint64_t slab_id, std::string_view encoded);
 
   // Allocates one contiguous extent of `length` bytes (rounded up to sectors).
   // Errors: ResourceExhausted.
@@ -71,8 +79,16 @@ class Allocator {
   // Makes the extents freed in txgs <= txg allocatable again.
   void ReleaseDeferred(uint64_t txg);
 
-  // The slabs changed since the last call, encoded for the metadata store.
-  std::vector<std::pair<uint64_t, std::string>> TakeDirtySlabs();
+  // What the metadata store must hold for the slabs changed since the last
+  // call: a log record of `txg`'s changes, or a full map (txg == 0) that
+  // replaces the slab's map and every log record of it (the caller deletes
+  // them in the same batch).
+  struct SlabRecord {
+    uint64_t slab = 0;
+    uint64_t txg = 0;  // 0: the full map
+    std::string value;
+  };
+  std::vector<SlabRecord> TakeDirtySlabs(uint64_t txg);
 
   // Every allocated extent, merged and sorted (for scrub's leak check).
   std::vector<Extent> AllocatedExtents() const;
@@ -91,7 +107,9 @@ class Allocator {
     uint64_t sectors = 0;                // length in sectors
     std::map<uint64_t, uint64_t> free;   // start sector -> length, disjoint, coalesced
     uint64_t free_sectors = 0;
-    bool dirty = true;
+    bool needs_map = true;       // a fresh slab: no map on disk yet
+    std::vector<SlabOp> pending;  // changes since the last TakeDirtySlabs
+    uint64_t logged_ops = 0;      // operations in its log on disk
   };
 
   static void InsertFree(Slab& slab, uint64_t start, uint64_t len);

@@ -48,4 +48,45 @@ Result<SectorRanges> DecodeSlabMap(std::string_view encoded, uint64_t slab_secto
   return ranges;
 }
 
+std::string EncodeSlabLog(const std::vector<SlabOp>& ops) {
+  std::string out;
+  out.reserve(kSlabMapHeaderSize + ops.size() * kSlabMapEntrySize);
+  out.push_back(static_cast<char>(kSlabLogVersion));
+  out.append(3, '\0');
+  PutLE32(&out, static_cast<uint32_t>(ops.size()));
+  for (const SlabOp& op : ops) {
+    PutLE32(&out, op.start);
+    PutLE32(&out, op.length | (op.free ? kSlabLogFreeBit : 0));
+  }
+  return out;
+}
+
+Result<std::vector<SlabOp>> DecodeSlabLog(std::string_view encoded, uint64_t slab_sectors) {
+  const auto* p = reinterpret_cast<const uint8_t*>(encoded.data());
+  if (encoded.size() < kSlabMapHeaderSize) {
+    return BH_ERROR(kCorruption, "slab log: {} bytes is shorter than its header",
+                    encoded.size());
+  }
+  if (p[0] != kSlabLogVersion) return BH_ERROR(kCorruption, "slab log: unknown version {}", p[0]);
+  uint64_t count = DecodeLE32(p + 4);
+  if (encoded.size() != kSlabMapHeaderSize + count * kSlabMapEntrySize) {
+    return BH_ERROR(kCorruption, "slab log: {} bytes cannot hold {} operations",
+                    encoded.size(), count);
+  }
+  std::vector<SlabOp> ops;
+  ops.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint8_t* e = p + kSlabMapHeaderSize + i * kSlabMapEntrySize;
+    uint32_t start = DecodeLE32(e);
+    uint32_t word = DecodeLE32(e + 4);
+    uint32_t len = word & ~kSlabLogFreeBit;
+    if (len == 0 || uint64_t{start} + len > slab_sectors) {
+      return BH_ERROR(kCorruption, "slab log: operation {} [{}, +{}) is empty or outside the "
+                      "slab of {} sectors", i, start, len, slab_sectors);
+    }
+    ops.push_back(SlabOp{(word & kSlabLogFreeBit) != 0, start, len});
+  }
+  return ops;
+}
+
 }  // namespace blockhaus::core

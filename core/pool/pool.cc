@@ -83,17 +83,36 @@ Result<std::unique_ptr<Vdev>> CreateDataVdev(const std::string& path, uint64_t s
   return OpenFileVdev(path, FileVdevOptions{.create = true, .size = size});
 }
 
+}  // namespace
+
+// Keys of the "alloc" family: a slab's map at its id, its log records at
+// id + txg (allocator_format.h), so a slab's records follow its map.
+void PutSlabRecords(KvBatch& batch, const std::vector<Allocator::SlabRecord>& records) {
+  for (const Allocator::SlabRecord& r : records) {
+    std::string key;
+    PutBE64(&key, r.slab);
+    if (r.txg == 0) {
+      // A full map replaces the slab's log: every key id + txg.
+      std::string logs_begin = key, logs_end;
+      PutBE64(&logs_begin, 0);
+      PutBE64(&logs_end, r.slab + 1);
+      batch.DeleteRange(kCfAlloc, logs_begin, logs_end);
+    } else {
+      PutBE64(&key, r.txg);
+    }
+    batch.Put(kCfAlloc, key, r.value);
+  }
+}
+
+namespace {
+
 // Writes the first txg: every slab free, synced_txg = 1.
 Status WriteInitialMetadata(KvStore& kv, const PoolLabel& label) {
   AllocatorGeometry g{label.data_start, label.data_size & ~((uint64_t{1} << label.ashift) - 1),
                       label.ashift, label.slab_size};
   Allocator alloc(g);
   KvBatch batch;
-  for (auto& [id, map] : alloc.TakeDirtySlabs()) {
-    std::string key;
-    PutBE64(&key, id);
-    batch.Put(kCfAlloc, key, map);
-  }
+  PutSlabRecords(batch, alloc.TakeDirtySlabs(1));
   batch.Put(kCfDefault, kMetaKeyGuid, EncodeU64(label.guid));
   batch.Put(kCfDefault, kMetaKeyFormat, EncodeU64(kMetaFormatVersion));
   batch.Put(kCfDefault, kMetaKeySyncedTxg, EncodeU64(1));
@@ -247,11 +266,23 @@ Status LoadAllocator(Pool::Impl& p) {
   p.alloc = std::make_unique<Allocator>(g);
   uint64_t loaded = 0;
   auto it = p.kv->NewIterator(kCfAlloc);
+  uint64_t last_map = UINT64_MAX;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != 8) return BH_ERROR(kCorruption, "slab key of bad size");
-    uint64_t id = DecodeBE64(reinterpret_cast<const uint8_t*>(it->key().data()));
-    BH_RETURN_IF_ERROR(p.alloc->LoadSlab(id, it->value()).Annotate(fmt::format("slab {}", id)));
-    ++loaded;
+    const auto* key = reinterpret_cast<const uint8_t*>(it->key().data());
+    if (it->key().size() != 8 && it->key().size() != 16) {
+      return BH_ERROR(kCorruption, "slab key of bad size");
+    }
+    uint64_t id = DecodeBE64(key);
+    if (it->key().size() == 8) {
+      BH_RETURN_IF_ERROR(p.alloc->LoadSlab(id, it->value()).Annotate(fmt::format("slab {}", id)));
+      last_map = id;
+      ++loaded;
+      continue;
+    }
+    uint64_t txg = DecodeBE64(key + 8);
+    if (id != last_map) return BH_ERROR(kCorruption, "slab {} has a log but no map", id);
+    BH_RETURN_IF_ERROR(
+        p.alloc->LoadSlabLog(id, it->value()).Annotate(fmt::format("slab {} txg {}", id, txg)));
   }
   BH_RETURN_IF_ERROR(it->status());
   if (loaded != p.alloc->slab_count()) {

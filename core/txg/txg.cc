@@ -204,11 +204,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
   BH_RETURN_IF_ERROR(rep.failure);
-  for (auto& [id, encoded] : alloc->TakeDirtySlabs()) {
-    std::string key;
-    PutBE64(&key, id);
-    batch.Put(kCfAlloc, key, encoded);
-  }
+  PutSlabRecords(batch, alloc->TakeDirtySlabs(txg));
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
   {

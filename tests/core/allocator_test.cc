@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "core/alloc/allocator_format.h"
 
 namespace blockhaus::core {
@@ -61,21 +64,97 @@ TEST_CASE("allocator: an extent larger than any free run fails even with enough 
   CHECK(a.Allocate(4096).ok());
 }
 
+// Loads records as the pool does: maps, then each slab's logs in txg order
+// (the order of their keys).
+void Load(Allocator& b, std::vector<Allocator::SlabRecord> records) {
+  std::stable_sort(records.begin(), records.end(), [](const auto& x, const auto& y) {
+    return std::pair(x.slab, x.txg) < std::pair(y.slab, y.txg);
+  });
+  for (const auto& r : records) {
+    if (r.txg == 0) {
+      REQUIRE(b.LoadSlab(r.slab, r.value).ok());
+    } else {
+      REQUIRE(b.LoadSlabLog(r.slab, r.value).ok());
+    }
+  }
+}
+
 TEST_CASE("allocator: dirty slabs persist and reload to the same state") {
   Allocator a(SmallGeometry());
+  auto first = a.TakeDirtySlabs(1);
+  CHECK(first.size() == 4);  // a fresh allocator writes every slab's map once
+  for (const auto& r : first) CHECK(r.txg == 0);
   auto e1 = *a.Allocate(64 << 10);
   auto e2 = *a.Allocate(64 << 10);
   a.Free(3, e1);
-  auto dirty = a.TakeDirtySlabs();
-  CHECK(dirty.size() == 4);  // a fresh allocator writes every slab once
-  CHECK(a.TakeDirtySlabs().empty());
+  auto logs = a.TakeDirtySlabs(3);
+  REQUIRE(logs.size() == 1);  // only the slab that changed, as a log record
+  CHECK(logs[0].txg == 3);
+  CHECK(a.TakeDirtySlabs(4).empty());
 
   Allocator b(SmallGeometry());
-  for (auto& [id, enc] : dirty) REQUIRE(b.LoadSlab(id, enc).ok());
+  first.insert(first.end(), logs.begin(), logs.end());
+  Load(b, first);
   // The persisted form counts the deferred free as free (after a crash at
   // txg 3 that block is unreferenced).
   CHECK(b.allocated_bytes() == e2.length);
   CHECK(b.AllocatedExtents() == std::vector<Extent>{e2});
+}
+
+TEST_CASE("allocator: a slab's log is condensed into its map") {
+  Allocator a(SmallGeometry());
+  std::vector<Allocator::SlabRecord> disk = a.TakeDirtySlabs(1);
+  std::mt19937_64 rng(7);
+  std::vector<Extent> held;
+  size_t maps = 0, logs = 0;
+  for (uint64_t txg = 2; txg < 400; ++txg) {
+    for (int i = 0; i < 8; ++i) {
+      if (!held.empty() && rng() % 2 == 0) {
+        size_t k = rng() % held.size();
+        a.Free(txg, held[k]);
+        held.erase(held.begin() + static_cast<long>(k));
+      } else if (auto e = a.Allocate(4096 * (1 + rng() % 4)); e.ok()) {
+        held.push_back(*e);
+      }
+    }
+    for (auto& r : a.TakeDirtySlabs(txg)) {
+      if (r.txg == 0) {
+        ++maps;
+        // The map replaces every log record of its slab.
+        std::erase_if(disk, [&](const auto& d) { return d.slab == r.slab; });
+      } else {
+        ++logs;
+      }
+      disk.push_back(std::move(r));
+    }
+    a.ReleaseDeferred(txg);
+    if (txg % 50 == 0) {
+      Allocator b(SmallGeometry());
+      Load(b, disk);
+      CHECK(b.AllocatedExtents() == a.AllocatedExtents());
+      CHECK(b.free_bytes() == a.free_bytes() + a.deferred_bytes());
+    }
+  }
+  CHECK(logs > maps);
+  CHECK(maps > 0);  // the logs were condensed at least once
+  size_t ops_on_disk = 0;
+  for (const auto& r : disk) {
+    if (r.txg != 0) ops_on_disk += (r.value.size() - kSlabMapHeaderSize) / kSlabMapEntrySize;
+  }
+  CHECK(ops_on_disk <= 4 * 2 * 256 + 4 * 8);  // bounded by the condensing rule
+}
+
+TEST_CASE("allocator: a log that contradicts its map is corruption") {
+  Allocator a(SmallGeometry());
+  auto maps = a.TakeDirtySlabs(1);
+  Allocator b(SmallGeometry());
+  Load(b, maps);
+  // Frees space that is free; allocates space that is not free.
+  CHECK(b.LoadSlabLog(0, EncodeSlabLog({{true, 0, 1}})).code() == Code::kCorruption);
+  REQUIRE(b.LoadSlabLog(0, EncodeSlabLog({{false, 0, 4}})).ok());
+  CHECK(b.LoadSlabLog(0, EncodeSlabLog({{false, 2, 1}})).code() == Code::kCorruption);
+  CHECK(b.LoadSlabLog(0, EncodeSlabLog({{true, 1, 1}})).ok());
+  CHECK(b.LoadSlabLog(9, EncodeSlabLog({})).code() == Code::kInvalidArgument);
 }
 
 TEST_CASE("allocator format: golden bytes and strict decoding") {
@@ -95,6 +174,24 @@ TEST_CASE("allocator format: golden bytes and strict decoding") {
   std::string bad = enc;
   bad[0] = 9;
   CHECK(DecodeSlabMap(bad, 256).status().code() == Code::kCorruption);
+}
+
+TEST_CASE("allocator format: slab log golden bytes and strict decoding") {
+  std::vector<SlabOp> ops = {{false, 3, 2}, {true, 16, 1}};
+  std::string enc = EncodeSlabLog(ops);
+  const std::string golden("\x01\x00\x00\x00\x02\x00\x00\x00"
+                           "\x03\x00\x00\x00\x02\x00\x00\x00"
+                           "\x10\x00\x00\x00\x01\x00\x00\x80", 24);
+  CHECK(enc == golden);
+  auto dec = DecodeSlabLog(enc, 256);
+  REQUIRE(dec.ok());
+  CHECK(*dec == ops);
+  CHECK(DecodeSlabLog(enc, 16).status().code() == Code::kCorruption);  // beyond slab
+  CHECK(DecodeSlabLog(enc.substr(0, 20), 256).status().code() == Code::kCorruption);
+  CHECK(DecodeSlabLog(EncodeSlabLog({{true, 0, 0}}), 256).status().code() == Code::kCorruption);
+  std::string bad = enc;
+  bad[0] = 9;
+  CHECK(DecodeSlabLog(bad, 256).status().code() == Code::kCorruption);
 }
 
 TEST_CASE("allocator: LoadSlab rejects unknown slabs") {

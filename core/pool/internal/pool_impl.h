@@ -37,6 +37,8 @@ enum Cf : int {
   kCfSpace,        // space accounting (blockmap/space_format.h)
 };
 std::vector<std::string> ColumnFamilyNames();
+// Puts the allocator's records of a txg into its batch (pool.cc).
+void PutSlabRecords(KvBatch& batch, const std::vector<Allocator::SlabRecord>& records);
 
 inline constexpr std::string_view kMetaKeyGuid = "pool_guid";
 inline constexpr std::string_view kMetaKeySyncedTxg = "synced_txg";
