@@ -1,6 +1,7 @@
 // VolumeDevice: the BlockDevice of a volume or snapshot (block_device.h).
 //
-// Splits byte ranges into volume blocks. Whole blocks go straight to core;
+// Splits byte ranges into volume blocks. Whole blocks go straight to core
+// (a run of whole blocks in one ReadBlocks call);
 // partial blocks are read, patched and written back under one of 64 striped
 // locks chosen by block number, so two partial writes to one block never
 // lose each other's bytes. A block that ends up all zeros is unmapped
@@ -52,7 +53,10 @@ class VolumeDevice : public BlockDevice {
       uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
       uint64_t n = std::min<uint64_t>(bs_ - in, out.size() - done);
       if (n == bs_) {
-        BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, view, out.subspan(done, n)));
+        // Every whole block from here in one call (one metadata iterator,
+        // one device read per contiguous run).
+        n = (out.size() - done) / bs_ * bs_;
+        BH_RETURN_IF_ERROR(pool_->ReadBlocks(lineage, blk, view, bs_, out.subspan(done, n)));
       } else {
         block.resize(bs_);
         BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, view, block));

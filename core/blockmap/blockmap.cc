@@ -205,8 +205,13 @@ Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const Lineage
 Result<std::optional<BlockPtr>> Pool::Impl::Resolve(LineageId lineage, uint64_t blkno,
                                                     uint64_t view) {
   auto it = kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  return Resolve(*it, lineage, blkno, view);
+}
+
+Result<std::optional<BlockPtr>> Pool::Impl::Resolve(KvIterator& it, LineageId lineage,
+                                                    uint64_t blkno, uint64_t view) {
   for (int depth = 0; depth < 1000; ++depth) {
-    BH_ASSIGN_OR_RETURN(auto found, SeekVersion(*it, lineage, blkno, view));
+    BH_ASSIGN_OR_RETURN(auto found, SeekVersion(it, lineage, blkno, view));
     if (found) {
       if (found->second.hole) return std::optional<BlockPtr>();
       return std::optional<BlockPtr>(found->second);
@@ -231,31 +236,106 @@ Result<std::optional<std::pair<uint64_t, BlockPtr>>> Pool::Impl::HeadVersion(Lin
   return SeekVersion(*it, lineage, blkno, kHeadView);
 }
 
+namespace {
+
+// Checks a stored block's bytes against its checksum and expands them into
+// `out` (a copy when stored raw, unless `payload` already is `out`).
+Status CheckAndExpand(const Pool::Impl& p, const BlockPtr& ptr, LineageId lineage,
+                      uint64_t blkno, ConstByteSpan payload, ByteSpan out) {
+  if (ComputeChecksum(ptr.checksum_type, payload) != ptr.checksum) {
+    BH_LOG(kError, "pool {}: checksum mismatch in lineage {} block {} at offset {}",
+           p.label.name, lineage, blkno, ptr.offset);
+    return BH_ERROR(kCorruption, "checksum mismatch in lineage {} block {} at offset {}",
+                    lineage, blkno, ptr.offset);
+  }
+  if (ptr.compression.algo == CompressionAlgo::kOff) {
+    if (payload.data() != out.data()) std::memcpy(out.data(), payload.data(), out.size());
+    return Status::Ok();
+  }
+  return Decompress(ptr.compression.algo, payload, out)
+      .Annotate(fmt::format("lineage {} block {} at offset {}", lineage, blkno, ptr.offset));
+}
+
+Status CheckSize(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, size_t size) {
+  if (ptr.lsize == size) return Status::Ok();
+  return BH_ERROR(kInvalidArgument, "block {} of lineage {} holds {} bytes, not {}", blkno,
+                  lineage, ptr.lsize, size);
+}
+
+}  // namespace
+
 Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno,
                            ByteSpan out) {
-  if (ptr.lsize != out.size()) {
-    return BH_ERROR(kInvalidArgument, "block {} of lineage {} holds {} bytes, not {}", blkno,
-                    lineage, ptr.lsize, out.size());
-  }
-  bool raw = ptr.compression.algo == CompressionAlgo::kOff;
+  BH_RETURN_IF_ERROR(CheckSize(ptr, lineage, blkno, out.size()));
   // Compressed blocks are read into a per-thread scratch buffer (no
   // allocation per read); uncompressed ones straight into `out`.
   thread_local std::vector<uint8_t> scratch;
   ByteSpan target = out.subspan(0, ptr.psize);
-  if (!raw) {
+  if (ptr.compression.algo != CompressionAlgo::kOff) {
     if (scratch.size() < ptr.psize) scratch.resize(kMaxBlockSize);
     target = ByteSpan(scratch.data(), ptr.psize);
   }
   BH_RETURN_IF_ERROR(vdev->Read(ptr.offset, target));
-  if (ComputeChecksum(ptr.checksum_type, target) != ptr.checksum) {
-    BH_LOG(kError, "pool {}: checksum mismatch in lineage {} block {} at offset {}",
-           label.name, lineage, blkno, ptr.offset);
-    return BH_ERROR(kCorruption, "checksum mismatch in lineage {} block {} at offset {}",
-                    lineage, blkno, ptr.offset);
+  return CheckAndExpand(*this, ptr, lineage, blkno, target, out);
+}
+
+Status Pool::Impl::ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
+                            const std::vector<bool>& skip, LineageId lineage, uint64_t first,
+                            uint32_t block_size, ByteSpan out) {
+  // A run: blocks i..j-1 stored back to back on the device (what one txg's
+  // sequential writes become). At most kMaxRun bytes per device read.
+  constexpr uint64_t kMaxRun = 1u << 20;
+  thread_local std::vector<uint8_t> run_buf;
+  const size_t n = ptrs.size();
+  for (size_t i = 0; i < n;) {
+    ByteSpan block_out = out.subspan(i * block_size, block_size);
+    if (skip[i]) {
+      ++i;
+      continue;
+    }
+    if (!ptrs[i]) {
+      std::memset(block_out.data(), 0, block_size);
+      ++i;
+      continue;
+    }
+    const BlockPtr& a = *ptrs[i];
+    BH_RETURN_IF_ERROR(CheckSize(a, lineage, first + i, block_size));
+    // Raw blocks that fill their sectors exactly can land in `out` directly.
+    auto direct = [&](const BlockPtr& b) {
+      return b.compression.algo == CompressionAlgo::kOff && alloc->RoundUp(b.psize) == b.psize;
+    };
+    bool all_direct = direct(a);
+    uint64_t end = a.offset + alloc->RoundUp(a.psize);
+    size_t j = i + 1;
+    for (; j < n && !skip[j] && ptrs[j] && ptrs[j]->offset == end && ptrs[j]->lsize == block_size;
+         ++j) {
+      uint64_t len = alloc->RoundUp(ptrs[j]->psize);
+      if (end + len - a.offset > kMaxRun) break;
+      all_direct = all_direct && direct(*ptrs[j]);
+      end += len;
+    }
+    if (j == i + 1) {
+      BH_RETURN_IF_ERROR(ReadPtr(a, lineage, first + i, block_out));
+      ++i;
+      continue;
+    }
+    ByteSpan dst;
+    if (all_direct) {
+      dst = out.subspan(i * block_size, (j - i) * block_size);
+    } else {
+      if (run_buf.size() < kMaxRun) run_buf.resize(kMaxRun);
+      dst = ByteSpan(run_buf.data(), end - a.offset);
+    }
+    BH_RETURN_IF_ERROR(vdev->Read(a.offset, dst));
+    for (size_t k = i; k < j; ++k) {
+      const BlockPtr& b = *ptrs[k];
+      ConstByteSpan payload(dst.data() + (b.offset - a.offset), b.psize);
+      BH_RETURN_IF_ERROR(CheckAndExpand(*this, b, lineage, first + k, payload,
+                                        out.subspan(k * block_size, block_size)));
+    }
+    i = j;
   }
-  if (raw) return Status::Ok();
-  return Decompress(ptr.compression.algo, target, out)
-      .Annotate(fmt::format("lineage {} block {} at offset {}", lineage, blkno, ptr.offset));
+  return Status::Ok();
 }
 
 Status Pool::Impl::ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view,

@@ -564,6 +564,61 @@ Status Pool::Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out
   return p.ReadCommitted(lineage, blkno, view, out);
 }
 
+Status Pool::ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
+                        ByteSpan out) {
+  Impl& p = *impl_;
+  if (block_size == 0 || out.size() % block_size != 0) {
+    return BH_ERROR(kInvalidArgument, "{} bytes are not a whole number of {}-byte blocks",
+                    out.size(), block_size);
+  }
+  const size_t n = out.size() / block_size;
+  thread_local std::vector<bool> skip;
+  thread_local std::vector<std::optional<BlockPtr>> ptrs;
+  skip.assign(n, false);
+  size_t remaining = n;
+  {
+    MutexLock lock(&p.mu);
+    if (p.closed) return BH_ERROR(kUnavailable, "pool {} is closed", p.label.name);
+    if (!p.lineages.contains(lineage)) {
+      return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
+    }
+    if (view == kHeadView && (!p.open.empty() || p.syncing)) {
+      for (size_t k = 0; k < n; ++k) {
+        const DirtyKey key{lineage, first + k};
+        const DirtyBlock* hit = nullptr;
+        auto it = p.open.find(key);
+        if (it != p.open.end()) {
+          hit = &it->second;
+        } else if (p.syncing) {
+          auto sit = p.syncing->find(key);
+          if (sit != p.syncing->end()) hit = &sit->second;
+        }
+        if (hit == nullptr) continue;
+        ByteSpan block_out = out.subspan(k * block_size, block_size);
+        if (!hit->data) {
+          std::memset(block_out.data(), 0, block_size);
+        } else if (hit->data->size() != block_size) {
+          return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", first + k,
+                          hit->data->size(), block_size);
+        } else {
+          std::memcpy(block_out.data(), hit->data->data(), block_size);
+        }
+        skip[k] = true;
+        --remaining;
+      }
+    }
+  }
+  if (remaining == 0) return Status::Ok();
+  std::shared_lock<std::shared_mutex> gate(p.read_gate);
+  auto it = p.kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  ptrs.assign(n, std::nullopt);
+  for (size_t k = 0; k < n; ++k) {
+    if (skip[k]) continue;
+    BH_ASSIGN_OR_RETURN(ptrs[k], p.Resolve(*it, lineage, first + k, view));
+  }
+  return p.ReadPtrs(ptrs, skip, lineage, first, block_size, out);
+}
+
 Result<std::optional<BlockPtr>> Pool::LookupCommitted(LineageId lineage, uint64_t blkno,
                                                       uint64_t view) {
   return impl_->Resolve(lineage, blkno, view);

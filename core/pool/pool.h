@@ -172,6 +172,12 @@ class Pool {
   // Errors: Corruption (checksum mismatch, with lineage, block and offset),
   // IOError, InvalidArgument (out.size() differs from the stored size).
   Status Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
+  // Reads out.size() / block_size consecutive blocks from `first`, each of
+  // block_size bytes, as Read() would one by one, but with one metadata
+  // iterator for all and one device read per physically contiguous run.
+  // out.size() must be a multiple of block_size.
+  Status ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
+                    ByteSpan out);
   // Returns the version visible at a view without reading data, or nullopt
   // for a block that reads as zeros. Does not look into dirty data.
   Result<std::optional<BlockPtr>> LookupCommitted(LineageId lineage, uint64_t blkno,

@@ -124,6 +124,75 @@ TEST_CASE("pool: every compression and checksum reads back") {
   CheckClean(*pool);
 }
 
+// ReadBlocks must read exactly what Read reads block by block, whatever mix
+// of runs, compression, holes, dirty data, snapshots and clone origins lies
+// under the range.
+TEST_CASE("pool: ReadBlocks equals block-by-block reads") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  const BlockOptions raw{Compression{CompressionAlgo::kOff, 0}, ChecksumType::kXxh3_128};
+  const BlockOptions lz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kCrc32c};
+  // One txg of 40 blocks: a physically contiguous run with raw and
+  // compressed blocks mixed.
+  for (uint64_t b = 0; b < 40; ++b) {
+    REQUIRE(pool->Write(l, b, PatternBlock(kBs, 1, b), b % 3 == 0 ? raw : lz4).ok());
+  }
+  REQUIRE(pool->Flush().ok());
+  // A second txg breaks the run in places; unmaps make holes.
+  for (uint64_t b : {5, 6, 17, 30}) REQUIRE(pool->Write(l, b, PatternBlock(kBs, 2, b), raw).ok());
+  for (uint64_t b : {8, 21}) REQUIRE(pool->Unmap(l, b).ok());
+  REQUIRE(pool->Flush().ok());
+  uint64_t snap = Snapshot(*pool, l);
+  // Dirty data at the head (open txg): overwrites, an unmap, new blocks.
+  for (uint64_t b : {2, 3, 41}) REQUIRE(pool->Write(l, b, PatternBlock(kBs, 3, b), lz4).ok());
+  REQUIRE(pool->Unmap(l, 10).ok());
+  // A clone of the snapshot with one block of its own.
+  LineageId c = NewLineage(*pool, LineageInfo{false, l, snap, 0});
+  REQUIRE(pool->Write(c, 12, PatternBlock(kBs, 4, 12), raw).ok());
+
+  auto check = [&](LineageId lin, uint64_t view, uint64_t first, uint64_t count) {
+    std::vector<uint8_t> want;
+    for (uint64_t b = first; b < first + count; ++b) {
+      auto one = ReadBlock(*pool, lin, b, view);
+      want.insert(want.end(), one.begin(), one.end());
+    }
+    std::vector<uint8_t> got(count * kBs, 0xee);
+    Status s = pool->ReadBlocks(lin, first, view, kBs, got);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK_MESSAGE(got == want, "lineage ", lin, " view ", view, " blocks ", first, "+", count);
+  };
+  for (int round = 0; round < 2; ++round) {  // dirty, then committed
+    for (auto [first, count] : {std::pair<uint64_t, uint64_t>{0, 48}, {0, 1}, {4, 3}, {7, 20},
+                                {29, 3}, {39, 5}, {100, 4}}) {
+      check(l, kHeadView, first, count);
+      check(l, snap, first, count);
+      check(c, kHeadView, first, count);
+    }
+    REQUIRE(pool->Flush().ok());
+  }
+
+  // Bad sizes are refused.
+  std::vector<uint8_t> odd(kBs + 512);
+  CHECK(pool->ReadBlocks(l, 0, kHeadView, kBs, odd).code() == Code::kInvalidArgument);
+  std::vector<uint8_t> small(2 * 4096);
+  CHECK(pool->ReadBlocks(l, 0, kHeadView, 4096, small).code() == Code::kInvalidArgument);
+
+  // A damaged block inside a run is reported by its own number.
+  auto victim = pool->LookupCommitted(l, 34, kHeadView);
+  REQUIRE((victim.ok() && victim->has_value()));
+  {
+    std::fstream f(tmp / "pool/data", std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(static_cast<std::streamoff>((*victim)->offset + 100));
+    f.write("garbage", 7);
+  }
+  std::vector<uint8_t> run(10 * kBs);
+  Status bad = pool->ReadBlocks(l, 31, kHeadView, kBs, run);
+  CHECK(bad.code() == Code::kCorruption);
+  CHECK(bad.ToString().find("block 34") != std::string::npos);
+}
+
 TEST_CASE("pool: overwrite without snapshot frees the old version") {
   TempDir tmp;
   auto pool = MakePool(tmp);

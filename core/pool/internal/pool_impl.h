@@ -154,6 +154,16 @@ struct Pool::Impl {
   // The committed version of (lineage, blkno) visible at `view`, following
   // clone origins; nullopt when the block reads as zeros.
   Result<std::optional<BlockPtr>> Resolve(LineageId lineage, uint64_t blkno, uint64_t view);
+  // The same with a caller's iterator over kCfBlocks (same_prefix), for
+  // lookups of many blocks.
+  Result<std::optional<BlockPtr>> Resolve(KvIterator& it, LineageId lineage, uint64_t blkno,
+                                          uint64_t view);
+  // Reads committed blocks [first, first + ptrs.size()) whose versions are
+  // `ptrs` (nullopt: zeros; skipped where `skip` is set) into `out`, one
+  // device read per physically contiguous run.
+  Status ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
+                  const std::vector<bool>& skip, LineageId lineage, uint64_t first,
+                  uint32_t block_size, ByteSpan out);
   Status ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
   // The committed newest version of (lineage, blkno) in that lineage only,
   // with its birth; nullopt when the lineage has none.
