@@ -6,9 +6,16 @@
 //   a map of disjoint, coalesced extents counted in sectors. The sync thread
 //   asks for one contiguous extent per txg when it can (the txg's blocks then
 //   go out as one sequential write) and block by block when it cannot.
-//   Allocation is first-fit, starting at a cursor that moves forward with
-//   each allocation, so new data tends to be written in log order and recently
-//   freed holes are reused only after the cursor comes around.
+//   Allocation is first-fit from the lowest address: first for an extent
+//   that holds the whole run up to kGoodRun (1 MiB), then for any extent
+//   that holds the next block. Low-first keeps the data file compact and
+//   reuses space freed a few txgs ago, whose pages the kernel still caches:
+//   on the machines we measure, writing a page the page cache already holds
+//   costs a tenth of the CPU of a fresh one (allocation, zeroing and
+//   accounting of the page), and a cursor that swept the whole pool wrote
+//   only fresh pages (docs/DECISIONS.md D23). Asking for whole runs first
+//   keeps a txg's blocks contiguous on disk (one write, and one read when
+//   they are read back in order) when the low space is cut into small holes.
 //
 // Data structures & on-disk format
 //   Slab::free is std::map<start sector, length>. The persistent form of a
@@ -69,6 +76,9 @@ namespace {
 // A slab's log is condensed into a full map once it holds more operations
 // than this, or twice the map's extents if that is more.
 constexpr uint64_t kMinLogOps = 256;
+// A run this long (or the whole request, if shorter) is looked for before
+// settling for the first extent that holds the next block.
+constexpr uint64_t kGoodRun = 1u << 20;
 }  // namespace
 
 Allocator::Allocator(const AllocatorGeometry& geometry) : geometry_(geometry) {
@@ -186,11 +196,12 @@ void Allocator::InsertFree(Slab& slab, uint64_t start, uint64_t len) {
     slab.free.erase(next);
   }
   slab.free.emplace(start, len);
+  if (len >= slab.no_fit) slab.no_fit = UINT64_MAX;
 }
 
 bool Allocator::AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
                                uint64_t* start, uint64_t* got) {
-  if (slab.free_sectors < min_sectors) return false;
+  if (slab.free_sectors < min_sectors || min_sectors >= slab.no_fit) return false;
   for (auto it = slab.free.begin(); it != slab.free.end(); ++it) {
     if (it->second < min_sectors) continue;
     *start = it->first;
@@ -203,6 +214,7 @@ bool Allocator::AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_se
                                   static_cast<uint32_t>(*got)});
     return true;
   }
+  slab.no_fit = min_sectors;
   return false;
 }
 
@@ -210,14 +222,16 @@ Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length) 
   uint64_t min_sectors = RoundUp(min_length) >> geometry_.ashift;
   uint64_t max_sectors = std::max(min_sectors, RoundUp(max_length) >> geometry_.ashift);
   BH_CHECK(min_sectors > 0);
-  for (size_t i = 0; i < slabs_.size(); ++i) {
-    size_t idx = (cursor_ + i) % slabs_.size();
-    uint64_t start = 0, got = 0;
-    if (AllocateInSlab(slabs_[idx], min_sectors, max_sectors, &start, &got)) {
-      cursor_ = idx;
-      free_sectors_ -= got;
-      return Extent{start << geometry_.ashift, got << geometry_.ashift};
+  const uint64_t good = std::clamp(kGoodRun >> geometry_.ashift, min_sectors, max_sectors);
+  for (uint64_t want : {good, min_sectors}) {
+    for (Slab& slab : slabs_) {
+      uint64_t start = 0, got = 0;
+      if (AllocateInSlab(slab, want, max_sectors, &start, &got)) {
+        free_sectors_ -= got;
+        return Extent{start << geometry_.ashift, got << geometry_.ashift};
+      }
     }
+    if (want == min_sectors) break;
   }
   return BH_ERROR(kResourceExhausted,
                   "no free extent of {} bytes ({} bytes free in all)", min_length,

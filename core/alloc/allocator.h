@@ -110,6 +110,9 @@ class Allocator {
     bool needs_map = true;       // a fresh slab: no map on disk yet
     std::vector<SlabOp> pending;  // changes since the last TakeDirtySlabs
     uint64_t logged_ops = 0;      // operations in its log on disk
+    // Every free extent is shorter than this many sectors (a search for
+    // that much or more can skip the slab). UINT64_MAX: not known.
+    uint64_t no_fit = UINT64_MAX;
   };
 
   static void InsertFree(Slab& slab, uint64_t start, uint64_t len);
@@ -119,7 +122,6 @@ class Allocator {
 
   AllocatorGeometry geometry_;
   std::vector<Slab> slabs_;
-  size_t cursor_ = 0;  // slab where the next search starts
   uint64_t free_sectors_ = 0;
   // txg -> extents (in sectors: start, length) freed in that txg.
   std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> deferred_;
