@@ -9,14 +9,14 @@ struct BufferCache::State {
   std::mutex mu;
   size_t max_bytes;
   size_t cached = 0;
-  std::map<size_t, std::vector<std::vector<uint8_t>*>> free;  // by exact size
+  std::map<size_t, std::vector<std::vector<uint8_t>*>> free;  // by capacity
 
   void Put(std::vector<uint8_t>* buf) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (cached + buf->size() <= max_bytes) {
-        cached += buf->size();
-        free[buf->size()].push_back(buf);
+      if (cached + buf->capacity() <= max_bytes) {
+        cached += buf->capacity();
+        free[buf->capacity()].push_back(buf);
         return;
       }
     }
@@ -38,15 +38,24 @@ BufferCache::~BufferCache() = default;
 std::shared_ptr<std::vector<uint8_t>> BufferCache::Get(size_t size) {
   std::vector<uint8_t>* buf = nullptr;
   {
+    // The smallest cached buffer that holds `size` without growing, if it
+    // wastes less than half: blocks and their compressed forms differ by a
+    // few bytes (the compressor's bound), and both should find a buffer.
     std::lock_guard<std::mutex> lock(state_->mu);
-    auto it = state_->free.find(size);
-    if (it != state_->free.end() && !it->second.empty()) {
+    for (auto it = state_->free.lower_bound(size);
+         it != state_->free.end() && it->first <= 2 * size; ++it) {
+      if (it->second.empty()) continue;
       buf = it->second.back();
       it->second.pop_back();
-      state_->cached -= size;
+      state_->cached -= it->first;
+      break;
     }
   }
-  if (buf == nullptr) buf = new std::vector<uint8_t>(size);
+  if (buf == nullptr) {
+    buf = new std::vector<uint8_t>(size);
+  } else {
+    buf->resize(size);  // within capacity: fills only what it grows by
+  }
   // The deleter holds the state, so a buffer may outlive the cache object.
   std::shared_ptr<State> state = state_;
   return std::shared_ptr<std::vector<uint8_t>>(buf, [state](std::vector<uint8_t>* b) {

@@ -4,7 +4,9 @@
 // committed. Allocating those fresh each time costs page faults (glibc maps
 // 128 KiB buffers with mmap) and cold caches; recycling them keeps the
 // working set warm. Buffers come back to the cache when their last
-// shared_ptr goes, up to max_cached_bytes; past that they are freed.
+// shared_ptr goes, up to max_cached_bytes (of capacity); past that they are
+// freed. A request takes the smallest cached buffer whose capacity holds
+// it (at most twice its size), so sizes a few bytes apart share buffers.
 //
 // Thread safety: thread-safe. Buffers may outlive the cache.
 #pragma once
