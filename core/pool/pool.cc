@@ -328,6 +328,13 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
     MutexLock lock(&impl->mu);
     impl->RefreshCounters();
   }
+  if (!options.read_only) {
+    int helpers = options.prepare_threads;
+    if (helpers < 0) {
+      helpers = std::clamp(static_cast<int>(std::thread::hardware_concurrency()) - 1, 0, 3);
+    }
+    if (helpers > 0) impl->prepare_pool = std::make_unique<WorkPool>(helpers);
+  }
   Impl* raw_impl = impl.get();
   if (!options.read_only) impl->sync_thread = std::thread([raw_impl] { raw_impl->SyncLoop(); });
   return std::unique_ptr<Pool>(new Pool(std::move(impl)));

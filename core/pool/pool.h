@@ -75,6 +75,9 @@ struct PoolOptions {
   // Unmap and RunSyncTask return FailedPrecondition; Flush returns the
   // last synced txg; reads and Scrub work.
   bool read_only = false;
+  // Threads that compress and checksum a commit's blocks besides the sync
+  // thread; -1: one fewer than the CPUs, at most 3.
+  int prepare_threads = -1;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;

@@ -15,7 +15,8 @@
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
 //   becomes Impl::syncing, still readable by Read() until the commit is done.
 //   One commit writes, in this order:
-//     1. the txg's blocks, compressed and checksummed, into space freshly
+//     1. the txg's blocks, compressed and checksummed (by the sync thread
+//        and PoolOptions::prepare_threads helpers), into space freshly
 //        allocated from the allocator (one contiguous extent when possible,
 //        sorted by lineage and block so the write is sequential), with one
 //        pwritev per extent;
@@ -59,7 +60,8 @@
 //   whose check fails are dropped without touching the batch.
 //
 // Tunables
-//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB).
+//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB),
+//   prepare_threads (CPUs - 1, at most 3).
 
 #include <algorithm>
 #include <chrono>
@@ -77,10 +79,10 @@ struct PreparedBlock {
   DirtyKey key;
   const DirtyBlock* dirty;
   BlockPtr ptr;
-  std::vector<uint8_t> compressed;  // empty when stored as is
+  std::shared_ptr<std::vector<uint8_t>> compressed;  // null when stored as is
 
   ConstByteSpan payload() const {
-    if (!compressed.empty()) return {compressed.data(), ptr.psize};
+    if (compressed) return {compressed->data(), ptr.psize};
     return {dirty->data->data(), dirty->data->size()};
   }
 };
@@ -88,8 +90,9 @@ struct PreparedBlock {
 // Compresses (when the block's options ask for it) and checksums a block.
 // A compressed form is kept only when it takes fewer sectors than the raw
 // block (ZFS's rule too): a 4K block compressed to 2K on 4K sectors would
-// use the same space and cost a decompression on every read.
-void Prepare(PreparedBlock& b, const Allocator& alloc) {
+// use the same space and cost a decompression on every read. The output
+// buffer is a recycled one (a fresh vector would be zero-filled first).
+void Prepare(PreparedBlock& b, const Allocator& alloc, BufferCache& buffers) {
   if (!b.dirty->data) {
     b.ptr.hole = true;
     return;
@@ -100,13 +103,13 @@ void Prepare(PreparedBlock& b, const Allocator& alloc) {
   b.ptr.checksum_type = b.dirty->options.checksum;
   const Compression& c = b.dirty->options.compression;
   if (c.algo != CompressionAlgo::kOff) {
-    b.compressed.resize(CompressBound(c, data.size()));
-    size_t n = Compress(c, data, b.compressed);
+    b.compressed = buffers.Get(CompressBound(c, data.size()));
+    size_t n = Compress(c, data, *b.compressed);
     if (n > 0 && alloc.RoundUp(n) < alloc.RoundUp(data.size())) {
       b.ptr.psize = static_cast<uint32_t>(n);
       b.ptr.compression = c;
     } else {
-      b.compressed.clear();
+      b.compressed.reset();
     }
   }
   b.ptr.checksum = ComputeChecksum(b.ptr.checksum_type, b.payload());
@@ -196,7 +199,12 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   }
   std::sort(blocks.begin(), blocks.end(),
             [](const PreparedBlock& a, const PreparedBlock& b) { return a.key < b.key; });
-  for (PreparedBlock& b : blocks) Prepare(b, *alloc);
+  if (prepare_pool) {
+    prepare_pool->ParallelFor(blocks.size(),
+                              [&](size_t i) { Prepare(blocks[i], *alloc, buffers); });
+  } else {
+    for (PreparedBlock& b : blocks) Prepare(b, *alloc, buffers);
+  }
   BH_RETURN_IF_ERROR(PlaceAndWrite(*this, blocks));
 
   KvBatch batch;

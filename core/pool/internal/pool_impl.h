@@ -18,6 +18,7 @@
 #include "core/blockmap/space_format.h"
 #include "core/base/buffer_cache.h"
 #include "core/base/thread_annotations.h"
+#include "core/base/work_pool.h"
 #include "core/io/vdev.h"
 #include "core/kv/kv_store.h"
 #include "core/pool/pool.h"
@@ -88,6 +89,9 @@ struct Pool::Impl {
   uint64_t slop = 0;
   // Recycles dirty block buffers (64 MiB cached at most).
   BufferCache buffers{64ull << 20};
+  // Compresses and checksums commits' blocks beside the sync thread (null
+  // for read-only pools).
+  std::unique_ptr<WorkPool> prepare_pool;
 
   // Lock order: sync_mu, then read_gate, then mu.
   Mutex sync_mu;  // held for a whole commit, and by Scrub
