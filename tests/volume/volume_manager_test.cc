@@ -71,6 +71,28 @@ TEST_CASE("volume: create, write unaligned, read back, reopen") {
   CHECK(rig.vm->Get("vm1")->props.volsize == (1u << 20));
 }
 
+TEST_CASE("volume: all-zero blocks become holes, any non-zero byte keeps a block") {
+  Rig rig;
+  REQUIRE(rig.vm->CreateVolume("z", Props(1 << 20, 4096)).ok());
+  auto dev = rig.Dev("z");
+  const std::vector<size_t> spots = {0, 1, 15, 16, 17, 31, 2048, 4095};
+  std::vector<uint8_t> blocks((spots.size() + 1) * 4096, 0);
+  for (size_t i = 0; i < spots.size(); ++i) blocks[(i + 1) * 4096 + spots[i]] = 0x5a;
+  // Block 0 all zeros, block i+1 with one non-zero byte at spots[i].
+  REQUIRE(dev->Write(0, blocks).ok());
+  REQUIRE(dev->Flush().ok());
+  const uint64_t lineage = rig.vm->Get("z")->lineage;
+  auto hole = rig.pool->LookupCommitted(lineage, 0, core::kHeadView);
+  REQUIRE(hole.ok());
+  CHECK_FALSE(hole->has_value());
+  for (size_t i = 0; i < spots.size(); ++i) {
+    auto kept = rig.pool->LookupCommitted(lineage, i + 1, core::kHeadView);
+    REQUIRE(kept.ok());
+    CHECK_MESSAGE(kept->has_value(), "non-zero byte at ", spots[i]);
+  }
+  CHECK(ReadAll(*dev, 0, blocks.size()) == blocks);
+}
+
 TEST_CASE("volume: ranges beyond the volume and writes to snapshots are refused") {
   Rig rig;
   REQUIRE(rig.vm->CreateVolume("v", Props(1 << 20)).ok());
