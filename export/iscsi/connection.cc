@@ -39,7 +39,8 @@
 //
 // Concurrency & lock order
 //   Loop-confined. Calls out, without holding any lock: Target::Execute
-//   (I/O thread), Target::ResetLun/NexusLost (loop thread, after the
+//   (I/O thread; on the loop itself for a small read when nothing else of
+//   the connection executes, ServerOptions::inline_read_bytes), Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
 //   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
 //   sessions only by EventLoop::Post to their loops, which answer with a
@@ -613,7 +614,9 @@ void Connection::HandleDataOut(const Pdu& pdu) {
 void Connection::Dispatch(Task* t) {
   t->state = Task::State::kExecuting;
   t->cmd.data_out = t->write ? ConstByteSpan(t->data.data(), t->received) : ConstByteSpan();
-  if (server_->pool == nullptr) {
+  const bool inline_read = t->read && !t->write && inflight_ == 0 &&
+                           t->edtl <= server_->options.inline_read_bytes;
+  if (server_->pool == nullptr || inline_read) {
     session_.target->luns->Execute(nexus_, t->cmd, &t->response);
     FinishTask(t);
     return;
