@@ -27,7 +27,7 @@
 //   * A key is accepted once per login (RFC 7143 §6.1); again = 0x0200.
 //   * result_.initiator_name is an iSCSI name (RFC 7143 §4.2.7, checked
 //     by IsValidIscsiName: iqn./eui./naa., <= 223 bytes, ASCII letters in
-//     either case, digits, '-', '.', ':'); ACLs, the session registry and
+//     either case, digits, '-', '.', ':', '_'); ACLs, the session registry and
 //     the CHAP backoff only ever see such names.
 //   * The target only sets T when the initiator did.
 //
@@ -91,7 +91,7 @@ bool IsAsciiHex(char c) {
 // The bytes a name may hold under our policy (see IsValidIscsiName).
 bool IsNameByte(char c) {
   return IsAsciiDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-         c == '.' || c == ':';
+         c == '.' || c == ':' || c == '_';
 }
 
 // `name` starts with the four bytes of `type` ("iqn.", ...), in any case.

@@ -76,8 +76,10 @@ bool InitiatorAllowed(const TargetConfig& target, const std::string& initiator,
 // iqn.YYYY-MM.<reversed domain>[:<anything>], eui.<16 hex digits> or
 // naa.<16 or 32 hex digits>, at most 223 bytes. The policy is lenient about
 // case (initiators such as Windows send upper case; RFC 3722 folds it) and
-// strict about bytes: only ASCII letters, digits, '-', '.' and ':' pass, so
-// spaces, control characters, '/', '@' and every non-ASCII byte fail.
+// strict about bytes: only ASCII letters, digits, '-', '.', ':' and '_'
+// pass, so spaces, control characters, '/', '@' and every non-ASCII byte
+// fail. '_' is outside RFC 3722's set but real initiators send it (qemu
+// appends the VM name) and Linux LIO admits it.
 bool IsValidIscsiName(std::string_view name);
 
 class LoginMachine {

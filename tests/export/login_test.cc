@@ -169,6 +169,7 @@ TEST_CASE("IsValidIscsiName: the RFC 7143 §4.2.7 formats, in any case, ASCII on
            "IQN.2001-04.COM.EXAMPLE:STORAGE.DISK2",
            "iqn.2026-11.com.example",  // no unique part
            "iqn.2026-11.com.example:",
+           "iqn.2008-11.org.linux-kvm:my_vm",  // '_': lenient, as LIO
            "eui.02004567A425678D",
            "EUI.02004567a425678d",
            "naa.52004567BA64678D",
@@ -186,10 +187,10 @@ TEST_CASE("IsValidIscsiName: the RFC 7143 §4.2.7 formats, in any case, ASCII on
            "iqn.26-11.com.example", "iqn.2026-13.com.example", "iqn.2026-00.com.example",
            "iqn.2026_11.com.example", "iqn.2026-11:com.example", "iqn.2026-11.:host",
            "iqn.2026-11..com.example", "iqn.2026-11.com.example.:host",
-           // bytes outside letters, digits, '-', '.', ':'
+           // bytes outside letters, digits and - . : _
            "iqn.2026-11.com.example:host name", "iqn.2026-11.com.example:host\tname",
            "iqn.2026-11.com.example:a/b", "iqn.2026-11.com.example:a@b",
-           "iqn.2026-11.com.example:a_b", "iqn.2026-11.com.example:a,b",
+           "iqn.2026-11.com.example:a,b",
            "iqn.2026-11.com.example:a\x01" "b", "iqn.2026-11.com.example:\x7f",
            std::string("iqn.2026-11.com.example:a") + '\0' + "b",
            "iqn.2026-11.com.ex\xc3\xa4mple", "iqn.2026-11.com.example:\xff",
