@@ -25,6 +25,10 @@
 //   * Operational keys are honoured only after authentication; before it
 //     they are answered "Reject" and keep their defaults.
 //   * A key is accepted once per login (RFC 7143 §6.1); again = 0x0200.
+//   * result_.initiator_name is an iSCSI name (RFC 7143 §4.2.7, checked
+//     by IsValidIscsiName: iqn./eui./naa., <= 223 bytes, ASCII letters in
+//     either case, digits, '-', '.', ':', '_'); ACLs, the session registry and
+//     the CHAP backoff only ever see such names.
 //   * The target only sets T when the initiator did.
 //
 // Concurrency & lock order
@@ -36,10 +40,11 @@
 //
 // Failure handling
 //   Failures answer the RFC 7143 §11.13.5 status and close: 0x0200 for
-//   malformed requests, 0x0201 for every authentication failure (never
-//   saying why; delayed by ChapLimiter), 0x0202 ACL, 0x0203 unknown
-//   target, 0x0205 version, 0x0207 missing keys, 0x020a unknown TSIH,
-//   0x020b a non-login PDU, 0x0302 text over 64 KiB.
+//   malformed requests (an InitiatorName that is not an iSCSI name among
+//   them), 0x0201 for every authentication failure (never saying why;
+//   delayed by ChapLimiter), 0x0202 ACL, 0x0203 unknown target, 0x0205
+//   version, 0x0207 missing keys, 0x020a unknown TSIH, 0x020b a non-login
+//   PDU, 0x0302 text over 64 KiB.
 //
 // Tunables
 //   LoginEnv::offers, cmdsn_window, discovery_chap.
@@ -72,6 +77,51 @@ bool ParseAddress(const std::string& text, uint8_t out[16]) {
     return true;
   }
   return false;
+}
+
+// RFC 7143 §4.2.7: an iSCSI name is at most 223 bytes.
+constexpr size_t kMaxIscsiNameBytes = 223;
+
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
+bool IsAsciiHex(char c) {
+  return IsAsciiDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// The bytes a name may hold under our policy (see IsValidIscsiName).
+bool IsNameByte(char c) {
+  return IsAsciiDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+         c == '.' || c == ':' || c == '_';
+}
+
+// `name` starts with the four bytes of `type` ("iqn.", ...), in any case.
+bool HasType(std::string_view name, std::string_view type) {
+  if (name.size() < type.size()) return false;
+  for (size_t i = 0; i < type.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != type[i]) return false;
+  }
+  return true;
+}
+
+bool AllHex(std::string_view s) { return std::all_of(s.begin(), s.end(), IsAsciiHex); }
+
+// What follows "iqn.": YYYY-MM.<naming authority>[:<anything>]. The
+// authority (a reversed domain name) must not be empty or begin or end
+// with a dot; the part after ':' is the owner's business.
+bool IsValidIqnRest(std::string_view rest) {
+  if (rest.size() < 9) return false;  // "YYYY-MM." and one authority byte
+  const std::string_view date = rest.substr(0, 8);
+  for (size_t i = 0; i < date.size(); ++i) {
+    const bool ok = i == 4 ? date[i] == '-' : i == 7 ? date[i] == '.' : IsAsciiDigit(date[i]);
+    if (!ok) return false;
+  }
+  const int month = (rest[5] - '0') * 10 + (rest[6] - '0');
+  if (month < 1 || month > 12) return false;
+  std::string_view authority = rest.substr(8);
+  authority = authority.substr(0, authority.find(':'));
+  return !authority.empty() && authority.front() != '.' && authority.back() != '.';
 }
 
 bool IsLoginKey(const std::string& key) {
@@ -114,6 +164,16 @@ bool InitiatorAllowed(const TargetConfig& target, const std::string& initiator,
         break;
     }
   }
+  return false;
+}
+
+bool IsValidIscsiName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxIscsiNameBytes) return false;
+  if (!std::all_of(name.begin(), name.end(), IsNameByte)) return false;
+  const std::string_view rest = name.substr(std::min<size_t>(4, name.size()));
+  if (HasType(name, "iqn.")) return IsValidIqnRest(rest);
+  if (HasType(name, "eui.")) return rest.size() == 16 && AllHex(rest);
+  if (HasType(name, "naa.")) return (rest.size() == 16 || rest.size() == 32) && AllHex(rest);
   return false;
 }
 
@@ -274,6 +334,14 @@ std::optional<LoginStatus> LoginMachine::Leading(const std::vector<KeyValue>& ke
   result_.cid = first_.cid;
   const std::string* initiator = FindKey(keys, "InitiatorName");
   if (initiator == nullptr || initiator->empty()) return LoginStatus::kMissingParameter;
+  // A name that is there but is not an iSCSI name makes the request
+  // malformed, not incomplete: 0x0200 "Initiator error", as every other
+  // malformed key gets here. RFC 7143 §11.13.5 gives 0x0207 to missing
+  // parameters (the case above) and 0x0201 to failed authentication, which
+  // would send the user looking for a CHAP problem. LIO is no guide: it
+  // answers 0x0207 only when the key is absent and checks no syntax at all
+  // (it lowercases the name for its ACL lookup).
+  if (!IsValidIscsiName(*initiator)) return LoginStatus::kInitiatorError;
   result_.initiator_name = *initiator;
   if (const std::string* alias = FindKey(keys, "InitiatorAlias")) result_.initiator_alias = *alias;
   const std::string* type = FindKey(keys, "SessionType");

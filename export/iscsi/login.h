@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "export/iscsi/chap.h"
@@ -70,6 +71,16 @@ bool AddressInNetwork(const std::string& address, const std::string& cidr);
 // TargetConfig::allow semantics: any matching rule admits; empty admits none.
 bool InitiatorAllowed(const TargetConfig& target, const std::string& initiator,
                       const std::string& peer_address);
+
+// True when `name` is an iSCSI name in one of the RFC 7143 §4.2.7 formats:
+// iqn.YYYY-MM.<reversed domain>[:<anything>], eui.<16 hex digits> or
+// naa.<16 or 32 hex digits>, at most 223 bytes. The policy is lenient about
+// case (initiators such as Windows send upper case; RFC 3722 folds it) and
+// strict about bytes: only ASCII letters, digits, '-', '.', ':' and '_'
+// pass, so spaces, control characters, '/', '@' and every non-ASCII byte
+// fail. '_' is outside RFC 3722's set but real initiators send it (qemu
+// appends the VM name) and Linux LIO admits it.
+bool IsValidIscsiName(std::string_view name);
 
 class LoginMachine {
  public:

@@ -1,5 +1,7 @@
-// Checks a pool reopened after a kill or power cut against the log of
-// volume_crash_ops.h: every acknowledged snapshot and clone exists with
+// The rig shared by the volume kill and power-loss tests: the pool both
+// start from, how many rounds they run and how the pool is reopened. Then
+// the check of a pool reopened after a kill or power cut against the log
+// of volume_crash_ops.h: every acknowledged snapshot and clone exists with
 // exactly its content, no destroyed one is back, an operation cut short left either
 // nothing or the whole object, the head holds only data some operation
 // wrote, the space tallies equal a recount, and the interrupted frees
@@ -8,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -20,6 +23,38 @@
 
 namespace blockhaus::testing {
 
+// Creates the pool "victim" (64 MiB of data) in `dir` with the volume "v"
+// of kVolCrashBlocks blocks of kVolCrashBs, and closes it again.
+inline void CreateVolumeCrashPool(const std::string& dir) {
+  core::PoolCreateOptions o;
+  o.name = "victim";
+  o.data_size = 64 << 20;
+  REQUIRE(core::Pool::Create(dir, o).ok());
+  auto pool = core::Pool::Open(dir);
+  REQUIRE_MESSAGE(pool.ok(), "open after create: " << pool.status().ToString());
+  auto vm = volume::VolumeManager::Open(pool->get());
+  REQUIRE_MESSAGE(vm.ok(), "open after create: " << vm.status().ToString());
+  volume::VolumeProps p;
+  p.volsize = kVolCrashBs * kVolCrashBlocks;
+  p.volblocksize = kVolCrashBs;
+  REQUIRE((*vm)->CreateVolume("v", p).ok());
+}
+
+// Kill or power-cut rounds per run: 30, or 300 with LONG=1.
+inline int VolumeCrashRounds() {
+  const char* l = std::getenv("LONG");
+  return (l != nullptr && l[0] == '1') ? 300 : 30;
+}
+
+// How the pool is reopened after a crash: the coalescing worker stays off,
+// so VerifyVolumeCrash finds the interrupted frees still pending and
+// finishes them itself.
+inline volume::VolumeManagerOptions VolumeCrashReopenOptions() {
+  volume::VolumeManagerOptions vo;
+  vo.start_coalescer = false;
+  return vo;
+}
+
 using VolContent = std::vector<uint64_t>;  // tag per block, 0 = zeros
 
 // What survived one round. Carried from round to round.
@@ -30,6 +65,13 @@ struct VolCrashState {
   // Totals over the rounds, for the test's closing message.
   uint64_t ops = 0, snapshots_checked = 0, clones_checked = 0, frees_finished = 0;
 };
+
+// The totals of a run, for the test's closing MESSAGE.
+inline std::string VolCrashSummary(const VolCrashState& s) {
+  return std::to_string(s.ops) + " operations logged; " + std::to_string(s.snapshots_checked) +
+         " snapshots and " + std::to_string(s.clones_checked) + " clones checked; " +
+         std::to_string(s.frees_finished) + " interrupted frees finished";
+}
 
 struct VolCrashExpect {
   std::map<uint64_t, VolContent> must;  // acknowledged and not being destroyed

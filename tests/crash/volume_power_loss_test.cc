@@ -68,22 +68,10 @@ TEST_CASE("crash: power loss during snapshots, destroys, rollbacks and backgroun
   MESSAGE("volume power-loss seed " << seed << " (replay with BH_SEED=" << seed << ")");
   TempDir tmp;
   std::string dir = tmp / "pool";
-  core::PoolCreateOptions o;
-  o.name = "victim";
-  o.data_size = 64 << 20;
-  REQUIRE(core::Pool::Create(dir, o).ok());
-  {
-    auto pool = std::move(core::Pool::Open(dir)).value();
-    auto vm = std::move(volume::VolumeManager::Open(pool.get())).value();
-    volume::VolumeProps p;
-    p.volsize = kVolCrashBs * kVolCrashBlocks;
-    p.volblocksize = kVolCrashBs;
-    REQUIRE(vm->CreateVolume("v", p).ok());
-  }
+  CreateVolumeCrashPool(dir);
   auto base = core::OpenFileVdev(dir + "/data", core::FileVdevOptions{});
   REQUIRE(base.ok());
-  const char* l = std::getenv("LONG");
-  int rounds = (l != nullptr && l[0] == '1') ? 300 : 30;
+  const int rounds = VolumeCrashRounds();
   std::mt19937_64 rng(seed);
   VolCrashState state;
   for (int round = 1; round <= rounds; ++round) {
@@ -95,17 +83,13 @@ TEST_CASE("crash: power loss during snapshots, destroys, rollbacks and backgroun
     reopen.vdev = &fresh;
     auto pool = core::Pool::Open(dir, reopen);
     REQUIRE_MESSAGE(pool.ok(), ctx << "reopen: " << pool.status().ToString());
-    volume::VolumeManagerOptions vo;
-    vo.start_coalescer = false;
-    auto vm = volume::VolumeManager::Open(pool->get(), vo);
+    auto vm = volume::VolumeManager::Open(pool->get(), VolumeCrashReopenOptions());
     REQUIRE_MESSAGE(vm.ok(), ctx << "reopen: " << vm.status().ToString());
     VerifyVolumeCrash(**pool, **vm, log, seed, ctx, &state);
     vm->reset();
     REQUIRE((*pool)->Close().ok());
   }
-  MESSAGE(state.ops << " operations logged; " << state.snapshots_checked << " snapshots and "
-          << state.clones_checked << " clones checked; " << state.frees_finished
-          << " interrupted frees finished");
+  MESSAGE(VolCrashSummary(state));
 }
 
 }  // namespace

@@ -157,6 +157,85 @@ TEST_CASE("D2-4: missing InitiatorName or TargetName fails 0x0207") {
   CHECK(rig2.Step({{"InitiatorName", kIni}}, 0, 1, true).r.status == 0x0207);
 }
 
+TEST_CASE("IsValidIscsiName: the RFC 7143 §4.2.7 formats, in any case, ASCII only") {
+  const std::string longest = "iqn.2026-11.com.example:" + std::string(223 - 24, 'x');
+  REQUIRE(longest.size() == 223);
+  for (const std::string& good : std::vector<std::string>{
+           kIni,
+           "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",  // libiscsi's test tools
+           "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2",
+           "iqn.1993-08.org.debian:01:8a3b4c5d6e7f",                // open-iscsi on Debian
+           "iqn.1991-05.com.microsoft:WIN-7QH2J0K1.corp.example.com",  // Windows, upper case
+           "IQN.2001-04.COM.EXAMPLE:STORAGE.DISK2",
+           "iqn.2026-11.com.example",  // no unique part
+           "iqn.2026-11.com.example:",
+           "iqn.2008-11.org.linux-kvm:my_vm",  // '_': lenient, as LIO
+           "eui.02004567A425678D",
+           "EUI.02004567a425678d",
+           "naa.52004567BA64678D",
+           "naa.62004567BA64678D0123456789ABCDEF",
+           longest,
+       }) {
+    CAPTURE(good);
+    CHECK(IsValidIscsiName(good));
+  }
+  for (const std::string& bad : std::vector<std::string>{
+           "",
+           longest + "x",  // 224 bytes
+           // iqn: the date, then a naming authority
+           "iqn.", "iqn.2026-11", "iqn.2026-11.", "iqn.2026-1.com.example",
+           "iqn.26-11.com.example", "iqn.2026-13.com.example", "iqn.2026-00.com.example",
+           "iqn.2026_11.com.example", "iqn.2026-11:com.example", "iqn.2026-11.:host",
+           "iqn.2026-11..com.example", "iqn.2026-11.com.example.:host",
+           // bytes outside letters, digits and - . : _
+           "iqn.2026-11.com.example:host name", "iqn.2026-11.com.example:host\tname",
+           "iqn.2026-11.com.example:a/b", "iqn.2026-11.com.example:a@b",
+           "iqn.2026-11.com.example:a,b",
+           "iqn.2026-11.com.example:a\x01" "b", "iqn.2026-11.com.example:\x7f",
+           std::string("iqn.2026-11.com.example:a") + '\0' + "b",
+           "iqn.2026-11.com.ex\xc3\xa4mple", "iqn.2026-11.com.example:\xff",
+           // eui and naa: exact hex lengths
+           "eui.02004567A425678", "eui.02004567A425678D0", "eui.02004567A425678G", "eui.",
+           "naa.52004567BA64678D0123", "naa.62004567BA64678D0123456789ABCDE",
+           "naa.62004567BA64678D0123456789ABCDEF0",
+           // no known type
+           "host", "iqn2026-11.com.example", "iqm.2026-11.com.example", "foo.02004567A425678D",
+       }) {
+    CAPTURE(bad);
+    CHECK_FALSE(IsValidIscsiName(bad));
+  }
+}
+
+TEST_CASE("InitiatorName that is not an iSCSI name fails 0x0200, even where anyone may log in") {
+  for (const char* bad : {"iqn.2026-11.test:host name", "host", "iqn.2026-11.test:a/b@c",
+                          "eui.0123"}) {
+    CAPTURE(bad);
+    Rig rig;  // the ACL admits any initiator
+    auto a = rig.Step({{"InitiatorName", bad}, {"TargetName", kIqn}, {"AuthMethod", "None"}}, 0,
+                      1, true);
+    CHECK(a.kind == LoginStepKind::kFail);
+    CHECK(a.r.status == 0x0200);
+    CHECK_FALSE(rig.m->complete());
+  }
+  Rig rig;  // discovery sessions too
+  auto d = rig.Step(
+      {{"InitiatorName", "iqn.2026-11.test:bad name"}, {"SessionType", "Discovery"},
+       {"AuthMethod", "None"}},
+      0, 3, true);
+  CHECK(d.r.status == 0x0200);
+}
+
+TEST_CASE("an upper-case InitiatorName logs in and is kept as sent") {
+  const char* name = "IQN.1991-05.COM.MICROSOFT:WIN-HOST";
+  Rig rig;
+  auto a = rig.Step({{"InitiatorName", name}, {"TargetName", kIqn}, {"AuthMethod", "None"}}, 0,
+                    1, true);
+  CHECK(a.kind == LoginStepKind::kRespond);
+  auto b = rig.Step({}, 1, 3, true);
+  CHECK(b.kind == LoginStepKind::kComplete);
+  CHECK(rig.m->result().initiator_name == name);
+}
+
 TEST_CASE("D2-5: unknown target fails 0x0203") {
   Rig rig;
   CHECK(rig.Step({{"InitiatorName", kIni}, {"TargetName", "iqn.nope"}}, 0, 1, true).r.status ==

@@ -165,6 +165,14 @@ std::string D2_4_NoTargetName(Rig& rig) {
   return LoginResult(c, SendLogin(c, {{{"InitiatorName", kIni}, {"AuthMethod", "None"}}}));
 }
 
+// A name that is not an iSCSI name (RFC 7143 §4.2.7), to a target that
+// admits any initiator: the syntax check, not the ACL, must refuse it.
+std::string D2_4_MalformedInitiatorName(Rig& rig) {
+  RawClient c(rig.port());
+  return LoginResult(c, SendLogin(c, {With(Names(kPlain, "iqn.2026-11.test.badin:host name"),
+                                           {{"AuthMethod", "None"}})}));
+}
+
 std::string D2_5_UnknownTarget(Rig& rig) {
   RawClient c(rig.port());
   return LoginResult(
@@ -873,6 +881,8 @@ std::vector<Case> AllCases() {
       {"D2-3 AuthMethod=Foo on plain target", "login 0201+close", D2_3_FooOnPlain},
       {"D2-4 InitiatorName missing", "login 0207+close", D2_4_NoInitiatorName},
       {"D2-4 TargetName missing", "login 0207+close", D2_4_NoTargetName},
+      {"D2-4 InitiatorName not an iSCSI name, target open to any", "login 0200+close",
+       D2_4_MalformedInitiatorName},
       {"D2-5 unknown TargetName", "login 0203+close", D2_5_UnknownTarget},
       {"D2-6 InitiatorName not in ACL", "login 0202+close", D2_6_NotInAcl},
       {"D2-6 ACL'd name spoofed without its secret", "login 0201+close", D2_6_SpoofedName},
