@@ -28,6 +28,7 @@ std::string_view CodeName(Code code) {
     case Code::kNotSupported: return "NotSupported";
     case Code::kPermissionDenied: return "PermissionDenied";
     case Code::kInternal: return "Internal";
+    case Code::kWouldBlock: return "WouldBlock";
   }
   return "Unknown";
 }
@@ -54,6 +55,7 @@ bool Status::retryable() const {
     case Code::kResourceExhausted:
     case Code::kAborted:
     case Code::kUnavailable:
+    case Code::kWouldBlock:
       return true;
     case Code::kOk:
     case Code::kInvalidArgument:

@@ -39,6 +39,9 @@ enum class Code : uint8_t {
   kNotSupported,
   kPermissionDenied,
   kInternal,
+  // Only from calls that asked not to wait: finishing would have to wait for
+  // the device (data or metadata not in memory). Retry with the waiting call.
+  kWouldBlock,
 };
 
 std::string_view CodeName(Code code);

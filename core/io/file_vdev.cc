@@ -88,6 +88,7 @@ class FileVdev final : public Vdev {
 
   uint64_t size() const override { return size_; }
   Status Read(uint64_t offset, ByteSpan buf) override;
+  Status ReadNoWait(uint64_t offset, ByteSpan buf) override;
   Status Write(uint64_t offset, ConstByteSpan buf) override;
   Status WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) override;
   Status Sync() override;
@@ -112,6 +113,25 @@ Status FileVdev::Read(uint64_t offset, ByteSpan buf) {
       return BH_ERROR(kIOError, "pread {} at {}: unexpected end of device", path_,
                       offset + done);
     }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// preadv2(RWF_NOWAIT) copies what the page cache holds and fails with
+// EAGAIN where it would have to read the device; a short read means the
+// rest is not cached. Either way the caller falls back to Read().
+Status FileVdev::ReadNoWait(uint64_t offset, ByteSpan buf) {
+  BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));
+  size_t done = 0;
+  while (done < buf.size()) {
+    iovec iov{buf.data() + done, buf.size() - done};
+    ssize_t n = ::preadv2(fd_, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if ((n < 0 && (errno == EAGAIN || errno == EOPNOTSUPP)) || n == 0) {
+      return BH_ERROR(kWouldBlock, "{} at {} is not in memory", path_, offset + done);
+    }
+    if (n < 0) return ErrnoToStatus(errno, FormatMessage("preadv2 {} at {}", path_, offset + done));
     done += static_cast<size_t>(n);
   }
   return Status::Ok();

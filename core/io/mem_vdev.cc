@@ -23,6 +23,8 @@ class MemVdev final : public Vdev {
     if (!buf.empty()) std::memcpy(buf.data(), data_.data() + offset, buf.size());
     return Status::Ok();
   }
+  // RAM never waits.
+  Status ReadNoWait(uint64_t offset, ByteSpan buf) override { return Read(offset, buf); }
 
   Status Write(uint64_t offset, ConstByteSpan buf) override {
     BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));

@@ -8,6 +8,11 @@
 
 namespace blockhaus::core {
 
+Status Vdev::ReadNoWait(uint64_t offset, ByteSpan buf) {
+  return BH_ERROR(kWouldBlock, "this device cannot read without waiting ({} bytes at {})",
+                  buf.size(), offset);
+}
+
 Status Vdev::WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) {
   uint64_t total = 0;
   for (const ConstByteSpan& b : bufs) {

@@ -34,6 +34,10 @@ class Vdev {
 
   virtual uint64_t size() const = 0;
   virtual Status Read(uint64_t offset, ByteSpan buf) = 0;
+  // Read() that never waits for the device: WouldBlock unless all of the
+  // range can be copied from memory now (the page cache). The default
+  // always says WouldBlock (callers then use Read).
+  virtual Status ReadNoWait(uint64_t offset, ByteSpan buf);
   virtual Status Write(uint64_t offset, ConstByteSpan buf) = 0;
   // Writes the buffers back to back starting at offset (pwritev).
   virtual Status WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs);

@@ -89,6 +89,9 @@ struct KvIteratorOptions {
   std::string upper_bound;
   // Only keys sharing the prefix (KvOptions::prefix_length) of the Seek key.
   bool same_prefix = false;
+  // Never read a file: a Seek that needs a block not in memory (memtables,
+  // block cache) leaves the iterator invalid with status() WouldBlock.
+  bool memory_only = false;
 };
 
 class KvStore {

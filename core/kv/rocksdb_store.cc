@@ -60,7 +60,8 @@
 //   lost, all later ones are lost too.
 //
 // Failure handling
-//   NotFound -> kNotFound; Corruption -> kCorruption; IOError(NoSpace) ->
+//   NotFound -> kNotFound; Incomplete (a memory_only iterator that needs
+//   a file) -> kWouldBlock; Corruption -> kCorruption; IOError(NoSpace) ->
 //   kResourceExhausted; IOError on the LOCK file -> kUnavailable ("metadata
 //   store is locked by another process"); InvalidArgument "does not exist"
 //   (no DB and !create_if_missing) -> kNotFound; other InvalidArgument ->
@@ -119,6 +120,7 @@ Status FromRocks(const rocksdb::Status& s, std::string_view context) {
   if (s.ok()) return Status::Ok();
   const std::string text = s.ToString();
   if (s.IsNotFound()) return BH_ERROR(kNotFound, "{}: {}", context, text);
+  if (s.IsIncomplete()) return BH_ERROR(kWouldBlock, "{}: not in memory: {}", context, text);
   if (s.IsCorruption()) return BH_ERROR(kCorruption, "{}: {}", context, text);
   if (s.IsNoSpace()) return BH_ERROR(kResourceExhausted, "{}: out of space: {}", context, text);
   if (s.IsIOError() && IsLockError(text)) {
@@ -205,6 +207,7 @@ RocksKvIterator::RocksKvIterator(std::shared_ptr<DbCore> core, int cf,
   }
   ro.total_order_seek = !rocks_prefix_mode_;
   ro.prefix_same_as_start = rocks_prefix_mode_;
+  if (options.memory_only) ro.read_tier = rocksdb::kBlockCacheTier;
   it_.reset(core_->db->NewIterator(ro, core_->handles[cf]));
   MutexLock lock(&core_->iter_mu);
   core_->iterators.insert(this);

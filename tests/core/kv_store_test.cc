@@ -200,6 +200,41 @@ TEST_CASE("KvStore: data persists across reopen") {
   CHECK(KvStore::Open(path, more).ok());
 }
 
+TEST_CASE("KvStore: a memory-only iterator says WouldBlock where it needs a file") {
+  ScratchDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    auto store = MustOpen(path, TestOptions());
+    KvBatch b;
+    b.Put(kIndex, "aaaa-on-disk", "1");
+    MustWrite(*store, b, true);
+    REQUIRE(store->Flush().ok());  // into a table file, out of the memtable
+    REQUIRE(store->Close().ok());
+  }
+  auto store = MustOpen(path, TestOptions(/*create=*/false));
+  KvBatch b;
+  b.Put(kIndex, "bbbb-in-memtable", "2");
+  MustWrite(*store, b);
+  KvIteratorOptions mem{.upper_bound = "", .same_prefix = true, .memory_only = true};
+  auto it = store->NewIterator(kIndex, mem);
+  it->Seek("bbbb");
+  REQUIRE(it->Valid());
+  CHECK(it->key() == "bbbb-in-memtable");
+  it->Seek("aaaa");  // its block was never read since the open
+  CHECK_FALSE(it->Valid());
+  CHECK(it->status().code() == Code::kWouldBlock);
+  // A normal iterator reads the file, which brings the block into the
+  // cache; then the memory-only one finds it too.
+  auto disk = store->NewIterator(kIndex, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  disk->Seek("aaaa");
+  REQUIRE(disk->Valid());
+  CHECK(disk->key() == "aaaa-on-disk");
+  auto again = store->NewIterator(kIndex, mem);
+  again->Seek("aaaa");
+  REQUIRE(again->Valid());
+  CHECK(again->value() == "1");
+}
+
 TEST_CASE("KvStore: a second open of the same path is Unavailable") {
   ScratchDir dir;
   auto store = MustOpen(dir.Sub("db"), TestOptions());

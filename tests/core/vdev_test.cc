@@ -129,6 +129,32 @@ TEST_CASE("FileVdev: create, write, sync, reopen, read") {
   CHECK(back == data);
 }
 
+TEST_CASE("Vdev::ReadNoWait: cached file data and RAM read, the default declines") {
+  TempDir dir;
+  auto data = Pattern(20000, 4);
+  auto v = CreateFile(dir.File("pool.img"), 1 << 20);
+  REQUIRE(v->Write(8192, data).ok());  // now in the page cache
+  std::vector<uint8_t> back(data.size());
+  Status s = v->ReadNoWait(8192, back);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(back == data);
+  CHECK(v->ReadNoWait((1 << 20) - 10, back).code() == Code::kInvalidArgument);
+  auto mem = NewMemVdev(1 << 20);
+  REQUIRE(mem->Write(100, data).ok());
+  REQUIRE(mem->ReadNoWait(100, back).ok());
+  CHECK(back == data);
+  // A Vdev that does not implement it never claims to have read.
+  class Plain : public Vdev {
+   public:
+    uint64_t size() const override { return 4096; }
+    Status Read(uint64_t, ByteSpan) override { return Status::Ok(); }
+    Status Write(uint64_t, ConstByteSpan) override { return Status::Ok(); }
+    Status Sync() override { return Status::Ok(); }
+  } plain;
+  std::vector<uint8_t> one(512);
+  CHECK(plain.ReadNoWait(0, one).code() == Code::kWouldBlock);
+}
+
 TEST_CASE("FileVdev: WriteV beyond IOV_MAX buffers") {
   TempDir dir;
   auto v = CreateFile(dir.File("v.img"), 1 << 20);

@@ -56,6 +56,7 @@ int StatusToExitCode(const Status& status) {
     case Code::kNotSupported:
     case Code::kPermissionDenied:
     case Code::kInternal:
+    case Code::kWouldBlock:
       return 1;
   }
   return 1;
