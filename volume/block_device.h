@@ -37,6 +37,13 @@ class BlockDevice {
   virtual uint32_t block_size() const = 0;
   virtual bool read_only() const = 0;
   virtual Status Read(uint64_t offset, ByteSpan out) = 0;
+  // Read() that never waits for a device or for a rollback's fence:
+  // WouldBlock (out unspecified) unless everything needed is in memory now.
+  // For event loops; the default never tries.
+  virtual Status TryRead(uint64_t offset, ByteSpan out) {
+    return BH_ERROR(kWouldBlock, "{} bytes at {}: this device does not read without waiting",
+                    out.size(), offset);
+  }
   virtual Status Write(uint64_t offset, ConstByteSpan data) = 0;
   // Unmaps [offset, offset+length): whole blocks become holes, the parts of
   // partial blocks are zeroed.

@@ -50,26 +50,13 @@ class VolumeDevice : public BlockDevice {
 
   Status Read(uint64_t offset, ByteSpan out) override {
     std::shared_lock<std::shared_mutex> fenced(cell_->fence);
-    BH_RETURN_IF_ERROR(CheckRange(offset, out.size()));
-    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
-    const uint64_t view = cell_->view.load(std::memory_order_relaxed);
-    std::vector<uint8_t> block;
-    for (uint64_t done = 0; done < out.size();) {
-      uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
-      uint64_t n = std::min<uint64_t>(bs_ - in, out.size() - done);
-      if (n == bs_) {
-        // Every whole block from here in one call (one metadata iterator,
-        // one device read per contiguous run).
-        n = (out.size() - done) / bs_ * bs_;
-        BH_RETURN_IF_ERROR(pool_->ReadBlocks(lineage, blk, view, bs_, out.subspan(done, n)));
-      } else {
-        block.resize(bs_);
-        BH_RETURN_IF_ERROR(pool_->Read(lineage, blk, view, block));
-        std::memcpy(out.data() + done, block.data() + in, n);
-      }
-      done += n;
-    }
-    return Status::Ok();
+    return ReadFenced(offset, out, /*nowait=*/false);
+  }
+
+  Status TryRead(uint64_t offset, ByteSpan out) override {
+    std::shared_lock<std::shared_mutex> fenced(cell_->fence, std::try_to_lock);
+    if (!fenced.owns_lock()) return BH_ERROR(kWouldBlock, "the volume is being switched");
+    return ReadFenced(offset, out, /*nowait=*/true);
   }
 
   Status Write(uint64_t offset, ConstByteSpan data) override {
@@ -120,6 +107,33 @@ class VolumeDevice : public BlockDevice {
   }
 
  private:
+  // REQUIRES: the fence held shared.
+  Status ReadFenced(uint64_t offset, ByteSpan out, bool nowait) {
+    BH_RETURN_IF_ERROR(CheckRange(offset, out.size()));
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
+    const uint64_t view = cell_->view.load(std::memory_order_relaxed);
+    auto read = [&](uint64_t blk, ByteSpan dst) {
+      return nowait ? pool_->TryReadBlocks(lineage, blk, view, bs_, dst)
+                    : pool_->ReadBlocks(lineage, blk, view, bs_, dst);
+    };
+    std::vector<uint8_t> block;
+    for (uint64_t done = 0; done < out.size();) {
+      uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
+      uint64_t n = std::min<uint64_t>(bs_ - in, out.size() - done);
+      if (n == bs_) {
+        // Every whole block from here in one call (one metadata iterator,
+        // one device read per contiguous run).
+        n = (out.size() - done) / bs_ * bs_;
+        BH_RETURN_IF_ERROR(read(blk, out.subspan(done, n)));
+      } else {
+        block.resize(bs_);
+        BH_RETURN_IF_ERROR(read(blk, block));
+        std::memcpy(out.data() + done, block.data() + in, n);
+      }
+      done += n;
+    }
+    return Status::Ok();
+  }
   // REQUIRES: the fence held shared.
   Status CheckRange(uint64_t offset, uint64_t len) const {
     uint64_t end = 0;

@@ -265,7 +265,7 @@ Status CheckSize(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, size_t 
 }  // namespace
 
 Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno,
-                           ByteSpan out) {
+                           ByteSpan out, bool nowait) {
   BH_RETURN_IF_ERROR(CheckSize(ptr, lineage, blkno, out.size()));
   // Compressed blocks are read into a per-thread scratch buffer (no
   // allocation per read); uncompressed ones straight into `out`.
@@ -275,13 +275,14 @@ Status Pool::Impl::ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkn
     if (scratch.size() < ptr.psize) scratch.resize(kMaxBlockSize);
     target = ByteSpan(scratch.data(), ptr.psize);
   }
-  BH_RETURN_IF_ERROR(vdev->Read(ptr.offset, target));
+  BH_RETURN_IF_ERROR(nowait ? vdev->ReadNoWait(ptr.offset, target)
+                            : vdev->Read(ptr.offset, target));
   return CheckAndExpand(*this, ptr, lineage, blkno, target, out);
 }
 
 Status Pool::Impl::ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
                             const std::vector<bool>& skip, LineageId lineage, uint64_t first,
-                            uint32_t block_size, ByteSpan out) {
+                            uint32_t block_size, ByteSpan out, bool nowait) {
   // A run: blocks i..j-1 stored back to back on the device (what one txg's
   // sequential writes become). At most kMaxRun bytes per device read.
   constexpr uint64_t kMaxRun = 1u << 20;
@@ -315,7 +316,7 @@ Status Pool::Impl::ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
       end += len;
     }
     if (j == i + 1) {
-      BH_RETURN_IF_ERROR(ReadPtr(a, lineage, first + i, block_out));
+      BH_RETURN_IF_ERROR(ReadPtr(a, lineage, first + i, block_out, nowait));
       ++i;
       continue;
     }
@@ -326,7 +327,7 @@ Status Pool::Impl::ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
       if (run_buf.size() < kMaxRun) run_buf.resize(kMaxRun);
       dst = ByteSpan(run_buf.data(), end - a.offset);
     }
-    BH_RETURN_IF_ERROR(vdev->Read(a.offset, dst));
+    BH_RETURN_IF_ERROR(nowait ? vdev->ReadNoWait(a.offset, dst) : vdev->Read(a.offset, dst));
     for (size_t k = i; k < j; ++k) {
       const BlockPtr& b = *ptrs[k];
       ConstByteSpan payload(dst.data() + (b.offset - a.offset), b.psize);

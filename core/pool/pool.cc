@@ -573,7 +573,17 @@ Status Pool::Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out
 
 Status Pool::ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
                         ByteSpan out) {
-  Impl& p = *impl_;
+  return impl_->ReadRun(lineage, first, view, block_size, out, /*nowait=*/false);
+}
+
+Status Pool::TryReadBlocks(LineageId lineage, uint64_t first, uint64_t view,
+                           uint32_t block_size, ByteSpan out) {
+  return impl_->ReadRun(lineage, first, view, block_size, out, /*nowait=*/true);
+}
+
+Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
+                           uint32_t block_size, ByteSpan out, bool nowait) {
+  Impl& p = *this;
   if (block_size == 0 || out.size() % block_size != 0) {
     return BH_ERROR(kInvalidArgument, "{} bytes are not a whole number of {}-byte blocks",
                     out.size(), block_size);
@@ -616,14 +626,20 @@ Status Pool::ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32
     }
   }
   if (remaining == 0) return Status::Ok();
-  std::shared_lock<std::shared_mutex> gate(p.read_gate);
-  auto it = p.kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true});
+  std::shared_lock<std::shared_mutex> gate(p.read_gate, std::defer_lock);
+  if (!nowait) {
+    gate.lock();
+  } else if (!gate.try_lock()) {
+    return BH_ERROR(kWouldBlock, "a commit is releasing space");
+  }
+  auto it = p.kv->NewIterator(
+      kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true, .memory_only = nowait});
   ptrs.assign(n, std::nullopt);
   for (size_t k = 0; k < n; ++k) {
     if (skip[k]) continue;
     BH_ASSIGN_OR_RETURN(ptrs[k], p.Resolve(*it, lineage, first + k, view));
   }
-  return p.ReadPtrs(ptrs, skip, lineage, first, block_size, out);
+  return p.ReadPtrs(ptrs, skip, lineage, first, block_size, out, nowait);
 }
 
 Result<std::optional<BlockPtr>> Pool::LookupCommitted(LineageId lineage, uint64_t blkno,

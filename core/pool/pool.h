@@ -181,6 +181,12 @@ class Pool {
   // out.size() must be a multiple of block_size.
   Status ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
                     ByteSpan out);
+  // ReadBlocks that never waits for a device: WouldBlock (and `out`
+  // unspecified) unless the metadata and data are all in memory (dirty
+  // data, RocksDB's memtables and block cache, the page cache). For event
+  // loops, which must not block; they retry with ReadBlocks elsewhere.
+  Status TryReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
+                       ByteSpan out);
   // Returns the version visible at a view without reading data, or nullopt
   // for a block that reads as zeros. Does not look into dirty data.
   Result<std::optional<BlockPtr>> LookupCommitted(LineageId lineage, uint64_t blkno,

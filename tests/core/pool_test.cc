@@ -2,12 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include "core/io/fault_vdev.h"
 #include "core/io/vdev.h"
 #include "core/pool/pool_dir.h"
 #include "tests/test_util.h"
@@ -191,6 +193,48 @@ TEST_CASE("pool: ReadBlocks equals block-by-block reads") {
   Status bad = pool->ReadBlocks(l, 31, kHeadView, kBs, run);
   CHECK(bad.code() == Code::kCorruption);
   CHECK(bad.ToString().find("block 34") != std::string::npos);
+}
+
+TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the device") {
+  TempDir tmp;
+  std::vector<uint8_t> want;
+  LineageId l = 0;
+  {
+    auto pool = MakePool(tmp);
+    l = NewLineage(*pool);
+    for (uint64_t b = 0; b < 8; ++b) {
+      auto one = PatternBlock(kBs, 5, b);
+      REQUIRE(pool->Write(l, b, one, BlockOptions{}).ok());
+      want.insert(want.end(), one.begin(), one.end());
+    }
+    REQUIRE(pool->Flush().ok());
+    // Just written: metadata in the memtable, data in the page cache.
+    std::vector<uint8_t> got(8 * kBs);
+    Status s = pool->TryReadBlocks(l, 0, kHeadView, kBs, got);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(got == want);
+    REQUIRE(pool->Close().ok());
+  }
+  // Through a vdev that cannot read without waiting (FaultVdev keeps the
+  // default ReadNoWait): committed data is WouldBlock, dirty data and holes
+  // need no device and are read.
+  auto base = OpenFileVdev((tmp / "pool/data"), FileVdevOptions{});
+  REQUIRE(base.ok());
+  FaultVdev slow(base->get());
+  PoolOptions po;
+  po.vdev = &slow;
+  auto pool = Pool::Open(tmp / "pool", po);
+  REQUIRE(pool.ok());
+  std::vector<uint8_t> got(2 * kBs);
+  CHECK((*pool)->TryReadBlocks(l, 0, kHeadView, kBs, got).code() == Code::kWouldBlock);
+  REQUIRE((*pool)->ReadBlocks(l, 0, kHeadView, kBs, got).ok());
+  CHECK(std::equal(got.begin(), got.end(), want.begin()));
+  auto fresh = PatternBlock(kBs, 6, 0);
+  REQUIRE((*pool)->Write(l, 20, fresh, BlockOptions{}).ok());
+  Status s = (*pool)->TryReadBlocks(l, 20, kHeadView, kBs, got);  // dirty + hole
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(std::equal(fresh.begin(), fresh.end(), got.begin()));
+  CHECK(std::all_of(got.begin() + kBs, got.end(), [](uint8_t v) { return v == 0; }));
 }
 
 TEST_CASE("pool: overwrite without snapshot frees the old version") {

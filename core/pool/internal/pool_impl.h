@@ -165,15 +165,21 @@ struct Pool::Impl {
   // Reads committed blocks [first, first + ptrs.size()) whose versions are
   // `ptrs` (nullopt: zeros; skipped where `skip` is set) into `out`, one
   // device read per physically contiguous run.
+  // nowait: device reads through Vdev::ReadNoWait (WouldBlock when not
+  // in memory).
   Status ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
                   const std::vector<bool>& skip, LineageId lineage, uint64_t first,
-                  uint32_t block_size, ByteSpan out);
+                  uint32_t block_size, ByteSpan out, bool nowait = false);
+  // Pool::ReadBlocks and TryReadBlocks.
+  Status ReadRun(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
+                 ByteSpan out, bool nowait);
   Status ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
   // The committed newest version of (lineage, blkno) in that lineage only,
   // with its birth; nullopt when the lineage has none.
   Result<std::optional<std::pair<uint64_t, BlockPtr>>> HeadVersion(LineageId lineage,
                                                                    uint64_t blkno);
-  Status ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, ByteSpan out);
+  Status ReadPtr(const BlockPtr& ptr, LineageId lineage, uint64_t blkno, ByteSpan out,
+                 bool nowait = false);
 };
 
 // State of one commit, shared by CommitTxg, the block map and sync tasks.
