@@ -39,8 +39,9 @@
 //
 // Concurrency & lock order
 //   Loop-confined. Calls out, without holding any lock: Target::Execute
-//   (I/O thread; on the loop itself for a small read when nothing else of
-//   the connection executes, ServerOptions::inline_read_bytes), Target::ResetLun/NexusLost (loop thread, after the
+//   (I/O thread), Target::TryExecute (loop thread: a small read, when
+//   nothing else of the connection executes, that runs only if it needs no
+//   wait; ServerOptions::inline_read_bytes), Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
 //   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
 //   sessions only by EventLoop::Post to their loops, which answer with a
@@ -614,10 +615,16 @@ void Connection::HandleDataOut(const Pdu& pdu) {
 void Connection::Dispatch(Task* t) {
   t->state = Task::State::kExecuting;
   t->cmd.data_out = t->write ? ConstByteSpan(t->data.data(), t->received) : ConstByteSpan();
-  const bool inline_read = t->read && !t->write && inflight_ == 0 &&
-                           t->edtl <= server_->options.inline_read_bytes;
-  if (server_->pool == nullptr || inline_read) {
+  if (server_->pool == nullptr) {
     session_.target->luns->Execute(nexus_, t->cmd, &t->response);
+    FinishTask(t);
+    return;
+  }
+  // A small read, alone on its connection, whose data is in memory: answer
+  // it here and spare two thread hand-offs. Anything that would wait for a
+  // device goes to the I/O threads as usual.
+  if (t->read && !t->write && inflight_ == 0 && t->edtl <= server_->options.inline_read_bytes &&
+      session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
     FinishTask(t);
     return;
   }

@@ -39,10 +39,12 @@ struct ServerOptions {
   int io_threads = 2;                  // threads running scsi::Target::Execute;
                                        // 0 runs it on the event loop (RAM-backed targets)
   int listen_backlog = 256;
-  // A read of at most this many bytes runs on the event loop itself when its
-  // connection has no other command executing: at queue depth 1 that saves
-  // two thread hand-offs per command, and a loop is held for one short read
-  // at most. 0: every command goes to the I/O threads.
+  // A read of at most this many bytes is tried on the event loop itself
+  // (Target::TryExecute) when its connection has no other command
+  // executing: at queue depth 1 that saves two thread hand-offs per
+  // command. It runs there only if its data and metadata are in memory, so
+  // the loop never waits for a device. 0: every command goes to the I/O
+  // threads.
   uint32_t inline_read_bytes = 128u << 10;
 
   std::chrono::milliseconds login_timeout{15000};   // accept -> full feature phase (SR-L1)

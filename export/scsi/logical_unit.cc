@@ -301,6 +301,21 @@ void Unit::Execute(const Nexus& nexus, const Command& cmd, Response* response) {
   Dispatch(nexus, cmd, response);
 }
 
+bool Unit::TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
+  const uint8_t opcode = cmd.cdb[0];
+  if ((opcode != op::kRead10 && opcode != op::kRead16) || !FastPathAllowed(cmd)) return false;
+  std::shared_lock<std::shared_mutex> pin(io_mu_, std::try_to_lock);
+  if (!pin.owns_lock()) return false;  // a device swap is waiting
+  response->status = kStatusGood;
+  response->sense.clear();
+  response->data_in.clear();
+  response->transfer_length = 0;
+  Ctx c{*this, nexus, cmd, response, *device_};
+  c.nowait = true;
+  kCommandTable[opcode].fn(c);
+  return !c.would_block;
+}
+
 void Unit::Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp) {
   const CommandEntry& entry = kCommandTable[cmd.cdb[0]];
   Handler fn = entry.fn;

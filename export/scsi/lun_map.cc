@@ -132,6 +132,12 @@ void LunMap::Execute(const Nexus& nexus, const Command& cmd, Response* response)
   }
 }
 
+bool LunMap::TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
+  if (cmd.cdb[0] == op::kReportLuns) return false;
+  std::shared_ptr<LogicalUnit> unit = Find(cmd.lun);
+  return unit != nullptr && unit->TryExecute(nexus, cmd, response);
+}
+
 bool LunMap::HasLun(uint64_t lun) const { return Find(lun) != nullptr; }
 
 bool LunMap::ResetLun(const Nexus& nexus, uint64_t lun) {

@@ -176,7 +176,12 @@ void Read(Ctx& c) {
   c.rsp->transfer_length = static_cast<uint32_t>(*bytes);
   if (*bytes == 0) return;
   c.rsp->data_in.resize(*bytes);
-  Status s = c.dev.Read(r.lba * c.unit.lbs(), c.rsp->data_in);
+  const uint64_t offset = r.lba * c.unit.lbs();
+  Status s = c.nowait ? c.dev.TryRead(offset, c.rsp->data_in) : c.dev.Read(offset, c.rsp->data_in);
+  if (c.nowait && s.code() == Code::kWouldBlock) {
+    c.would_block = true;
+    return;
+  }
   if (!s.ok()) FailWith(c, s, false);
 }
 

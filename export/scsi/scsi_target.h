@@ -32,7 +32,9 @@
 //
 // Thread safety: Target and LogicalUnit are thread-safe. Execute blocks on
 // block I/O; the transport calls it from its I/O threads, never from an
-// event loop.
+// event loop. An event loop may call TryExecute, which runs a command only
+// when it can finish without waiting for a device (a READ whose data and
+// metadata are in memory) and otherwise changes nothing.
 #pragma once
 
 #include <array>
@@ -135,6 +137,13 @@ class LogicalUnit {
   virtual ~LogicalUnit() = default;
 
   virtual void Execute(const Nexus& nexus, const Command& cmd, Response* response) = 0;
+  // Runs `cmd` as Execute would if that needs no wait for a device or a
+  // lock (READ(10/16) on the fast path, data in memory) and returns true;
+  // otherwise returns false having changed no state (call Execute).
+  virtual bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
+    (void)nexus, (void)cmd, (void)response;
+    return false;
+  }
 
   // Swaps the backing device (after a live rollback or a resize): pending
   // commands finish on the old one first. Every nexus then gets UNIT
@@ -165,6 +174,11 @@ class Target {
  public:
   virtual ~Target() = default;
   virtual void Execute(const Nexus& nexus, const Command& cmd, Response* response) = 0;
+  // LogicalUnit::TryExecute for the command's LUN; the default never tries.
+  virtual bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
+    (void)nexus, (void)cmd, (void)response;
+    return false;
+  }
   // False when `lun` is not mapped (TMF answers "LUN does not exist").
   virtual bool HasLun(uint64_t lun) const = 0;
   // LOGICAL UNIT RESET from `nexus` after the transport aborted the LUN's
@@ -182,6 +196,7 @@ class LunMap : public Target {
   LunMap();
   ~LunMap() override;
   void Execute(const Nexus& nexus, const Command& cmd, Response* response) override;
+  bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) override;
   bool HasLun(uint64_t lun) const override;
   bool ResetLun(const Nexus& nexus, uint64_t lun) override;
   void NexusLost(uint64_t nexus_id) override;

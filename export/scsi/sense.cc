@@ -38,6 +38,7 @@ SenseData StatusToSense(const Status& status, bool writing) {
       return writing ? SenseData{SenseKey::kMediumError, 0x0c, 0x00}
                      : SenseData{SenseKey::kMediumError, 0x11, 0x00};
     case Code::kUnavailable:
+    case Code::kWouldBlock:  // never reaches an initiator (Response::would_block)
       return {SenseKey::kNotReady, 0x04, 0x00};
     case Code::kAborted:
       return {SenseKey::kAbortedCommand, 0x00, 0x00};

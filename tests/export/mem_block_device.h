@@ -29,6 +29,12 @@ class MemBlockDevice : public volume::BlockDevice {
     ++reads;
     return Status::Ok();
   }
+  // In memory, so it never waits, unless a test says the data is not
+  // "cached" (then WouldBlock, as a device read would be).
+  Status TryRead(uint64_t offset, ByteSpan out) override {
+    if (!cached) return BH_ERROR(kWouldBlock, "test device: not cached");
+    return Read(offset, out);
+  }
   Status Write(uint64_t offset, ConstByteSpan in) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (read_only_) return BH_ERROR(kPermissionDenied, "read-only");
@@ -64,6 +70,7 @@ class MemBlockDevice : public volume::BlockDevice {
   // Direct access for checks (not thread-safe against I/O).
   std::vector<uint8_t>& bytes() { return data_; }
 
+  bool cached = true;   // TryRead reads (true) or says WouldBlock
   Status fail_writes;   // returned by every Write while not Ok
   Status fail_flush;
   std::optional<volume::ProvisioningStatus> provisioning;   // guarded by mu_

@@ -41,6 +41,47 @@ TEST_CASE("scsi: WRITE/READ 6, 10, 12, 16 round trip") {
   CHECK(rig.dev->bytes()[10 * 512] == a[0]);
 }
 
+// What an event loop may run itself (Target::TryExecute): a READ whose data
+// is in memory, on the fast path. Anything else is declined with no state
+// touched, and the command then runs as usual.
+TEST_CASE("scsi: TryExecute runs only reads that need no wait") {
+  ScsiRig rig;
+  std::vector<uint8_t> a = Pattern(4 * 512, 3);
+  CHECK(rig.Run(Cdb10(0x2a, 8, 4), a).status == kStatusGood);
+  bool ran = false;
+  scsi::Response r = rig.TryRun(rig.nexus, Cdb10(0x28, 8, 4), &ran);
+  CHECK(ran);
+  CHECK(r.status == kStatusGood);
+  CHECK(r.data_in == a);
+  r = rig.TryRun(rig.nexus, Cdb16(0x88, 8, 4), &ran);
+  CHECK(ran);
+  CHECK(r.data_in == a);
+  // Out of range ends in CHECK CONDITION without touching the device.
+  r = rig.TryRun(rig.nexus, Cdb10(0x28, kBlocks, 1), &ran);
+  CHECK(ran);
+  CHECK(SenseOf(r) == kLbaOutOfRange);
+  // Not in memory: declined.
+  rig.dev->cached = false;
+  rig.TryRun(rig.nexus, Cdb10(0x28, 8, 4), &ran);
+  CHECK_FALSE(ran);
+  rig.dev->cached = true;
+  // Writes, other commands and unmapped LUNs are declined and change nothing.
+  const int writes = rig.dev->writes;
+  rig.TryRun(rig.nexus, Cdb10(0x2a, 8, 4), &ran, Pattern(4 * 512, 4));
+  CHECK_FALSE(ran);
+  CHECK(rig.dev->writes == writes);
+  rig.TryRun(rig.nexus, {0x12, 0, 0, 0, 96, 0}, &ran);  // INQUIRY
+  CHECK_FALSE(ran);
+  rig.TryRun(rig.nexus, Cdb10(0x28, 8, 4), &ran, {}, /*lun=*/5);
+  CHECK_FALSE(ran);
+  // A new nexus has a unit attention pending: declined, and the attention
+  // is still there for the real command.
+  scsi::Nexus other = MakeNexus(2, "iqn.2026-01.test:host2");
+  rig.TryRun(other, Cdb10(0x28, 8, 4), &ran);
+  CHECK_FALSE(ran);
+  CHECK(SenseOf(rig.Run(other, Cdb10(0x28, 8, 4))).key == 0x06);
+}
+
 TEST_CASE("scsi: LBA out of range and overflow") {
   ScsiRig rig;
   CHECK(SenseOf(rig.Run(Cdb10(0x28, kBlocks, 1))) == kLbaOutOfRange);

@@ -63,6 +63,19 @@ struct ScsiRig {
 
   scsi::Response Run(const scsi::Nexus& n, const std::vector<uint8_t>& cdb,
                      std::vector<uint8_t> data_out = {}, uint64_t lun = 0) {
+    scsi::Response r;
+    map.Execute(n, MakeCommand(n, cdb, std::move(data_out), lun), &r);
+    return r;
+  }
+  // Target::TryExecute; *ran tells whether the command ran.
+  scsi::Response TryRun(const scsi::Nexus& n, const std::vector<uint8_t>& cdb, bool* ran,
+                        std::vector<uint8_t> data_out = {}, uint64_t lun = 0) {
+    scsi::Response r;
+    *ran = map.TryExecute(n, MakeCommand(n, cdb, std::move(data_out), lun), &r);
+    return r;
+  }
+  scsi::Command MakeCommand(const scsi::Nexus& n, const std::vector<uint8_t>& cdb,
+                            std::vector<uint8_t> data_out, uint64_t lun) {
     scsi::Command cmd;
     cmd.nexus_id = n.id;
     cmd.lun = lun;
@@ -72,9 +85,7 @@ struct ScsiRig {
     out_buf = std::move(data_out);
     cmd.data_out = out_buf;
     cmd.expected_length = static_cast<uint32_t>(out_buf.size());
-    scsi::Response r;
-    map.Execute(n, cmd, &r);
-    return r;
+    return cmd;
   }
   scsi::Response Run(const std::vector<uint8_t>& cdb, std::vector<uint8_t> data_out = {}) {
     return Run(nexus, cdb, std::move(data_out));

@@ -35,6 +35,10 @@ struct Ctx {
   const Command& cmd;
   Response* rsp;
   volume::BlockDevice& dev;   // pinned for the command by Unit::io_mu_ (shared)
+  // TryExecute: read with BlockDevice::TryRead; a handler that would have
+  // to wait sets would_block and leaves the unit's state as it found it.
+  bool nowait = false;
+  bool would_block = false;
   const uint8_t* cdb() const { return cmd.cdb.data(); }
 };
 
@@ -200,6 +204,7 @@ class Unit : public LogicalUnit {
        PersistentStore* store, PrState loaded);
 
   void Execute(const Nexus& nexus, const Command& cmd, Response* response) override;
+  bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) override;
   void ReplaceDevice(std::unique_ptr<volume::BlockDevice> device, uint8_t asc,
                      uint8_t ascq) override;
   void SetUnitAttention(uint8_t asc, uint8_t ascq, uint64_t except_nexus) override;
