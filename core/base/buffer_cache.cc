@@ -63,6 +63,11 @@ std::shared_ptr<std::vector<uint8_t>> BufferCache::Get(size_t size) {
   });
 }
 
+void BufferCache::SetLimit(size_t max_cached_bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->max_bytes = max_cached_bytes;
+}
+
 size_t BufferCache::cached_bytes() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->cached;

@@ -26,6 +26,9 @@ class BufferCache {
   // A buffer of exactly `size` bytes (contents unspecified).
   std::shared_ptr<std::vector<uint8_t>> Get(size_t size);
   size_t cached_bytes() const;
+  // Changes max_cached_bytes (buffers above a lower limit go as they come
+  // back).
+  void SetLimit(size_t max_cached_bytes);
 
  private:
   struct State;
