@@ -72,7 +72,8 @@
 //
 // Tunables (constants below)
 //   kMaxOpenFiles (table cache), kKeepInfoLogs and kMaxInfoLogBytes (LOG
-//   rotation), kBloomBitsPerKey, kMemtablePrefixBloomRatio; block cache size
+//   rotation), kBloomBitsPerKey, kMemtablePrefixBloomRatio, kMemtableBudget
+//   (all memtables together); block cache size
 //   comes from KvOptions::block_cache_bytes.
 
 #include <algorithm>
@@ -105,6 +106,10 @@ constexpr size_t kKeepInfoLogs = 3;
 constexpr size_t kMaxInfoLogBytes = 1 << 20;
 constexpr double kBloomBitsPerKey = 10;
 constexpr double kMemtablePrefixBloomRatio = 0.05;
+// Memtables of all families together; past it RocksDB flushes the largest.
+// Its default (64 MiB per family, two each) let a daemon writing 4K blocks
+// hold ~250 MiB of memtables.
+constexpr size_t kMemtableBudget = 64 << 20;
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
@@ -414,6 +419,7 @@ rocksdb::DBOptions MakeDbOptions(const KvOptions& o, rocksdb::Env* env) {
   // Table handlers load one family at a time; RocksDB's default of 16
   // threads per family started ~110 threads on every open of a pool.
   d.max_file_opening_threads = 1;
+  d.db_write_buffer_size = kMemtableBudget;
   d.keep_log_file_num = kKeepInfoLogs;
   d.max_log_file_size = kMaxInfoLogBytes;
   d.recycle_log_file_num = 0;
