@@ -299,7 +299,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->options = options;
-  impl->buffers.SetLimit(2 * options.dirty_limit_bytes);
+  impl->buffers.SetLimit(options.dirty_limit_bytes);
   if (!std::filesystem::exists(dir + "/label")) {
     return BH_ERROR(kNotFound, "no pool in {} (no label)", dir);
   }

@@ -87,9 +87,9 @@ struct Pool::Impl {
   // Touched only by the sync thread, or by Scrub() while it holds sync_mu.
   std::unique_ptr<Allocator> alloc;
   uint64_t slop = 0;
-  // Recycles dirty block buffers and their compressed forms: up to twice
-  // dirty_limit_bytes (an open and a syncing txg), so a steady stream of
-  // writes allocates nothing (set by Open).
+  // Recycles dirty block buffers and their compressed forms, up to
+  // dirty_limit_bytes (set by Open): what one commit frees is what the next
+  // txg takes.
   BufferCache buffers{64ull << 20};
   // Compresses and checksums commits' blocks beside the sync thread (null
   // for read-only pools).
