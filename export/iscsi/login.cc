@@ -27,8 +27,8 @@
 //   * A key is accepted once per login (RFC 7143 §6.1); again = 0x0200.
 //   * result_.initiator_name is an iSCSI name (RFC 7143 §4.2.7, checked
 //     by IsValidIscsiName: iqn./eui./naa., <= 223 bytes, ASCII letters in
-//     either case, digits, '-', '.', ':', '_'); ACLs, the session registry and
-//     the CHAP backoff only ever see such names.
+//     either case, digits, '-', '.', ':', '_'), folded to lower case; ACLs,
+//     the session registry and the CHAP backoff only ever see such names.
 //   * The target only sets T when the initiator did.
 //
 // Concurrency & lock order
@@ -342,7 +342,13 @@ std::optional<LoginStatus> LoginMachine::Leading(const std::vector<KeyValue>& ke
   // answers 0x0207 only when the key is absent and checks no syntax at all
   // (it lowercases the name for its ACL lookup).
   if (!IsValidIscsiName(*initiator)) return LoginStatus::kInitiatorError;
+  // iSCSI names compare without case (RFC 3722 folds them to lower case),
+  // and volctl stores --allow names folded: fold here too, so a Windows
+  // host sending upper case matches its ACL entry and its sessions.
   result_.initiator_name = *initiator;
+  for (char& c : result_.initiator_name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   if (const std::string* alias = FindKey(keys, "InitiatorAlias")) result_.initiator_alias = *alias;
   const std::string* type = FindKey(keys, "SessionType");
   if (type != nullptr && *type == "Discovery") {

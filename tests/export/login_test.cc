@@ -225,15 +225,15 @@ TEST_CASE("InitiatorName that is not an iSCSI name fails 0x0200, even where anyo
   CHECK(d.r.status == 0x0200);
 }
 
-TEST_CASE("an upper-case InitiatorName logs in and is kept as sent") {
+TEST_CASE("an upper-case InitiatorName matches its lower-case ACL entry") {
   const char* name = "IQN.1991-05.COM.MICROSOFT:WIN-HOST";
-  Rig rig;
+  Rig rig(false, {{AllowRule::Kind::kInitiator, "iqn.1991-05.com.microsoft:win-host", ""}});
   auto a = rig.Step({{"InitiatorName", name}, {"TargetName", kIqn}, {"AuthMethod", "None"}}, 0,
                     1, true);
   CHECK(a.kind == LoginStepKind::kRespond);
   auto b = rig.Step({}, 1, 3, true);
   CHECK(b.kind == LoginStepKind::kComplete);
-  CHECK(rig.m->result().initiator_name == name);
+  CHECK(rig.m->result().initiator_name == "iqn.1991-05.com.microsoft:win-host");
 }
 
 TEST_CASE("D2-5: unknown target fails 0x0203") {
