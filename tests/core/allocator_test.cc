@@ -199,49 +199,6 @@ TEST_CASE("allocator: LoadSlab rejects unknown slabs") {
   CHECK(a.LoadSlab(99, EncodeSlabMap({})).code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("allocator: low space first, and whole runs before small holes") {
-  Allocator a(SmallGeometry());
-  const uint64_t base = 1 << 20;
-  // Fill the first two slabs, then free two 8K holes in the first and a
-  // 512K stretch in the second.
-  std::vector<Extent> held;
-  for (int i = 0; i < 512; ++i) held.push_back(*a.Allocate(4096));
-  a.Free(1, Extent{held[10].offset, 8192});
-  a.Free(1, Extent{held[300].offset, 128 * 4096});
-  a.ReleaseDeferred(1);
-  // One block goes into the lowest hole, not into the fresh third slab.
-  auto one = a.AllocateRun(4096, 4096);
-  REQUIRE(one.ok());
-  CHECK(one->offset == held[10].offset);
-  // A 256K run skips the 4K left of that hole and takes the 512K stretch
-  // whole: it holds the run, so the run stays one write.
-  auto run = a.AllocateRun(4096, 256 << 10);
-  REQUIRE(run.ok());
-  CHECK(run->offset == held[300].offset);
-  CHECK(run->length == (256u << 10));
-  // 2 MiB wanted, no extent that long: the lowest 1 MiB extent (the fresh
-  // third slab: the rest of the stretch is 256K), whole.
-  auto big = a.AllocateRun(4096, 2 << 20);
-  REQUIRE(big.ok());
-  CHECK(big->offset == base + (2u << 20));
-  CHECK(big->length == (1u << 20));
-  // With nothing of a good length left below, the next block fills holes
-  // from the bottom again: the 4K left of the first hole.
-  REQUIRE(a.AllocateRun(4096, 4096).ok());
-  auto low = a.AllocateRun(4096, 1 << 20);
-  REQUIRE(low.ok());
-  CHECK(low->offset == base + (3u << 20));  // the last slab holds 1 MiB
-  auto hole = a.AllocateRun(4096, 4096);
-  REQUIRE(hole.ok());
-  CHECK(hole->offset == held[300].offset + (256u << 10));  // the stretch's rest
-}
-
-}  // namespace
-}  // namespace blockhaus::core
-
-namespace blockhaus::core {
-namespace {
-
 TEST_CASE("allocator: runs are cut to what is wanted and unused tails come back") {
   Allocator a(SmallGeometry());
   auto run = a.AllocateRun(4096, 3 << 20);  // no slab holds 3 MiB
