@@ -1,7 +1,7 @@
 // VolumeDevice: the BlockDevice of a volume or snapshot (block_device.h).
 //
 // Splits byte ranges into volume blocks. Whole blocks go straight to core
-// (a run of whole blocks in one ReadBlocks call);
+// (a run of whole blocks in one ReadBlocks or WriteBlocks call);
 // partial blocks are read, patched and written back under one of 64 striped
 // locks chosen by block number, so two partial writes to one block never
 // lose each other's bytes. A block that ends up all zeros is unmapped
@@ -67,7 +67,8 @@ class VolumeDevice : public BlockDevice {
       uint64_t pos = offset + done, blk = pos / bs_, in = pos % bs_;
       uint64_t n = std::min<uint64_t>(bs_ - in, data.size() - done);
       if (n == bs_) {
-        BH_RETURN_IF_ERROR(PutBlock(lineage, blk, data.subspan(done, n)));
+        n = (data.size() - done) / bs_ * bs_;
+        BH_RETURN_IF_ERROR(PutBlocks(lineage, blk, data.subspan(done, n)));
       } else {
         BH_RETURN_IF_ERROR(Patch(lineage, blk, in, data.subspan(done, n)));
       }
@@ -151,6 +152,24 @@ class VolumeDevice : public BlockDevice {
   Status PutBlock(uint64_t lineage, uint64_t blk, ConstByteSpan data) {
     if (AllZero(data)) return pool_->Unmap(lineage, blk);
     return pool_->Write(lineage, blk, data, options_);
+  }
+  // Whole blocks from `first`: runs of data in one WriteBlocks call (which
+  // compresses them in parallel), zero blocks unmapped.
+  Status PutBlocks(uint64_t lineage, uint64_t first, ConstByteSpan data) {
+    const size_t n = data.size() / bs_;
+    size_t run = 0;  // blocks [run, k) hold data and are not written yet
+    for (size_t k = 0; k <= n; ++k) {
+      bool zero = k < n && AllZero(data.subspan(k * bs_, bs_));
+      if (k < n && !zero) continue;
+      if (k > run) {
+        BH_RETURN_IF_ERROR(pool_->WriteBlocks(lineage, first + run, bs_,
+                                              data.subspan(run * bs_, (k - run) * bs_),
+                                              options_));
+      }
+      if (zero) BH_RETURN_IF_ERROR(pool_->Unmap(lineage, first + k));
+      run = k + 1;
+    }
+    return Status::Ok();
   }
   // Read-modify-write of part of one block.
   Status Patch(uint64_t lineage, uint64_t blk, uint64_t in, ConstByteSpan part) {

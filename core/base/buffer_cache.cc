@@ -9,9 +9,9 @@ struct BufferCache::State {
   std::mutex mu;
   size_t max_bytes;
   size_t cached = 0;
-  std::map<size_t, std::vector<std::vector<uint8_t>*>> free;  // by capacity
+  std::map<size_t, std::vector<Buffer*>> free;  // by capacity
 
-  void Put(std::vector<uint8_t>* buf) {
+  void Put(Buffer* buf) {
     {
       std::lock_guard<std::mutex> lock(mu);
       if (cached + buf->capacity() <= max_bytes) {
@@ -35,8 +35,8 @@ BufferCache::BufferCache(size_t max_cached_bytes) : state_(std::make_shared<Stat
 
 BufferCache::~BufferCache() = default;
 
-std::shared_ptr<std::vector<uint8_t>> BufferCache::Get(size_t size) {
-  std::vector<uint8_t>* buf = nullptr;
+std::shared_ptr<Buffer> BufferCache::Get(size_t size) {
+  Buffer* buf = nullptr;
   {
     // The smallest cached buffer that holds `size` without growing, if it
     // wastes less than half: blocks and their compressed forms differ by a
@@ -52,13 +52,13 @@ std::shared_ptr<std::vector<uint8_t>> BufferCache::Get(size_t size) {
     }
   }
   if (buf == nullptr) {
-    buf = new std::vector<uint8_t>(size);
+    buf = new Buffer(size);
   } else {
-    buf->resize(size);  // within capacity: fills only what it grows by
+    buf->resize(size);  // within capacity: no allocation, no fill
   }
   // The deleter holds the state, so a buffer may outlive the cache object.
   std::shared_ptr<State> state = state_;
-  return std::shared_ptr<std::vector<uint8_t>>(buf, [state](std::vector<uint8_t>* b) {
+  return std::shared_ptr<Buffer>(buf, [state](Buffer* b) {
     state->Put(b);
   });
 }

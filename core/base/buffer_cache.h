@@ -1,12 +1,17 @@
 // BufferCache: recycles block-sized byte buffers.
 //
-// Every write copies one block into a buffer that lives until its txg has
-// committed. Allocating those fresh each time costs page faults (glibc maps
+// Every write leaves one block (or its compressed form) in a buffer that
+// lives until its txg has committed. Allocating those fresh each time costs page faults (glibc maps
 // 128 KiB buffers with mmap) and cold caches; recycling them keeps the
 // working set warm. Buffers come back to the cache when their last
 // shared_ptr goes, up to max_cached_bytes (of capacity); past that they are
 // freed. A request takes the smallest cached buffer whose capacity holds
 // it (at most twice its size), so sizes a few bytes apart share buffers.
+//
+// The buffers are Buffer, not std::vector<uint8_t>: growing one leaves the
+// new bytes uninitialized instead of zeroing them, which for a buffer about
+// to be filled is a wasted pass over memory (4% of the daemon's samples in
+// sequential writes).
 //
 // Thread safety: thread-safe. Buffers may outlive the cache.
 #pragma once
@@ -14,9 +19,33 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 namespace blockhaus {
+
+// An allocator whose value-initialization (resize, sized construction)
+// leaves trivial types uninitialized.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// Bytes whose growth is not zero-filled.
+using Buffer = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 class BufferCache {
  public:
@@ -24,7 +53,7 @@ class BufferCache {
   ~BufferCache();
 
   // A buffer of exactly `size` bytes (contents unspecified).
-  std::shared_ptr<std::vector<uint8_t>> Get(size_t size);
+  std::shared_ptr<Buffer> Get(size_t size);
   size_t cached_bytes() const;
   // Changes max_cached_bytes (buffers above a lower limit go as they come
   // back).

@@ -44,7 +44,13 @@ void WorkPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  std::lock_guard<std::mutex> one_loop(run_mu_);
+  // A second loop at once runs on its caller alone: its callers (writers
+  // of many blocks) are threads already working in parallel.
+  std::unique_lock<std::mutex> one_loop(run_mu_, std::try_to_lock);
+  if (!one_loop.owns_lock()) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;

@@ -5,7 +5,8 @@
 // `helpers` threads runs the loop on helpers + 1 threads; a pool of 0 helpers
 // is a plain loop. Iterations are claimed one at a time from a shared
 // counter, so uneven iterations (a block that compresses slowly) balance
-// themselves. One loop runs at a time; a second caller waits for the first.
+// themselves. One loop at a time gets the helpers; a caller that starts a
+// loop while another runs does all of its iterations itself.
 // fn must not throw and must not call ParallelFor on the same pool.
 // Thread safety: thread-safe.
 #pragma once

@@ -339,17 +339,6 @@ Status Pool::Impl::ReadPtrs(const std::vector<std::optional<BlockPtr>>& ptrs,
   return Status::Ok();
 }
 
-Status Pool::Impl::ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view,
-                                 ByteSpan out) {
-  std::shared_lock<std::shared_mutex> gate(read_gate);
-  BH_ASSIGN_OR_RETURN(auto ptr, Resolve(lineage, blkno, view));
-  if (!ptr) {
-    std::memset(out.data(), 0, out.size());
-    return Status::Ok();
-  }
-  return ReadPtr(*ptr, lineage, blkno, out);
-}
-
 // ---- SyncContext --------------------------------------------------------
 
 uint64_t SyncContext::txg() const { return rep_->txg; }

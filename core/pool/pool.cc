@@ -471,7 +471,7 @@ bool Pool::Impl::OverwritesHeadOnly(LineageId lineage, uint64_t blkno) {
     MutexLock lock(&mu);
     DirtyKey key{lineage, blkno};
     auto it = open.find(key);
-    if (it != open.end() && it->second.data) return true;  // replaces dirty data
+    if (it != open.end() && it->second.payload) return true;  // replaces dirty data
     if (syncing && syncing->contains(key)) return true;     // head-only once committed
     auto li = lineages.find(lineage);
     if (li == lineages.end()) return false;
@@ -511,9 +511,9 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
     }
     BH_RETURN_IF_ERROR(s);
     auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
-    if (!inserted && it->second.data) {
-      open_bytes -= it->second.data->size();
-      open_by_lineage[lineage] -= it->second.data->size();
+    if (!inserted && it->second.payload) {
+      open_bytes -= it->second.ptr.lsize;
+      open_by_lineage[lineage] -= it->second.ptr.lsize;
     }
     it->second = std::move(block);
     open_bytes += bytes;
@@ -523,53 +523,94 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
   }
 }
 
+DirtyBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_options) {
+  DirtyBlock b;
+  b.ptr.lsize = static_cast<uint32_t>(data.size());
+  b.ptr.psize = b.ptr.lsize;
+  b.ptr.checksum_type = block_options.checksum;
+  const uint64_t sector = uint64_t{1} << label.ashift;
+  auto sectors = [sector](uint64_t n) { return (n + sector - 1) / sector; };
+  std::shared_ptr<Buffer> payload;
+  if (block_options.compression.algo != CompressionAlgo::kOff) {
+    payload = buffers.Get(CompressBound(block_options.compression, data.size()));
+    size_t n = Compress(block_options.compression, data, *payload);
+    if (n > 0 && sectors(n) < sectors(data.size())) {
+      payload->resize(n);
+      b.ptr.psize = static_cast<uint32_t>(n);
+      b.ptr.compression = block_options.compression;
+    } else {
+      payload.reset();
+    }
+  }
+  if (!payload) {
+    payload = buffers.Get(data.size());
+    std::memcpy(payload->data(), data.data(), data.size());
+  }
+  b.ptr.checksum = ComputeChecksum(b.ptr.checksum_type, *payload);
+  b.payload = std::move(payload);
+  return b;
+}
+
+Status Pool::Impl::ExpandDirty(const DirtyBlock& block, uint64_t blkno, ByteSpan out) const {
+  if (!block.payload) {
+    std::memset(out.data(), 0, out.size());
+    return Status::Ok();
+  }
+  if (block.ptr.lsize != out.size()) {
+    return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", blkno,
+                    block.ptr.lsize, out.size());
+  }
+  if (block.ptr.compression.algo == CompressionAlgo::kOff) {
+    std::memcpy(out.data(), block.payload->data(), out.size());
+    return Status::Ok();
+  }
+  return Decompress(block.ptr.compression.algo, *block.payload, out)
+      .Annotate(fmt::format("dirty block {}", blkno));
+}
+
 Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
                    const BlockOptions& options) {
-  if (data.size() < kMinBlockSize || data.size() > kMaxBlockSize || data.size() % 512 != 0) {
+  return WriteBlocks(lineage, blkno, static_cast<uint32_t>(data.size()), data, options);
+}
+
+Status Pool::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                         ConstByteSpan data, const BlockOptions& options) {
+  if (block_size < kMinBlockSize || block_size > kMaxBlockSize || block_size % 512 != 0) {
     return BH_ERROR(kInvalidArgument, "block size {} is not a multiple of 512 in 512..128K",
-                    data.size());
+                    block_size);
   }
-  std::shared_ptr<std::vector<uint8_t>> copy = impl_->buffers.Get(data.size());
-  std::memcpy(copy->data(), data.data(), data.size());
-  return impl_->PutDirty(lineage, blkno, DirtyBlock{std::move(copy), options}, data.size());
+  if (data.size() % block_size != 0) {
+    return BH_ERROR(kInvalidArgument, "{} bytes are not a whole number of {}-byte blocks",
+                    data.size(), block_size);
+  }
+  Impl& p = *impl_;
+  const size_t n = data.size() / block_size;
+  auto prepare = [&](size_t k) {
+    return p.Prepare(data.subspan(k * block_size, block_size), options);
+  };
+  if (n == 1) return p.PutDirty(lineage, first, prepare(0), block_size);
+  std::vector<DirtyBlock> blocks(n);
+  auto fill = [&](size_t k) { blocks[k] = prepare(k); };
+  if (p.prepare_pool) {
+    p.prepare_pool->ParallelFor(n, fill);
+  } else {
+    for (size_t k = 0; k < n; ++k) fill(k);
+  }
+  for (size_t k = 0; k < n; ++k) {
+    BH_RETURN_IF_ERROR(p.PutDirty(lineage, first + k, std::move(blocks[k]), block_size));
+  }
+  return Status::Ok();
 }
 
 Status Pool::Unmap(LineageId lineage, uint64_t blkno) {
-  return impl_->PutDirty(lineage, blkno, DirtyBlock{nullptr, BlockOptions{}}, 0);
+  DirtyBlock hole;
+  hole.ptr.hole = true;
+  return impl_->PutDirty(lineage, blkno, std::move(hole), 0);
 }
 
 Status Pool::Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out) {
-  Impl& p = *impl_;
-  {
-    MutexLock lock(&p.mu);
-    if (p.closed) return BH_ERROR(kUnavailable, "pool {} is closed", p.label.name);
-    if (!p.lineages.contains(lineage)) {
-      return BH_ERROR(kNotFound, "lineage {} does not exist", lineage);
-    }
-    if (view == kHeadView) {
-      const DirtyBlock* hit = nullptr;
-      auto it = p.open.find(DirtyKey{lineage, blkno});
-      if (it != p.open.end()) {
-        hit = &it->second;
-      } else if (p.syncing) {
-        auto sit = p.syncing->find(DirtyKey{lineage, blkno});
-        if (sit != p.syncing->end()) hit = &sit->second;
-      }
-      if (hit != nullptr) {
-        if (!hit->data) {
-          std::memset(out.data(), 0, out.size());
-          return Status::Ok();
-        }
-        if (hit->data->size() != out.size()) {
-          return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", blkno,
-                          hit->data->size(), out.size());
-        }
-        std::memcpy(out.data(), hit->data->data(), out.size());
-        return Status::Ok();
-      }
-    }
-  }
-  return p.ReadCommitted(lineage, blkno, view, out);
+  return impl_->ReadRun(lineage, blkno, view, static_cast<uint32_t>(out.size()), out,
+                        /*nowait=*/false);
 }
 
 Status Pool::ReadBlocks(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
@@ -592,8 +633,11 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
   const size_t n = out.size() / block_size;
   thread_local std::vector<bool> skip;
   thread_local std::vector<std::optional<BlockPtr>> ptrs;
+  // Dirty blocks found, expanded after the pool mutex is released (they may
+  // need decompressing; the shared payload keeps them alive).
+  thread_local std::vector<std::pair<size_t, DirtyBlock>> dirty;
   skip.assign(n, false);
-  size_t remaining = n;
+  dirty.clear();
   {
     MutexLock lock(&p.mu);
     if (p.closed) return BH_ERROR(kUnavailable, "pool {} is closed", p.label.name);
@@ -612,21 +656,20 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
           if (sit != p.syncing->end()) hit = &sit->second;
         }
         if (hit == nullptr) continue;
-        ByteSpan block_out = out.subspan(k * block_size, block_size);
-        if (!hit->data) {
-          std::memset(block_out.data(), 0, block_size);
-        } else if (hit->data->size() != block_size) {
-          return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", first + k,
-                          hit->data->size(), block_size);
-        } else {
-          std::memcpy(block_out.data(), hit->data->data(), block_size);
-        }
+        dirty.emplace_back(k, *hit);
         skip[k] = true;
-        --remaining;
       }
     }
   }
-  if (remaining == 0) return Status::Ok();
+  Status expanded;
+  for (auto& [k, block] : dirty) {
+    if (expanded.ok()) {
+      expanded = p.ExpandDirty(block, first + k, out.subspan(k * block_size, block_size));
+    }
+    block.payload.reset();
+  }
+  BH_RETURN_IF_ERROR(expanded);
+  if (dirty.size() == n) return Status::Ok();
   std::shared_lock<std::shared_mutex> gate(p.read_gate, std::defer_lock);
   if (!nowait) {
     gate.lock();

@@ -75,8 +75,9 @@ struct PoolOptions {
   // Unmap and RunSyncTask return FailedPrecondition; Flush returns the
   // last synced txg; reads and Scrub work.
   bool read_only = false;
-  // Threads that compress and checksum a commit's blocks besides the sync
-  // thread; -1: one fewer than the CPUs, at most 3.
+  // Threads that help a write of many blocks (WriteBlocks) compress and
+  // checksum them beside the writing thread; -1: one fewer than the CPUs,
+  // at most 3.
   int prepare_threads = -1;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
@@ -167,6 +168,12 @@ class Pool {
   // Errors: NotFound (lineage), InvalidArgument (size), ResourceExhausted.
   Status Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
                const BlockOptions& options);
+  // Writes data.size() / block_size consecutive blocks from `first`, as
+  // Write() would one by one, compressing them on prepare_threads helpers
+  // too. data.size() must be a multiple of block_size. On an error, the
+  // blocks before the failing one are written.
+  Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                     ConstByteSpan data, const BlockOptions& options);
   // Unmaps a block at the head: it reads as zeros and frees its space once
   // no snapshot sees it.
   Status Unmap(LineageId lineage, uint64_t blkno);

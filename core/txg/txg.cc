@@ -15,12 +15,12 @@
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
 //   becomes Impl::syncing, still readable by Read() until the commit is done.
 //   One commit writes, in this order:
-//     1. the txg's blocks, compressed and checksummed (by the sync thread
-//        and PoolOptions::prepare_threads helpers), into space freshly
-//        allocated from the allocator (one contiguous extent when possible,
-//        sorted by lineage and block so the write is sequential), with one
-//        pwritev per extent;
-//     2. fdatasync of the data vdev;
+//     1. the txg's blocks, compressed and checksummed already (by the
+//        writer, Pool::Impl::Prepare), into space freshly allocated from the
+//        allocator (one contiguous extent when possible, sorted by lineage
+//        and block so the write is sequential), with one pwritev per extent;
+//     2. fdatasync of the data vdev (on a helper thread, while the sync
+//        thread builds the batch of 3);
 //     3. one RocksDB WriteBatch, synced: new block pointers and births,
 //        superseded versions (freed, or moved to the dead list when a snapshot
 //        sees them), sync-task changes, dirty slab maps, the changed space
@@ -41,8 +41,8 @@
 //
 // Concurrency & lock order
 //   sync_mu (whole commit; Scrub) -> read_gate -> mu. The sync thread holds
-//   mu only to swap maps and publish results; compression, checksums, device
-//   writes and the RocksDB write run without it. Waiters (Flush, sync tasks,
+//   mu only to swap maps and publish results; device writes and the RocksDB
+//   write run without it. Waiters (Flush, sync tasks,
 //   throttled writers) sleep on done_cv.
 //
 // Crash consistency
@@ -60,12 +60,12 @@
 //   whose check fails are dropped without touching the batch.
 //
 // Tunables
-//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB),
-//   prepare_threads (CPUs - 1, at most 3).
+//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB).
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
@@ -74,50 +74,19 @@
 namespace blockhaus::core {
 namespace {
 
-// A block of the syncing txg after compression, ready to be placed.
+// A block of the syncing txg, to be placed: its dirty form (compressed and
+// checksummed at write time) and the pointer that gets its offset.
 struct PreparedBlock {
   DirtyKey key;
   const DirtyBlock* dirty;
   BlockPtr ptr;
-  std::shared_ptr<std::vector<uint8_t>> compressed;  // null when stored as is
 
-  ConstByteSpan payload() const {
-    if (compressed) return {compressed->data(), ptr.psize};
-    return {dirty->data->data(), dirty->data->size()};
-  }
+  ConstByteSpan payload() const { return {dirty->payload->data(), dirty->payload->size()}; }
 };
-
-// Compresses (when the block's options ask for it) and checksums a block.
-// A compressed form is kept only when it takes fewer sectors than the raw
-// block (ZFS's rule too): a 4K block compressed to 2K on 4K sectors would
-// use the same space and cost a decompression on every read. The output
-// buffer is a recycled one (a fresh vector would be zero-filled first).
-void Prepare(PreparedBlock& b, const Allocator& alloc, BufferCache& buffers) {
-  if (!b.dirty->data) {
-    b.ptr.hole = true;
-    return;
-  }
-  const std::vector<uint8_t>& data = *b.dirty->data;
-  b.ptr.lsize = static_cast<uint32_t>(data.size());
-  b.ptr.psize = b.ptr.lsize;
-  b.ptr.checksum_type = b.dirty->options.checksum;
-  const Compression& c = b.dirty->options.compression;
-  if (c.algo != CompressionAlgo::kOff) {
-    b.compressed = buffers.Get(CompressBound(c, data.size()));
-    size_t n = Compress(c, data, *b.compressed);
-    if (n > 0 && alloc.RoundUp(n) < alloc.RoundUp(data.size())) {
-      b.ptr.psize = static_cast<uint32_t>(n);
-      b.ptr.compression = c;
-    } else {
-      b.compressed.reset();
-    }
-  }
-  b.ptr.checksum = ComputeChecksum(b.ptr.checksum_type, b.payload());
-}
 
 // Places the txg's data blocks in as few runs as the allocator can give
 // (each run the first free extent long enough for the next block, cut to what
-// is left), writes each run with one WriteV, then syncs the vdev.
+// is left) and writes each run with one WriteV. The caller syncs.
 Status PlaceAndWrite(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
   uint64_t remaining = 0;
@@ -146,7 +115,7 @@ Status PlaceAndWrite(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
     BH_RETURN_IF_ERROR(p.vdev->WriteV(run.offset, iov));
   }
   BH_SYNC_POINT("txg:data-written");
-  return p.vdev->Sync();
+  return Status::Ok();
 }
 
 Status ApplyBlocks(SyncContext::Rep& rep, const std::vector<PreparedBlock>& blocks) {
@@ -193,19 +162,19 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     for (const auto& [key, dirty] : map) {
       auto it = lineages.find(key.lineage);
       if (it != lineages.end() && !it->second.destroying) {
-        blocks.push_back(PreparedBlock{key, &dirty, {}, {}});
+        blocks.push_back(PreparedBlock{key, &dirty, dirty.ptr});
       }
     }
   }
   std::sort(blocks.begin(), blocks.end(),
             [](const PreparedBlock& a, const PreparedBlock& b) { return a.key < b.key; });
-  if (prepare_pool) {
-    prepare_pool->ParallelFor(blocks.size(),
-                              [&](size_t i) { Prepare(blocks[i], *alloc, buffers); });
-  } else {
-    for (PreparedBlock& b : blocks) Prepare(b, *alloc, buffers);
-  }
   BH_RETURN_IF_ERROR(PlaceAndWrite(*this, blocks));
+  // I1 needs the data durable before the metadata batch is written, not
+  // before it is built: the device syncs on another thread while this one
+  // works out the batch (on every return path, the future's destructor
+  // waits for the sync).
+  std::future<Status> data_synced =
+      std::async(std::launch::async, [this] { return vdev->Sync(); });
 
   KvBatch batch;
   SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}};
@@ -220,6 +189,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     PutMeta(batch, kMetaKeyNextLineage, next_lineage);
   }
   rep.blocks_it.reset();
+  BH_RETURN_IF_ERROR(data_synced.get());
   BH_SYNC_POINT("txg:before-metadata");
   BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
   BH_SYNC_POINT("txg:committed");

@@ -34,7 +34,7 @@ TEST_CASE("buffer cache: buffers come back and fit requests a little smaller") {
 TEST_CASE("buffer cache: holds no more than its limit") {
   BufferCache cache(64 << 10);
   {
-    std::vector<std::shared_ptr<std::vector<uint8_t>>> held;
+    std::vector<std::shared_ptr<Buffer>> held;
     for (int i = 0; i < 10; ++i) held.push_back(cache.Get(16384));
   }
   CHECK(cache.cached_bytes() == (64u << 10));

@@ -61,10 +61,14 @@ struct DirtyKeyHash {
     return std::hash<uint64_t>()(k.lineage * 0x9E3779B97F4A7C15ull ^ k.blkno);
   }
 };
-// One block written (or unmapped, data == nullptr) in an uncommitted txg.
+// One block written (or unmapped) in an uncommitted txg, compressed and
+// checksummed when it was written (Pool::Impl::Prepare).
 struct DirtyBlock {
-  std::shared_ptr<const std::vector<uint8_t>> data;
-  BlockOptions options;
+  // The bytes as they will be stored: the compressed form when that saves a
+  // sector, else the block itself; null for an unmap.
+  std::shared_ptr<const Buffer> payload;
+  // All but the device offset, which the commit sets; hole for an unmap.
+  BlockPtr ptr;
 };
 using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 
@@ -91,8 +95,8 @@ struct Pool::Impl {
   // dirty_limit_bytes (set by Open): what one commit frees is what the next
   // txg takes.
   BufferCache buffers{64ull << 20};
-  // Compresses and checksums commits' blocks beside the sync thread (null
-  // for read-only pools).
+  // Helps a write of many blocks compress and checksum them (null for
+  // read-only pools and one-CPU machines).
   std::unique_ptr<WorkPool> prepare_pool;
 
   // Lock order: sync_mu, then read_gate, then mu.
@@ -149,6 +153,14 @@ struct Pool::Impl {
   // Whether a write of blkno replaces a version only the head sees.
   bool OverwritesHeadOnly(LineageId lineage, uint64_t blkno);
   Status PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes);
+  // The dirty form of a block written with `block_options`: compressed when that
+  // saves a sector (ZFS's rule: a 4K block compressed to 2K on 4K sectors
+  // would use the same space and cost a decompression on every read), and
+  // checksummed. Any thread.
+  DirtyBlock Prepare(ConstByteSpan data, const BlockOptions& block_options);
+  // The contents of a dirty block (zeros for an unmap) into `out`, which must
+  // be the block's size.
+  Status ExpandDirty(const DirtyBlock& block, uint64_t blkno, ByteSpan out) const;
   void RefreshCounters() BH_REQUIRES(mu);
 
   // --- txg.cc
@@ -175,7 +187,6 @@ struct Pool::Impl {
   // Pool::ReadBlocks and TryReadBlocks.
   Status ReadRun(LineageId lineage, uint64_t first, uint64_t view, uint32_t block_size,
                  ByteSpan out, bool nowait);
-  Status ReadCommitted(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out);
   // The committed newest version of (lineage, blkno) in that lineage only,
   // with its birth; nullopt when the lineage has none.
   Result<std::optional<std::pair<uint64_t, BlockPtr>>> HeadVersion(LineageId lineage,
