@@ -83,6 +83,11 @@ namespace blockhaus::iscsi::internal {
 namespace {
 
 constexpr size_t kInputBuffer = 64 * 1024;
+// Most bytes one readiness event reads (fairness between connections).
+constexpr size_t kReadBudget = 1024 * 1024;
+// Routed data left below this goes through inbuf_ with what follows it (one
+// read instead of two).
+constexpr size_t kDirectReadMin = 4096;
 constexpr size_t kMaxQueuedOutput = 8u << 20;  // stop reading above this
 
 // SAM-5 LUN field -> flat LUN number (peripheral and flat addressing).
@@ -111,6 +116,7 @@ Connection::Connection(EventLoop* loop, uint64_t id, int fd, std::string peer_ip
       created_(Clock::now()),
       last_rx_(created_) {
   inbuf_.resize(kInputBuffer);
+  reader_.SetDataRoute([this](const Pdu& header) { return RouteData(header); });
   LoginEnv env;
   env.directory = server_->directory;
   env.peer_address = peer_ip_;
@@ -153,56 +159,103 @@ void Connection::OnEvents(uint32_t events) {
   if ((events & EPOLLIN) && state_ != State::kClosing) ReadSome();
 }
 
+// Reads until the socket is drained or kReadBudget bytes came in (so one
+// busy connection cannot starve the others on its loop). Routed data
+// segments (bulk write data) are read straight into their command's buffer;
+// everything else goes through inbuf_ and the reader.
 void Connection::ReadSome() {
-  const ssize_t n = ::read(fd_, inbuf_.data(), inbuf_.size());
-  if (n == 0) {
-    Close("peer closed");
-    return;
-  }
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Close("read error");
-    return;
-  }
-  last_rx_ = Clock::now();
-  ping_ttt_ = kReservedTag;  // anything from the peer proves it alive
-  ConstByteSpan in(inbuf_.data(), static_cast<size_t>(n));
-  while (!in.empty() && (state_ == State::kLogin || state_ == State::kFullFeature ||
-                         state_ == State::kLogout || state_ == State::kWaitReinstate)) {
-    if (close_after_flush_ || delayed_response_) break;  // ignore input after a fatal answer
-    size_t used = 0;
-    const ReadEvent ev = reader_.Feed(in, &used);
-    in = in.subspan(used);
-    switch (ev) {
-      case ReadEvent::kNeedMore: break;
-      case ReadEvent::kPdu:
-        if (state_ == State::kLogin) {
-          HandleLoginPdu(reader_.pdu());
-        } else if (state_ == State::kFullFeature) {
-          HandlePdu(reader_.pdu());
-        } else if (state_ == State::kWaitReinstate) {
-          Close("PDU while waiting for session reinstatement");
-        }
-        break;
-      case ReadEvent::kTooLong:
-        if (state_ == State::kFullFeature) {
-          Reject(reader_.pdu().bhs, RejectReason::kProtocolError, true);
-          FlushOut();
-        } else {
-          Close("data segment above MaxRecvDataSegmentLength");
-        }
-        return;
-      case ReadEvent::kHeaderDigestError: Close("header digest error"); return;
-      case ReadEvent::kDataDigestError:
-        if (state_ == State::kFullFeature) {
-          Reject(reader_.pdu().bhs, RejectReason::kDataDigestError, true);
-          FlushOut();
-        } else {
-          Close("data digest error during login");
-        }
-        return;
+  auto accepting = [this] {
+    return (state_ == State::kLogin || state_ == State::kFullFeature ||
+            state_ == State::kLogout || state_ == State::kWaitReinstate) &&
+           !close_after_flush_ && !delayed_response_ && !reading_paused_;
+  };
+  for (size_t budget = kReadBudget; budget > 0 && accepting();) {
+    ByteSpan direct = reader_.DirectTarget();
+    const bool into_task = direct.size() >= kDirectReadMin;
+    ByteSpan dst = into_task ? direct : ByteSpan(inbuf_.data(), inbuf_.size());
+    dst = dst.subspan(0, std::min(dst.size(), budget));
+    const ssize_t n = ::read(fd_, dst.data(), dst.size());
+    if (n == 0) {
+      Close("peer closed");
+      return;
     }
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Close("read error");
+      break;
+    }
+    budget -= static_cast<size_t>(n);
+    last_rx_ = Clock::now();
+    ping_ttt_ = kReservedTag;  // anything from the peer proves it alive
+    if (into_task) {
+      if (!OnReadEvent(reader_.Filled(static_cast<size_t>(n)))) return;
+    } else {
+      ConstByteSpan in(inbuf_.data(), static_cast<size_t>(n));
+      while (!in.empty() && accepting()) {
+        size_t used = 0;
+        const ReadEvent ev = reader_.Feed(in, &used);
+        in = in.subspan(used);
+        if (!OnReadEvent(ev)) return;
+      }
+    }
+    if (static_cast<size_t>(n) < dst.size()) break;  // drained for now
   }
   FlushOut();
+}
+
+bool Connection::OnReadEvent(ReadEvent ev) {
+  if (ev != ReadEvent::kNeedMore) routed_task_ = nullptr;  // the PDU is complete
+  switch (ev) {
+    case ReadEvent::kNeedMore: return true;
+    case ReadEvent::kPdu:
+      if (state_ == State::kLogin) {
+        HandleLoginPdu(reader_.pdu());
+      } else if (state_ == State::kFullFeature) {
+        HandlePdu(reader_.pdu());
+      } else if (state_ == State::kWaitReinstate) {
+        Close("PDU while waiting for session reinstatement");
+      }
+      return true;
+    case ReadEvent::kTooLong:
+      if (state_ == State::kFullFeature) {
+        Reject(reader_.pdu().bhs, RejectReason::kProtocolError, true);
+        FlushOut();
+      } else {
+        Close("data segment above MaxRecvDataSegmentLength");
+      }
+      return false;
+    case ReadEvent::kHeaderDigestError: Close("header digest error"); return false;
+    case ReadEvent::kDataDigestError:
+      if (state_ == State::kFullFeature) {
+        Reject(reader_.pdu().bhs, RejectReason::kDataDigestError, true);
+        FlushOut();
+      } else {
+        Close("data digest error during login");
+      }
+      return false;
+  }
+  return true;
+}
+
+ByteSpan Connection::RouteData(const Pdu& header) {
+  if (state_ != State::kFullFeature || session_.type == SessionType::kDiscovery) return {};
+  const uint32_t len = BhsDataSegmentLength(header.bhs);
+  const uint8_t opcode = header.bhs[0] & 0x3f;
+  if (opcode == static_cast<uint8_t>(Opcode::kDataOut)) {
+    const DataOutBhs d = DecodeDataOut(header.bhs);
+    const DataOutMatch m = MatchDataOut(d);
+    if (m.task == nullptr || !m.in_order) return {};  // HandleDataOut answers it
+    routed_task_ = m.task;
+    return ByteSpan(m.task->data.data() + d.buffer_offset, len);
+  }
+  if (opcode == static_cast<uint8_t>(Opcode::kScsiCommand)) {
+    // Whether the command may carry this data is HandleScsiCommand's to
+    // judge; here only that the buffer can hold it.
+    const ScsiCommandBhs c = DecodeScsiCommand(header.bhs);
+    if (!c.write || c.edtl < len || c.edtl > server_->options.max_command_bytes) return {};
+    pending_data_.Reserve(c.edtl);
+    return ByteSpan(pending_data_.data(), len);
+  }
+  return {};
 }
 
 void Connection::FlushOut() {
@@ -427,6 +480,10 @@ Task* Connection::NewTask() {
 }
 
 void Connection::FreeTask(Task* task) {
+  if (task == routed_task_) {
+    reader_.DropRoute();  // the rest of its Data-Out must not land in a freed buffer
+    routed_task_ = nullptr;
+  }
   if (task->charged > 0) {
     server_->buffer_bytes.fetch_sub(task->charged, std::memory_order_relaxed);
     task->charged = 0;
@@ -518,8 +575,13 @@ void Connection::HandleScsiCommand(const Pdu& pdu) {
     CompleteWithStatus(t, scsi::kStatusTaskSetFull, {});  // SR-L9: retry later
     return;
   }
+  if (immediate > 0 && reader_.data_routed()) {
+    t->data.Swap(pending_data_);  // RouteData reserved edtl bytes there
+  }
   t->data.Reserve(c.edtl);
-  if (immediate > 0) std::memcpy(t->data.data(), pdu.data.data(), immediate);
+  if (immediate > 0 && !reader_.data_routed()) {
+    std::memcpy(t->data.data(), pdu.data.data(), immediate);
+  }
   t->received = immediate;
   t->unsolicited_next = immediate;
   t->unsolicited_end = (!p.initial_r2t && !c.final) ? std::min(p.first_burst_length, c.edtl)
@@ -559,10 +621,33 @@ void Connection::SendR2ts(Task* t) {
   }
 }
 
+Connection::DataOutMatch Connection::MatchDataOut(const DataOutBhs& d) {
+  DataOutMatch m;
+  Task* t = FindTask(d.itt);
+  if (t == nullptr || t->state != Task::State::kGathering) return m;
+  m.task = t;
+  uint32_t end = 0;
+  if (__builtin_add_overflow(d.buffer_offset, d.data_segment_length, &end) || end > t->edtl) {
+    return m;
+  }
+  if (d.ttt == kReservedTag) {
+    m.in_order = d.buffer_offset == t->unsolicited_next && end <= t->unsolicited_end &&
+                 d.datasn == t->unsolicited_datasn;
+    return m;
+  }
+  for (Task::R2t& r : t->r2ts) {
+    if (r.ttt == d.ttt) m.r2t = &r;
+  }
+  m.in_order = m.r2t != nullptr && d.buffer_offset == m.r2t->offset + m.r2t->received &&
+               end <= m.r2t->offset + m.r2t->length && d.datasn == m.r2t->datasn;
+  return m;
+}
+
 void Connection::HandleDataOut(const Pdu& pdu) {
   const DataOutBhs d = DecodeDataOut(pdu.bhs);
-  Task* t = FindTask(d.itt);
-  if (t == nullptr || t->state != Task::State::kGathering) {
+  const DataOutMatch m = MatchDataOut(d);
+  Task* t = m.task;
+  if (t == nullptr) {
     // Unsolicited data for a command we dropped (out of window, refused)
     // or failed is discarded; otherwise it names a transfer that does not
     // exist (D3).
@@ -571,20 +656,9 @@ void Connection::HandleDataOut(const Pdu& pdu) {
     return;
   }
   const uint32_t len = d.data_segment_length;
-  uint32_t end = 0;
-  bool ok = !__builtin_add_overflow(d.buffer_offset, len, &end) && end <= t->edtl;
-  Task::R2t* r2t = nullptr;
-  if (ok && d.ttt == kReservedTag) {
-    ok = d.buffer_offset == t->unsolicited_next && end <= t->unsolicited_end &&
-         d.datasn == t->unsolicited_datasn;
-  } else if (ok) {
-    for (Task::R2t& r : t->r2ts) {
-      if (r.ttt == d.ttt) r2t = &r;
-    }
-    ok = r2t != nullptr && d.buffer_offset == r2t->offset + r2t->received &&
-         end <= r2t->offset + r2t->length && d.datasn == r2t->datasn;
-  }
-  if (!ok) {
+  const uint32_t end = d.buffer_offset + len;  // no overflow when in order
+  Task::R2t* r2t = m.r2t;
+  if (!m.in_order) {
     // ERL 0: no recovery within the command. The command ends with
     // ABORTED COMMAND / DATA PHASE ERROR and none of its data reaches the
     // Target; the connection goes on (libiscsi iSCSIDataSnInvalid). Its
@@ -594,7 +668,10 @@ void Connection::HandleDataOut(const Pdu& pdu) {
                        scsi::FixedSense(scsi::SenseKey::kAbortedCommand, 0x4b, 0x00));
     return;
   }
-  if (len > 0) std::memcpy(t->data.data() + d.buffer_offset, pdu.data.data(), len);
+  // Routed data is in place already (RouteData made the same match).
+  if (len > 0 && !reader_.data_routed()) {
+    std::memcpy(t->data.data() + d.buffer_offset, pdu.data.data(), len);
+  }
   t->received += len;
   t->last_activity = Clock::now();
   if (record_) record_->bytes_written.fetch_add(len, std::memory_order_relaxed);

@@ -49,6 +49,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/base/check.h"
 #include "core/checksum/checksum.h"
 
 namespace blockhaus::iscsi {
@@ -85,9 +86,28 @@ uint8_t* PduReader::Target() {
     case State::kAhs: return pdu_.ahs.data() + filled_;
     case State::kHeaderDigest:
     case State::kDataDigest: return digest_ + filled_;
-    case State::kData: return pdu_.data.data() + filled_;
+    case State::kData:
+      return (routed_ && !dropped_ ? routed_span_.data() : pdu_.data.data()) + filled_;
   }
   return nullptr;
+}
+
+void PduReader::DropRoute() {
+  if (!routed_ || dropped_) return;
+  dropped_ = true;
+  if (state_ == State::kData) pdu_.data.resize(need_);  // scratch for the rest
+}
+
+ByteSpan PduReader::DirectTarget() {
+  if (state_ != State::kData || !routed_ || dropped_) return {};
+  return routed_span_.subspan(filled_, need_ - filled_);
+}
+
+ReadEvent PduReader::Filled(size_t n) {
+  BH_CHECK(state_ == State::kData && routed_ && !dropped_ && filled_ + n <= need_);
+  filled_ += n;
+  if (filled_ < need_) return ReadEvent::kNeedMore;
+  return Advance();
 }
 
 ReadEvent PduReader::Feed(ConstByteSpan in, size_t* consumed) {
@@ -167,6 +187,18 @@ ReadEvent PduReader::FinishBhs() {
 }
 
 ReadEvent PduReader::FinishHeader() {
+  routed_ = dropped_ = false;
+  if (route_ && data_length_ > 0 && PadLength(data_length_) == 0) {
+    routed_span_ = route_(pdu_);
+    if (!routed_span_.empty()) {
+      BH_CHECK(routed_span_.size() == data_length_);
+      routed_ = true;
+      pdu_.data.clear();
+      state_ = State::kData;
+      need_ = data_length_;
+      return ReadEvent::kNeedMore;
+    }
+  }
   const size_t total = size_t{data_length_} + PadLength(data_length_);
   pdu_.data.resize(total);  // bounded by max_data_segment + 3 (checked above)
   if (total > 0) {
@@ -179,10 +211,11 @@ ReadEvent PduReader::FinishHeader() {
 
 ReadEvent PduReader::FinishPdu() {
   ReadEvent ev = ReadEvent::kPdu;
-  if (current_.data_digest && data_length_ > 0) {
-    if (core::Crc32c(pdu_.data) != GetDigest(digest_)) ev = ReadEvent::kDataDigestError;
+  if (current_.data_digest && data_length_ > 0 && !dropped_) {
+    const uint32_t crc = routed_ ? core::Crc32c(routed_span_) : core::Crc32c(pdu_.data);
+    if (crc != GetDigest(digest_)) ev = ReadEvent::kDataDigestError;
   }
-  pdu_.data.resize(data_length_);
+  pdu_.data.resize(routed_ ? 0 : data_length_);
   state_ = State::kBhs;
   need_ = kBhsSize;
   filled_ = 0;

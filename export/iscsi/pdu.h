@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/base/endian.h"
@@ -64,6 +65,29 @@ class PduReader {
   // True when a PDU has started but is not complete (for the login timeout).
   bool mid_pdu() const { return state_ != State::kBhs || filled_ != 0; }
 
+  // Steering of data segments, so bulk write data is not copied from PDU to
+  // command buffer. Once a PDU's header is in (and its digest checked), if
+  // its data segment is non-empty and needs no padding, `route` may name
+  // where the data goes: a span of exactly DataSegmentLength bytes that the
+  // caller keeps valid until the PDU's event, or DropRoute(). An empty span
+  // leaves the data in pdu().data. Routed data is checked against the data
+  // digest like any other; at the PDU's event data_routed() is true and
+  // pdu().data is empty. The route is asked once per PDU, from inside
+  // Feed or Filled.
+  using DataRoute = std::function<ByteSpan(const Pdu& header)>;
+  void SetDataRoute(DataRoute route) { route_ = std::move(route); }
+  bool data_routed() const { return routed_; }
+  // Stops writing into the routed span of the PDU being read (its owner is
+  // going away): the rest of the data is read and dropped, and the data
+  // digest is not checked (the PDU goes nowhere).
+  void DropRoute();
+  // The rest of a routed data segment, for the caller to read() into
+  // straight from the socket (no copy at all); empty when the next bytes are
+  // not routed data. After reading n bytes into it, call Filled(n), which
+  // returns what Feed would.
+  ByteSpan DirectTarget();
+  ReadEvent Filled(size_t n);
+
  private:
   enum class State : uint8_t { kBhs, kAhs, kHeaderDigest, kData, kDataDigest };
   ReadEvent FinishBhs();
@@ -80,6 +104,10 @@ class PduReader {
   uint32_t data_length_ = 0;
   uint8_t digest_[kDigestSize]{};
   Pdu pdu_;
+  DataRoute route_;
+  ByteSpan routed_span_;     // where this PDU's data goes, when routed_
+  bool routed_ = false;      // this PDU's data was routed
+  bool dropped_ = false;     // ... and its route dropped mid-PDU
 };
 
 // CRC32C of `data` followed by `pad` zero bytes, as data digests need.

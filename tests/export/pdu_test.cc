@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "tests/test_util.h"
@@ -123,6 +125,91 @@ TEST_CASE("reader survives garbage") {
     }
     CHECK(r.pdu().data.size() <= 8192 + 3);
   }
+}
+
+// Data routing: the data segment lands in the caller's span instead of
+// pdu().data, whether fed through Feed in slices or read straight into
+// DirectTarget(), and is still checked against the data digest.
+TEST_CASE("reader routes data segments into the caller's buffer") {
+  std::mt19937_64 rng(11);
+  for (bool hd : {false, true}) {
+    for (bool dd : {false, true}) {
+      for (bool direct : {false, true}) {
+        CAPTURE(hd);
+        CAPTURE(dd);
+        CAPTURE(direct);
+        std::vector<uint8_t> wire;
+        for (uint32_t len : {4096u, 13u, 0u, 512u}) {
+          auto one = MakePdu(len, hd, dd, static_cast<uint8_t>(0x40 + len % 64));
+          wire.insert(wire.end(), one.begin(), one.end());
+        }
+        std::vector<uint8_t> sink(8192, 0);
+        std::vector<uint32_t> asked;
+        PduReader r;
+        r.SetLimits({8192, hd, dd});
+        r.SetDataRoute([&](const Pdu& header) {
+          const uint32_t len = BhsDataSegmentLength(header.bhs);
+          asked.push_back(len);
+          return len == 512 ? ByteSpan() : ByteSpan(sink.data() + 100, len);  // 512 declined
+        });
+        std::vector<std::pair<size_t, bool>> seen;  // (data in pdu(), routed)
+        ConstByteSpan in(wire);
+        while (!in.empty()) {
+          ByteSpan target = r.DirectTarget();
+          ReadEvent ev;
+          if (direct && !target.empty()) {
+            size_t n = std::min<size_t>({target.size(), in.size(), 1 + rng() % 1000});
+            std::memcpy(target.data(), in.data(), n);
+            in = in.subspan(n);
+            ev = r.Filled(n);
+          } else {
+            size_t used = 0;
+            ev = r.Feed(in.subspan(0, std::min<size_t>(in.size(), 1 + rng() % 700)), &used);
+            in = in.subspan(used);
+          }
+          REQUIRE((ev == ReadEvent::kPdu || ev == ReadEvent::kNeedMore));
+          if (ev == ReadEvent::kPdu) seen.emplace_back(r.pdu().data.size(), r.data_routed());
+        }
+        // 13 bytes need padding and a 0-byte segment has nothing to route:
+        // neither is offered.
+        CHECK(asked == std::vector<uint32_t>{4096, 512});
+        REQUIRE(seen.size() == 4);
+        CHECK(seen[0] == std::pair<size_t, bool>{0, true});
+        CHECK(seen[1] == std::pair<size_t, bool>{13, false});
+        CHECK(seen[2] == std::pair<size_t, bool>{0, false});
+        CHECK(seen[3] == std::pair<size_t, bool>{512, false});
+        CHECK(std::count(sink.begin() + 100, sink.begin() + 4196, 0x40) == 4096);
+        CHECK(sink[99] == 0);
+        CHECK(sink[4196] == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("reader checks the digest of routed data, and drops a route on request") {
+  std::vector<uint8_t> wire = MakePdu(1024, false, true, 0x77);
+  std::vector<uint8_t> sink(1024);
+  PduReader r;
+  r.SetLimits({8192, false, true});
+  r.SetDataRoute([&](const Pdu&) { return ByteSpan(sink); });
+  std::vector<uint8_t> bad = wire;
+  bad[48 + 1000] ^= 1;
+  size_t used = 0;
+  CHECK(r.Feed(bad, &used) == ReadEvent::kDataDigestError);
+  CHECK(r.Feed(wire, &used) == ReadEvent::kPdu);
+  CHECK(r.data_routed());
+  CHECK(std::count(sink.begin(), sink.end(), 0x77) == 1024);
+
+  // Dropped half-way: the rest goes nowhere, the sink keeps what it had,
+  // and the reader stays in step with the stream.
+  std::fill(sink.begin(), sink.end(), 0);
+  CHECK(r.Feed({wire.data(), 48 + 600}, &used) == ReadEvent::kNeedMore);
+  r.DropRoute();
+  CHECK(r.DirectTarget().empty());
+  CHECK(r.Feed({wire.data() + 648, wire.size() - 648}, &used) == ReadEvent::kPdu);
+  CHECK(std::count(sink.begin(), sink.end(), 0x77) == 600);
+  CHECK(r.Feed(wire, &used) == ReadEvent::kPdu);
+  CHECK(std::count(sink.begin(), sink.end(), 0x77) == 1024);
 }
 
 TEST_CASE("CRC32C digest with padding matches a contiguous CRC") {

@@ -46,6 +46,11 @@ class Connection : public Pollable {
 
   // I/O
   void ReadSome();
+  // Acts on one event of the reader; false when reading must stop.
+  bool OnReadEvent(ReadEvent ev);
+  // PduReader::DataRoute: a Data-Out's data straight into its command's
+  // buffer, a SCSI Command's immediate data into pending_data_.
+  ByteSpan RouteData(const Pdu& header);
   void FlushOut();
   void UpdateInterest();
   void ReleaseCookies();
@@ -58,6 +63,13 @@ class Connection : public Pollable {
   bool CheckCmdSn(bool immediate, uint32_t cmdsn);
   void HandleScsiCommand(const Pdu& pdu);
   void HandleDataOut(const Pdu& pdu);
+  // The task and R2T a Data-Out continues, if it continues one in order.
+  struct DataOutMatch {
+    Task* task = nullptr;  // null: no gathering task has that ITT
+    Task::R2t* r2t = nullptr;  // null for unsolicited data
+    bool in_order = false;  // offset, length and DataSN are the expected ones
+  };
+  DataOutMatch MatchDataOut(const DataOutBhs& d);
   void HandleNopOut(const Pdu& pdu);
   void HandleTaskMgmt(const Pdu& pdu);
   void HandleText(const Pdu& pdu);
@@ -114,6 +126,11 @@ class Connection : public Pollable {
   PduReader reader_;
   PduWriter writer_;
   std::vector<uint8_t> inbuf_;
+  // Immediate data of the SCSI Command being read (routed here, then
+  // swapped into its task), and the task whose buffer the Data-Out being
+  // read is routed into (FreeTask drops the route).
+  DataBuffer pending_data_;
+  Task* routed_task_ = nullptr;
   std::vector<void*> released_;
   bool want_write_ = false;
   bool reading_paused_ = false;

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/base/thread_annotations.h"
@@ -50,6 +51,10 @@ class DataBuffer {
   void Release() {
     bytes_.reset();
     capacity_ = 0;
+  }
+  void Swap(DataBuffer& other) {
+    bytes_.swap(other.bytes_);
+    std::swap(capacity_, other.capacity_);
   }
 
  private:
