@@ -19,8 +19,8 @@
 //        writer, Pool::Impl::Prepare), into space freshly allocated from the
 //        allocator (one contiguous extent when possible, sorted by lineage
 //        and block so the write is sequential), with one pwritev per extent;
-//     2. fdatasync of the data vdev (on a helper thread, while the sync
-//        thread builds the batch of 3);
+//     2. fdatasync of the data vdev (1 and 2 on a helper thread, while the
+//        sync thread builds the batch of 3);
 //     3. one RocksDB WriteBatch, synced: new block pointers and births,
 //        superseded versions (freed, or moved to the dead list when a snapshot
 //        sees them), sync-task changes, dirty slab maps, the changed space
@@ -84,11 +84,19 @@ struct PreparedBlock {
   ConstByteSpan payload() const { return {dirty->payload->data(), dirty->payload->size()}; }
 };
 
+// One device write of a commit: consecutive blocks (and the zeros that pad
+// each to whole sectors) at one offset.
+struct Run {
+  uint64_t offset;
+  std::vector<ConstByteSpan> iov;
+};
+
 // Places the txg's data blocks in as few runs as the allocator can give
 // (each run the first free extent long enough for the next block, cut to what
-// is left) and writes each run with one WriteV. The caller syncs.
-Status PlaceAndWrite(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
+// is left): sets each block's offset and returns the writes to make.
+Result<std::vector<Run>> PlaceBlocks(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
+  std::vector<Run> runs;
   uint64_t remaining = 0;
   for (const PreparedBlock& b : blocks) {
     if (!b.ptr.hole) remaining += p.alloc->RoundUp(b.ptr.psize);
@@ -96,26 +104,31 @@ Status PlaceAndWrite(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
   size_t i = 0;
   while (remaining > 0) {
     while (blocks[i].ptr.hole) ++i;
-    BH_ASSIGN_OR_RETURN(Extent run,
+    BH_ASSIGN_OR_RETURN(Extent extent,
                         p.alloc->AllocateRun(p.alloc->RoundUp(blocks[i].ptr.psize), remaining));
-    std::vector<ConstByteSpan> iov;
-    uint64_t pos = run.offset;
+    Run& run = runs.emplace_back(Run{extent.offset, {}});
+    uint64_t pos = extent.offset;
     for (; i < blocks.size(); ++i) {
       PreparedBlock& b = blocks[i];
       if (b.ptr.hole) continue;
       uint64_t len = p.alloc->RoundUp(b.ptr.psize);
-      if (pos + len > run.end()) break;
+      if (pos + len > extent.end()) break;
       b.ptr.offset = pos;
-      iov.push_back(b.payload());
-      if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+      run.iov.push_back(b.payload());
+      if (len > b.ptr.psize) run.iov.emplace_back(kZeros.data(), len - b.ptr.psize);
       pos += len;
       remaining -= len;
     }
-    if (pos < run.end()) p.alloc->Return(Extent{pos, run.end() - pos});
-    BH_RETURN_IF_ERROR(p.vdev->WriteV(run.offset, iov));
+    if (pos < extent.end()) p.alloc->Return(Extent{pos, extent.end() - pos});
   }
+  return runs;
+}
+
+// Writes the runs and syncs the device.
+Status WriteAndSync(Vdev& vdev, const std::vector<Run>& runs) {
+  for (const Run& run : runs) BH_RETURN_IF_ERROR(vdev.WriteV(run.offset, run.iov));
   BH_SYNC_POINT("txg:data-written");
-  return Status::Ok();
+  return vdev.Sync();
 }
 
 Status ApplyBlocks(SyncContext::Rep& rep, const std::vector<PreparedBlock>& blocks) {
@@ -168,13 +181,13 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   }
   std::sort(blocks.begin(), blocks.end(),
             [](const PreparedBlock& a, const PreparedBlock& b) { return a.key < b.key; });
-  BH_RETURN_IF_ERROR(PlaceAndWrite(*this, blocks));
+  BH_ASSIGN_OR_RETURN(std::vector<Run> runs, PlaceBlocks(*this, blocks));
   // I1 needs the data durable before the metadata batch is written, not
-  // before it is built: the device syncs on another thread while this one
-  // works out the batch (on every return path, the future's destructor
-  // waits for the sync).
+  // before it is built: once every block has its place, the data goes to the
+  // device and is synced on another thread while this one works out the
+  // batch (on every return path, the future's destructor waits for it).
   std::future<Status> data_synced =
-      std::async(std::launch::async, [this] { return vdev->Sync(); });
+      std::async(std::launch::async, [this, &runs] { return WriteAndSync(*vdev, runs); });
 
   KvBatch batch;
   SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}};
