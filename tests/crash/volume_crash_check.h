@@ -2,14 +2,17 @@
 // start from, how many rounds they run and how the pool is reopened. Then
 // the check of a pool reopened after a kill or power cut against the log
 // of volume_crash_ops.h: every acknowledged snapshot and clone exists with
-// exactly its content, no destroyed one is back, an operation cut short left either
-// nothing or the whole object, the head holds only data some operation
-// wrote, the space tallies equal a recount, and the interrupted frees
-// finish with a clean scrub.
+// exactly its content and size, no destroyed one is back, an operation cut
+// short left either nothing or the whole object (a rename: the old name or
+// the new, never both or neither), the head holds only data some
+// operation wrote at a size some operation set, the space tallies equal a
+// recount (also across promotes), and the interrupted frees finish with a
+// clean scrub.
 #pragma once
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -55,7 +58,13 @@ inline volume::VolumeManagerOptions VolumeCrashReopenOptions() {
   return vo;
 }
 
-using VolContent = std::vector<uint64_t>;  // tag per block, 0 = zeros
+// Tag per block: 0 = zeros, kVolCrashBeyond = past the end (the blocks
+// that exist come first).
+using VolContent = std::vector<uint64_t>;
+
+inline uint64_t VolBlocks(const VolContent& c) {
+  return static_cast<uint64_t>(std::find(c.begin(), c.end(), kVolCrashBeyond) - c.begin());
+}
 
 // What survived one round. Carried from round to round.
 struct VolCrashState {
@@ -64,13 +73,16 @@ struct VolCrashState {
   std::map<uint64_t, VolContent> clones;  // never written: their origin's content
   // Totals over the rounds, for the test's closing message.
   uint64_t ops = 0, snapshots_checked = 0, clones_checked = 0, frees_finished = 0;
+  uint64_t promotes = 0, renames = 0, resizes = 0;  // acknowledged
 };
 
 // The totals of a run, for the test's closing MESSAGE.
 inline std::string VolCrashSummary(const VolCrashState& s) {
   return std::to_string(s.ops) + " operations logged; " + std::to_string(s.snapshots_checked) +
          " snapshots and " + std::to_string(s.clones_checked) + " clones checked; " +
-         std::to_string(s.frees_finished) + " interrupted frees finished";
+         std::to_string(s.frees_finished) + " interrupted frees finished; " +
+         std::to_string(s.promotes) + " promotes, " + std::to_string(s.renames) +
+         " renames and " + std::to_string(s.resizes) + " resizes acknowledged";
 }
 
 struct VolCrashExpect {
@@ -82,6 +94,8 @@ struct VolCrashExpect {
   std::map<uint64_t, VolContent> ever;
   std::map<uint64_t, VolContent> clones_must, clones_may;
   std::set<uint64_t> clones_gone;
+  std::map<uint64_t, uint64_t> renaming;  // old id -> new id, not acknowledged
+  std::set<uint64_t> head_sizes;          // block counts v may have now
 };
 
 // Replays the log over the snapshots that existed when the round began.
@@ -92,6 +106,7 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
   e.must = start.snaps;
   e.ever = start.snaps;
   e.clones_must = start.clones;
+  e.head_sizes.insert(VolBlocks(head));
   for (const VolCrashRec& r : log) {
     switch (r.op) {
       case 'W': head[r.id] = r.tag; break;
@@ -99,8 +114,35 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
       case 'n': e.must[r.id] = e.may[r.id]; e.may.erase(r.id); break;
       case 'D': e.may[r.id] = e.must[r.id]; e.must.erase(r.id); break;
       case 'd': e.may.erase(r.id); e.gone.insert(r.id); break;
-      case 'R': break;
-      case 'r': head = e.must.at(r.id); break;
+      case 'R': e.head_sizes.insert(VolBlocks(e.must.at(r.id))); break;
+      case 'r':
+        head = e.must.at(r.id);
+        e.head_sizes = {VolBlocks(head)};
+        break;
+      case 'M':
+        e.may[r.id] = e.may[r.tag] = e.ever[r.tag] = e.must.at(r.id);
+        e.must.erase(r.id);
+        e.renaming[r.id] = r.tag;
+        break;
+      case 'm':
+        e.must[r.tag] = e.may.at(r.tag);
+        e.may.erase(r.id);
+        e.may.erase(r.tag);
+        e.gone.insert(r.id);
+        e.renaming.erase(r.id);
+        break;
+      case 'Z': e.head_sizes.insert(r.id); break;
+      case 'z':
+        e.head_sizes = {r.id};
+        for (uint64_t b = 0; b < kVolCrashBlocks; ++b) {
+          if (b >= r.id) {
+            head[b] = kVolCrashBeyond;
+          } else if (head[b] == kVolCrashBeyond) {
+            head[b] = 0;  // grown back: zeros
+          }
+        }
+        break;
+      case 'P': case 'p': break;  // names change, contents do not
       case 'C': e.clones_may[r.id] = e.ever.at(r.tag); break;
       case 'c': e.clones_must[r.id] = e.clones_may[r.id]; e.clones_may.erase(r.id); break;
       case 'K': e.clones_may[r.id] = e.clones_must[r.id]; e.clones_must.erase(r.id); break;
@@ -115,8 +157,10 @@ inline bool VolMatches(volume::VolumeManager& vm, const std::string& name,
                        const VolContent& want, uint64_t seed) {
   auto dev = vm.OpenDevice(name);
   if (!dev.ok()) return false;
+  const uint64_t blocks = VolBlocks(want);
+  if ((*dev)->size() != blocks * kVolCrashBs) return false;
   std::vector<uint8_t> buf(kVolCrashBs);
-  for (uint64_t b = 0; b < kVolCrashBlocks; ++b) {
+  for (uint64_t b = 0; b < blocks; ++b) {
     if (!(*dev)->Read(b * kVolCrashBs, buf).ok()) return false;
     std::vector<uint8_t> expect = want[b] == 0 ? std::vector<uint8_t>(kVolCrashBs, 0)
                                                : PatternBlock(kVolCrashBs, seed, want[b]);
@@ -131,10 +175,20 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
                               const std::vector<VolCrashRec>& log, uint64_t seed,
                               const std::string& ctx, VolCrashState* state) {
   VolCrashExpect e = ReplayVolCrashLog(log, *state);
+  std::map<uint64_t, std::string> names;  // snapshot id -> its name now
   std::set<uint64_t> present, clones_present;
   for (const auto& d : vm.List()) {
-    if (d.is_snapshot()) present.insert(std::strtoull(d.name.c_str() + 3, nullptr, 10));
-    if (d.name[0] == 'c') clones_present.insert(std::strtoull(d.name.c_str() + 1, nullptr, 10));
+    if (d.is_snapshot()) {
+      present.insert(VolCrashSnapId(d.name));
+      names[VolCrashSnapId(d.name)] = d.name;
+    } else if (d.name[0] == 'c') {
+      clones_present.insert(std::strtoull(d.name.c_str() + 1, nullptr, 10));
+    }
+  }
+  for (const auto& [from, to] : e.renaming) {
+    REQUIRE_MESSAGE(present.contains(from) != present.contains(to),
+                    ctx << "rename of s" << from << " to s" << to << " left "
+                        << (present.contains(from) ? "both names" : "neither name"));
   }
   std::map<uint64_t, VolContent> clones;
   for (const auto& [id, content] : e.clones_must) {
@@ -155,18 +209,23 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
   REQUIRE_MESSAGE(clones_present.size() == clones.size(), ctx << "unexpected clones exist");
   state->clones = std::move(clones);
   state->ops += log.size();
+  for (const VolCrashRec& r : log) {
+    state->promotes += r.op == 'p';
+    state->renames += r.op == 'm';
+    state->resizes += r.op == 'z';
+  }
   state->clones_checked += state->clones.size();
   std::map<uint64_t, VolContent> snaps;
   for (const auto& [id, content] : e.must) {
     REQUIRE_MESSAGE(present.contains(id), ctx << "acknowledged snapshot s" << id << " is missing");
-    REQUIRE_MESSAGE(VolMatches(vm, VolCrashSnapName(id), content, seed),
-                    ctx << "snapshot s" << id << " does not hold its data");
+    REQUIRE_MESSAGE(VolMatches(vm, names[id], content, seed),
+                    ctx << "snapshot " << names[id] << " does not hold its data");
     snaps[id] = content;
   }
   for (const auto& [id, content] : e.may) {
     if (!present.contains(id)) continue;
-    REQUIRE_MESSAGE(VolMatches(vm, VolCrashSnapName(id), content, seed),
-                    ctx << "half-made snapshot s" << id << " is visible");
+    REQUIRE_MESSAGE(VolMatches(vm, names[id], content, seed),
+                    ctx << "half-made snapshot " << names[id] << " is visible");
     snaps[id] = content;
   }
   for (uint64_t id : e.gone) {
@@ -178,14 +237,19 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
   // the next round's snapshots. Anything else is torn or foreign data.
   auto dev = vm.OpenDevice("v");
   REQUIRE(dev.ok());
+  const uint64_t head_blocks = (*dev)->size() / kVolCrashBs;
+  REQUIRE_MESSAGE(e.head_sizes.contains(head_blocks),
+                  ctx << "v has " << head_blocks << " blocks, a size no operation set");
   std::vector<uint8_t> buf(kVolCrashBs);
-  for (uint64_t b = 0; b < kVolCrashBlocks; ++b) {
+  for (uint64_t b = head_blocks; b < kVolCrashBlocks; ++b) state->head[b] = kVolCrashBeyond;
+  for (uint64_t b = 0; b < head_blocks; ++b) {
     REQUIRE((*dev)->Read(b * kVolCrashBs, buf).ok());
     std::set<uint64_t> candidates = {0, state->head[b]};
     for (const VolCrashRec& r : log) {
       if (r.op == 'W' && r.id == b) candidates.insert(r.tag);
     }
     for (const auto& [id, c] : e.ever) candidates.insert(c[b]);
+    candidates.erase(kVolCrashBeyond);
     bool found = false;
     for (uint64_t t : candidates) {
       std::vector<uint8_t> want = t == 0 ? std::vector<uint8_t>(kVolCrashBs, 0)
