@@ -216,24 +216,23 @@ bool Connection::OnReadEvent(ReadEvent ev) {
       }
       return true;
     case ReadEvent::kTooLong:
-      if (state_ == State::kFullFeature) {
-        Reject(reader_.pdu().bhs, RejectReason::kProtocolError, true);
-        FlushOut();
-      } else {
-        Close("data segment above MaxRecvDataSegmentLength");
-      }
+      RejectAndClose(RejectReason::kProtocolError, "data segment above MaxRecvDataSegmentLength");
       return false;
     case ReadEvent::kHeaderDigestError: Close("header digest error"); return false;
     case ReadEvent::kDataDigestError:
-      if (state_ == State::kFullFeature) {
-        Reject(reader_.pdu().bhs, RejectReason::kDataDigestError, true);
-        FlushOut();
-      } else {
-        Close("data digest error during login");
-      }
+      RejectAndClose(RejectReason::kDataDigestError, "data digest error during login");
       return false;
   }
   return true;
+}
+
+void Connection::RejectAndClose(RejectReason reason, const char* why_in_login) {
+  if (state_ == State::kFullFeature) {
+    Reject(reader_.pdu().bhs, reason, /*then_close=*/true);
+    FlushOut();
+  } else {
+    Close(why_in_login);
+  }
 }
 
 ByteSpan Connection::RouteData(const Pdu& header) {

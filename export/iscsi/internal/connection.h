@@ -48,6 +48,9 @@ class Connection : public Pollable {
   void ReadSome();
   // Acts on one event of the reader; false when reading must stop.
   bool OnReadEvent(ReadEvent ev);
+  // A PDU the stream cannot go on from: rejected, then the connection
+  // closes (full feature phase), or closed at once (login).
+  void RejectAndClose(RejectReason reason, const char* why_in_login);
   // PduReader::DataRoute: a Data-Out's data straight into its command's
   // buffer, a SCSI Command's immediate data into pending_data_.
   ByteSpan RouteData(const Pdu& header);
