@@ -164,12 +164,14 @@ void Connection::OnEvents(uint32_t events) {
 // segments (bulk write data) are read straight into their command's buffer;
 // everything else goes through inbuf_ and the reader.
 void Connection::ReadSome() {
+  // Input is ignored after a fatal answer. Bytes already read are always
+  // fed: only the next read waits while output is backed up.
   auto accepting = [this] {
     return (state_ == State::kLogin || state_ == State::kFullFeature ||
             state_ == State::kLogout || state_ == State::kWaitReinstate) &&
-           !close_after_flush_ && !delayed_response_ && !reading_paused_;
+           !close_after_flush_ && !delayed_response_;
   };
-  for (size_t budget = kReadBudget; budget > 0 && accepting();) {
+  for (size_t budget = kReadBudget; budget > 0 && accepting() && !reading_paused_;) {
     ByteSpan direct = reader_.DirectTarget();
     const bool into_task = direct.size() >= kDirectReadMin;
     ByteSpan dst = into_task ? direct : ByteSpan(inbuf_.data(), inbuf_.size());
