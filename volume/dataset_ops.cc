@@ -120,7 +120,8 @@ namespace {
 
 // Applies zfs inherit of `key` to props (of a volume unless is_snapshot).
 Status InheritInto(VolumeProps* p, const std::string& key, bool is_snapshot) {
-  if (key.find(':') != std::string::npos) {
+  if (IsUserProperty(key)) {
+    BH_RETURN_IF_ERROR(ValidateUserPropertyName(key));
     p->user.erase(key);
     return Status::Ok();
   }

@@ -157,20 +157,52 @@ Status ParseVolsize(const std::string& value, uint32_t block_size, uint64_t* out
 }  // namespace
 
 bool IsReadOnlyProperty(std::string_view key) {
-  static constexpr std::array<std::string_view, 17> kReadOnlyProps = {
-      "used", "referenced", "written", "logicalused", "logicalreferenced", "compressratio",
-      "usedbysnapshots", "usedbyrefreservation", "creation", "origin", "clones", "guid",
-      "type", "name", "userrefs", "createtxg", "volblocksize"};
+  static constexpr std::array<std::string_view, 20> kReadOnlyProps = {
+      "used", "available", "referenced", "written", "logicalused", "logicalreferenced",
+      "compressratio", "usedbysnapshots", "usedbydataset", "usedbychildren",
+      "usedbyrefreservation", "creation", "origin", "clones", "guid", "type", "name",
+      "userrefs", "createtxg", "volblocksize"};
   for (std::string_view ro : kReadOnlyProps) {
     if (key == ro) return true;
   }
   return false;
 }
 
+bool IsUserProperty(std::string_view key) { return key.find(':') != std::string_view::npos; }
+
+Status ValidateUserPropertyName(std::string_view key) {
+  constexpr size_t kMaxName = 256;
+  if (!IsUserProperty(key)) {
+    return BH_ERROR(kInvalidArgument, "bad user property name '{}': it must contain ':'", key);
+  }
+  if (key.size() > kMaxName) {
+    return BH_ERROR(kInvalidArgument, "bad user property name: longer than {} characters",
+                    kMaxName);
+  }
+  if (key.front() == '-') {
+    return BH_ERROR(kInvalidArgument, "bad user property name '{}': it must not begin with '-'",
+                    key);
+  }
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '-' ||
+              c == '.' || c == '_';
+    if (!ok) {
+      return BH_ERROR(kInvalidArgument,
+                      "bad user property name '{}': only lower-case letters, digits and "
+                      "': - . _' are allowed",
+                      key);
+    }
+  }
+  return Status::Ok();
+}
+
 Status ApplyProperty(VolumeProps* p, const std::string& key, const std::string& value,
                      bool at_create) {
-  if (key.find(':') != std::string::npos) {
-    if (value.size() > 8192) return BH_ERROR(kInvalidArgument, "user property value too long");
+  if (IsUserProperty(key)) {
+    BH_RETURN_IF_ERROR(ValidateUserPropertyName(key));
+    if (value.size() > 8192) {
+      return BH_ERROR(kInvalidArgument, "user property {}: value longer than 8192 bytes", key);
+    }
     p->user[key] = value;
     return Status::Ok();
   }

@@ -149,6 +149,14 @@ class VolumeManager {
 // Whether `key` names a read-only (computed or create-time) property.
 bool IsReadOnlyProperty(std::string_view key);
 
+// Whether `key` names a user property (it contains ':', as in zfs).
+bool IsUserProperty(std::string_view key);
+
+// zfsprops(7)'s rules for a user property name: contains ':', at most 256
+// characters of lower-case letters, digits and ': - . _', no leading '-'.
+// Errors: InvalidArgument saying which rule the name breaks.
+Status ValidateUserPropertyName(std::string_view key);
+
 // Parses a property assignment for create/clone/set into props.
 // Errors: InvalidArgument naming the property and the accepted values.
 Status ApplyProperty(VolumeProps* props, const std::string& key, const std::string& value,

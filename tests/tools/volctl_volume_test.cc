@@ -33,7 +33,7 @@ struct Home {
 std::string LogicalState(const Home& h) {
   return PoolLogicalState(h.tmp.path(), "tank",
                           "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
-                          "createtxg,refreservation,readonly");
+                          "createtxg,refreservation,readonly,org:note");
 }
 
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
@@ -80,6 +80,14 @@ TEST_CASE("volctl volumes: import, snapshot, overwrite, rollback, clone, export"
   r = h.Run({"list", "-j", "tank/vm"});
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["datasets"][0]["name"] == "tank/vm");
+  // As zfs list: a named volume alone, with its snapshots under -r, and only
+  // its snapshots under -t snapshot.
+  CHECK(h.Run({"list", "-t", "all", "-H", "-o", "name", "tank/vm"}).out == "tank/vm\n");
+  CHECK(h.Run({"list", "-r", "-t", "all", "-H", "-o", "name", "tank/vm"}).out ==
+        "tank/vm\ntank/vm@a\n");
+  CHECK(h.Run({"list", "-r", "-H", "-o", "name", "tank/vm"}).out == "tank/vm\n");
+  CHECK(h.Run({"list", "-t", "snapshot", "-H", "-o", "name", "tank/vm"}).out == "tank/vm@a\n");
+  CHECK(h.Run({"list", "-r", "-t", "all", "-H", "-o", "name", "tank/vm@a"}).out == "tank/vm@a\n");
 
   h.Ok({"destroy", "-R", "tank/vm"});
   CHECK(h.Run({"list", "-H"}).out.empty());
@@ -95,6 +103,7 @@ TEST_CASE("volctl volumes: bad input is refused and changes nothing") {
   h.Ok({"snapshot", "tank/v@s"});
   h.Ok({"snapshot", "tank/v@t"});
   h.Ok({"clone", "tank/v@s", "tank/c"});
+  h.Ok({"set", "org:note=kept", "tank/v"});
   ExpectRefused(h, {"create", "-V", "1M", "tank/v"}, "already exists");
   ExpectRefused(h, {"create", "-V", "1M", "nopool/v"}, "pool 'nopool' does not exist");
   ExpectRefused(h, {"create", "-V", "1M", "v"}, "not POOL/VOLUME");
@@ -103,6 +112,16 @@ TEST_CASE("volctl volumes: bad input is refused and changes nothing") {
   ExpectRefused(h, {"create", "-V", "1q", "tank/w"}, "unknown size unit");
   ExpectRefused(h, {"create", "-V", "1M", "-b", "3K", "tank/w"}, "power of two");
   ExpectRefused(h, {"create", "-V", "1M", "-b", "256K", "tank/w"}, "power of two");
+  ExpectRefused(h, {"create", "-V", "1M", "-b", "2K", "tank/w"}, "from 4K to 128K");
+  ExpectRefused(h, {"create", "-V", "1M", "-b", "0", "tank/w"}, "bad volblocksize");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "compression=zstd-20", "tank/w"}, "zstd-1..19");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "checksum=md5", "tank/w"}, "bad checksum");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "readonly=maybe", "tank/w"}, "use on or off");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "refreservation=lots", "tank/w"},
+                "bad refreservation");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "volsize=2M", "tank/w"}, "use -V");
+  ExpectRefused(h, {"clone", "-o", "color=red", "tank/v@s", "tank/d"}, "unknown property");
+  ExpectRefused(h, {"clone", "-o", "volblocksize=8K", "tank/v@s", "tank/d"}, "volblocksize");
   ExpectRefused(h, {"create", "-V", "1M", "-o", "compression=gzip", "tank/w"}, "bad compression");
   ExpectRefused(h, {"create", "-V", "1M", "-o", "nonsense", "tank/w"}, "PROPERTY=VALUE");
   ExpectRefused(h, {"create", "-V", "1M", "-o", "color=red", "tank/w"}, "unknown property");
@@ -121,7 +140,21 @@ TEST_CASE("volctl volumes: bad input is refused and changes nothing") {
   ExpectRefused(h, {"set", "volblocksize=4K", "tank/v"}, "only be set at create");
   ExpectRefused(h, {"set", "used=1", "tank/v"}, "read-only");
   ExpectRefused(h, {"set", "compression=lz4", "tank/v@s"}, "read-only");
+  ExpectRefused(h, {"set", "usedbydataset=1", "tank/v"}, "read-only");
+  ExpectRefused(h, {"set", "available=1", "tank/v"}, "read-only");
+  ExpectRefused(h, {"set", "refreservation=2M", "tank/v"}, "more than its");
+  // User properties follow zfsprops(7): ':' in the name, lower case, at most
+  // 256 characters, values at most 8192 bytes.
+  ExpectRefused(h, {"set", "Org:Note=x", "tank/v"}, "bad user property name");
+  ExpectRefused(h, {"set", "org:no te=x", "tank/v"}, "only lower-case letters");
+  ExpectRefused(h, {"set", "org:" + std::string(260, 'n') + "=x", "tank/v"}, "longer than 256");
+  ExpectRefused(h, {"set", "org:note=" + std::string(8193, 'x'), "tank/v"}, "longer than 8192");
+  ExpectRefused(h, {"create", "-V", "1M", "-o", "ORG:X=1", "tank/w"}, "bad user property name");
+  ExpectRefused(h, {"inherit", "Org:Note", "tank/v"}, "bad user property name");
   ExpectRefused(h, {"get", "bogus", "tank/v"}, "unknown property");
+  ExpectRefused(h, {"get", "volsize,Org:Note", "tank/v"}, "bad user property name");
+  ExpectRefused(h, {"list", "-o", "name,bogus"}, "unknown property");
+  ExpectRefused(h, {"list", "-o", "name,bogus", "tank/nosuch"}, "unknown property");
   ExpectRefused(h, {"list", "-t", "filesystem"}, "bad type");
   ExpectRefused(h, {"write", "tank/v@s", h.tmp / "none"}, "cannot open");
   std::string big = WriteImage(h.tmp, 2 << 20, 3);

@@ -174,8 +174,27 @@ struct ListArgs {
   std::string types = "volume";
   std::string fields = "name,type,volsize,volblocksize,compression,origin";
   std::vector<std::string> names;
+  bool recursive = false;
   OutputFlags flags;
 };
+
+// Refuses a property list/get cannot show, before anything is opened, so
+// that `list -o bogus` fails even when nothing would be listed.
+Status CheckPropertyName(const std::string& prop) {
+  if (volume::IsUserProperty(prop)) return volume::ValidateUserPropertyName(prop);
+  if (prop == "name" || prop == "createtxg" ||
+      std::find(kAllProps.begin(), kAllProps.end(), prop) != kAllProps.end() ||
+      std::find(kSnapshotProps.begin(), kSnapshotProps.end(), prop) != kSnapshotProps.end()) {
+    return Status::Ok();
+  }
+  return BH_ERROR(kInvalidArgument, "unknown property '{}'", prop);
+}
+
+Status CheckPropertyList(const std::vector<std::string>& props) {
+  if (props.empty()) return BH_ERROR(kInvalidArgument, "no property named");
+  for (const std::string& p : props) BH_RETURN_IF_ERROR(CheckPropertyName(p));
+  return Status::Ok();
+}
 
 bool TypeWanted(const std::string& types, const Dataset& d) {
   for (const std::string& t : SplitComma(types)) {
@@ -193,8 +212,11 @@ Status CheckTypes(const std::string& types) {
   return Status::Ok();
 }
 
-// Datasets of the pools named (or of every pool), with their pool name.
+// Datasets of the pools named (or of every pool), with their pool name. A
+// volume named explicitly comes with its snapshots when `with_snapshots`
+// (zfs list -r, or -t snapshot alone).
 Result<std::vector<std::pair<std::string, Dataset>>> Collect(const std::vector<std::string>& names,
+                                                             bool with_snapshots,
                                                              std::vector<std::unique_ptr<Session>>* keep) {
   std::vector<std::pair<std::string, Dataset>> out;
   if (names.empty()) {
@@ -215,9 +237,10 @@ Result<std::vector<std::pair<std::string, Dataset>>> Collect(const std::vector<s
       std::string name = full.substr(full.find('/') + 1);
       BH_ASSIGN_OR_RETURN(Dataset d, s->vm->Get(name));
       out.emplace_back(pool, d);
-      // A volume named explicitly lists with its snapshots when -t asks for them.
       for (const Dataset& o : s->vm->List()) {
-        if (o.is_snapshot() && o.volume_id == d.id) out.emplace_back(pool, o);
+        if (with_snapshots && !d.is_snapshot() && o.is_snapshot() && o.volume_id == d.id) {
+          out.emplace_back(pool, o);
+        }
       }
     }
     keep->push_back(std::move(s));
@@ -227,10 +250,14 @@ Result<std::vector<std::pair<std::string, Dataset>>> Collect(const std::vector<s
 
 int RunList(const ListArgs& a) {
   if (Status s = CheckTypes(a.types); !s.ok()) return ReportError(s);
-  std::vector<std::unique_ptr<Session>> sessions;
-  auto all = Collect(a.names, &sessions);
-  if (!all.ok()) return ReportError(all.status());
   std::vector<std::string> fields = SplitComma(a.fields);
+  if (Status s = CheckPropertyList(fields); !s.ok()) return ReportError(s);
+  // As zfs list: -r shows a named volume's children (its snapshots), and so
+  // does -t snapshot alone.
+  bool with_snapshots = a.recursive || a.types == "snapshot";
+  std::vector<std::unique_ptr<Session>> sessions;
+  auto all = Collect(a.names, with_snapshots, &sessions);
+  if (!all.ok()) return ReportError(all.status());
   std::vector<std::string> header;
   for (const auto& f : fields) {
     std::string up = f;
@@ -269,6 +296,9 @@ struct GetArgs {
 };
 
 int RunGet(const GetArgs& a) {
+  if (a.props != "all") {
+    if (Status s = CheckPropertyList(SplitComma(a.props)); !s.ok()) return ReportError(s);
+  }
   std::vector<std::unique_ptr<Session>> sessions;
   std::vector<std::pair<std::string, Dataset>> all;
   for (const std::string& full : a.names) {
@@ -508,7 +538,8 @@ void AddVolumeCommands(CLI::App& app, Action* action) {
   list->add_flag("-H", la->flags.scripted, "scripted: no header, tab-separated");
   list->add_flag("-p", la->flags.parsable, "exact numbers");
   list->add_flag("-j,--json", la->flags.json, "JSON output");
-  list->add_option("names", la->names, "POOL or POOL/VOLUME");
+  list->add_flag("-r", la->recursive, "with the snapshots of each volume named");
+  list->add_option("names", la->names, "POOL, POOL/VOLUME or POOL/VOLUME@SNAP");
   list->callback([=] { *action = [=] { return RunList(*la); }; });
 
   auto ga = std::make_shared<GetArgs>();
