@@ -28,9 +28,10 @@
 // destroying everything and draining the coalescer leaves an empty pool.
 // The seed is printed and BH_SEED replays it; BH_TRACE prints each step.
 //
-// A flush after every step means each write or unmap commits alone:
-// several dirty writes in one txg (and a snapshot of dirty data) are left to
-// tests/volume/volume_ops_test.cc and the core tests.
+// A flush after every step means each write or unmap commits alone, so this
+// test never puts several dirty writes in one txg nor snapshots dirty data;
+// only fixed cases cover those (tests/core/pool_test.cc, "a snapshot view
+// keeps its data").
 
 #include <doctest/doctest.h>
 
