@@ -28,10 +28,11 @@
 // destroying everything and draining the coalescer leaves an empty pool.
 // The seed is printed and BH_SEED replays it; BH_TRACE prints each step.
 //
-// A flush after every step means each write or unmap commits alone, so this
-// test never puts several dirty writes in one txg nor snapshots dirty data;
-// only fixed cases cover those (tests/core/pool_test.cc, "a snapshot view
-// keeps its data").
+// The flush after every step bounds a txg to one step, so steps make their
+// own mixes of dirty data: a quarter of the write steps write a burst of
+// 2-4 blocks to random volumes (several volumes in one txg), and half the
+// snapshot steps first write 1-3 blocks to the volume without committing
+// them, so the snapshot is taken of dirty data and must hold it.
 
 #include <doctest/doctest.h>
 
@@ -359,8 +360,14 @@ class Runner {
     model_.sizes[name] = kInitialBlocks;
     touched_.insert(name);
   }
+  // One block, or (one time in four) a burst of 2-4 blocks to random
+  // volumes, so that a txg holds several volumes' dirty blocks.
   bool Write() {
-    std::string vol = Pick(model_.volumes);
+    int blocks = rng_() % 4 == 0 ? 2 + static_cast<int>(rng_() % 3) : 1;
+    for (int i = 0; i < blocks; ++i) WriteBlock(Pick(model_.volumes));
+    return true;
+  }
+  void WriteBlock(const std::string& vol) {
     uint64_t b = rng_() % model_.sizes.at(vol), tag = ++tag_;
     Trace("write " + vol + " " + std::to_string(b));
     auto dev = vm_->OpenDevice(vol);
@@ -368,7 +375,6 @@ class Runner {
     model_.volumes[vol].tags[b] = tag;
     owner_[tag] = vol;
     touched_.insert(vol);
-    return true;
   }
   bool Unmap() {
     std::string vol = Pick(model_.volumes);
@@ -379,8 +385,15 @@ class Runner {
     touched_.insert(vol);
     return true;
   }
+  // Half the time the volume has dirty blocks when the snapshot is taken
+  // (written in this step, not yet committed): the snapshot must hold them.
   bool Snapshot() {
     std::string vol = Pick(model_.volumes);
+    if (rng_() % 2 == 0) {
+      int blocks = 1 + static_cast<int>(rng_() % 3);
+      for (int i = 0; i < blocks; ++i) WriteBlock(vol);
+      issued_[static_cast<size_t>(Op::kWrite)] += blocks;
+    }
     std::string name = vol + "@s" + std::to_string(next_++);
     Trace("snapshot " + name);
     REQUIRE(vm_->Snapshot({name}).ok());
