@@ -1,6 +1,8 @@
 // engine_bench: in-process throughput of the pool against the raw file.
 //
 //   engine_bench [--dir DIR] [--mib N] [--runs R]
+// Scratch files go in a new directory made under DIR (default /var/tmp),
+// removed at the end; nothing else under DIR is touched.
 // For each block size (4K, 16K, 128K) and compression (off, lz4, zstd-1):
 //   raw   sequential pwrite of N MiB in blocks of that size, fdatasync, then
 //         pread of it all after dropping it from the page cache
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,7 +33,7 @@ using namespace blockhaus::core;
 using Clock = std::chrono::steady_clock;
 
 struct Config {
-  std::string dir = "/var/tmp/bh-engine-bench";
+  std::string dir = "/var/tmp";  // the parent of the scratch directory
   uint64_t mib = 256;
   int runs = 3;
 };
@@ -132,7 +135,15 @@ Config ParseArgs(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Config c = ParseArgs(argc, argv);
-  std::filesystem::create_directories(c.dir);
+  // Only a directory of its own is removed at the end: --dir /var/tmp once
+  // removed /var/tmp itself.
+  std::string scratch = c.dir + "/bh-engine-bench-XXXXXX";
+  if (::mkdtemp(scratch.data()) == nullptr) {
+    std::fprintf(stderr, "engine_bench: cannot make a directory under %s: %s\n", c.dir.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  c.dir = scratch;
   std::printf("engine_bench: %llu MiB per case, median of %d runs, dir %s\n",
               static_cast<unsigned long long>(c.mib), c.runs, c.dir.c_str());
   std::printf("%-6s %-7s %10s %10s %7s %10s %10s %7s\n", "block", "comp", "raw w MB/s",
