@@ -531,8 +531,14 @@ DirtyBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_opt
   const uint64_t sector = uint64_t{1} << label.ashift;
   auto sectors = [sector](uint64_t n) { return (n + sector - 1) / sector; };
   std::shared_ptr<Buffer> payload;
-  if (block_options.compression.algo != CompressionAlgo::kOff) {
-    payload = buffers.Get(CompressBound(block_options.compression, data.size()));
+  // A compressed block is kept only when it takes fewer sectors, so the
+  // codec gets room for one sector less than the block and gives up as soon
+  // as its output passes that; a block of one sector is not compressed at
+  // all (4K blocks on 4K sectors: the result could never be kept).
+  const uint64_t room = (sectors(data.size()) - 1) * sector;
+  if (block_options.compression.algo != CompressionAlgo::kOff && room > 0) {
+    payload = buffers.Get(std::min<uint64_t>(
+        room, CompressBound(block_options.compression, data.size())));
     size_t n = Compress(block_options.compression, data, *payload);
     if (n > 0 && sectors(n) < sectors(data.size())) {
       payload->resize(n);

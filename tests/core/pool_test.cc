@@ -109,6 +109,48 @@ TEST_CASE("pool: a compressed block is kept only when it saves a sector") {
   CheckClean(*pool);
 }
 
+TEST_CASE("pool: compression that cannot save a sector is not kept, whatever the sector") {
+  BlockOptions lz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kXxh3_128};
+  // 13K random then zeros: lz4 saves more than 1/8 but not a 4K sector.
+  std::vector<uint8_t> mostly_random = PatternBlock(16384, 9, 3);
+  std::mt19937_64 rng(9);
+  for (size_t i = 0; i < 13 * 1024; ++i) mostly_random[i] = static_cast<uint8_t>(rng());
+  std::fill(mostly_random.begin() + 13 * 1024, mostly_random.end(), 0);
+  auto small = PatternBlock(4096, 7, 1);  // 2K random, 2K repeating
+  for (uint32_t ashift : {12u, 9u}) {
+    CAPTURE(ashift);
+    TempDir tmp;
+    PoolCreateOptions o;
+    o.name = "tank";
+    o.data_size = 64 << 20;
+    o.ashift = ashift;
+    REQUIRE(Pool::Create(tmp / "pool", o).ok());
+    auto pool = std::move(Pool::Open(tmp / "pool")).value();
+    LineageId l = NewLineage(*pool);
+    REQUIRE(pool->Write(l, 0, mostly_random, lz4).ok());
+    REQUIRE(pool->Write(l, 1, small, lz4).ok());
+    REQUIRE(pool->Flush().ok());
+    auto p0 = pool->LookupCommitted(l, 0, kHeadView);
+    auto p1 = pool->LookupCommitted(l, 1, kHeadView);
+    REQUIRE((p0.ok() && p0->has_value() && p1.ok() && p1->has_value()));
+    if (ashift == 12) {
+      CHECK((*p0)->compression.algo == CompressionAlgo::kOff);  // 4 sectors either way
+      CHECK((*p1)->compression.algo == CompressionAlgo::kOff);  // one sector is the least
+    } else {
+      CHECK((*p0)->compression.algo == CompressionAlgo::kLz4);  // 512-byte sectors: it saves
+      CHECK((*p1)->compression.algo == CompressionAlgo::kLz4);
+      CHECK((*p1)->psize < 4096);
+    }
+    std::vector<uint8_t> out(16384);
+    REQUIRE(pool->Read(l, 0, kHeadView, out).ok());
+    CHECK(out == mostly_random);
+    out.resize(4096);
+    REQUIRE(pool->Read(l, 1, kHeadView, out).ok());
+    CHECK(out == small);
+    CheckClean(*pool);
+  }
+}
+
 TEST_CASE("pool: every compression and checksum reads back") {
   TempDir tmp;
   auto pool = MakePool(tmp);
