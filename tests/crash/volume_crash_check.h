@@ -54,6 +54,11 @@ inline int VolumeCrashRounds() {
   return (l != nullptr && l[0] == '1') ? 300 : 30;
 }
 
+// How often a run (30 rounds or more) must acknowledge each operation kind
+// (RequireVolCrashCoverage). Normal runs acknowledge each several times
+// more than this even on a loaded machine.
+constexpr uint64_t kVolCrashMinAcked = 3;
+
 // How the pool is reopened after a crash: the coalescing worker stays off,
 // so VerifyVolumeCrash finds the interrupted frees still pending and
 // finishes them itself.
@@ -76,7 +81,7 @@ struct VolCrashState {
   VolContent head = VolContent(kVolCrashBlocks, 0);
   std::map<uint64_t, VolContent> snaps;
   std::map<uint64_t, VolContent> clones;  // never written: their origin's content
-  // Totals over the rounds, for the test's closing message.
+  // Totals over the rounds, for the test's closing message and coverage.
   uint64_t ops = 0, snapshots_checked = 0, clones_checked = 0, frees_finished = 0;
   std::map<char, uint64_t> acked;  // acknowledged operations by kind (lower case)
   // Operations on several objects cut short by the crash (S, X, B), and
@@ -112,6 +117,40 @@ inline std::string VolCrashSummary(const VolCrashState& s) {
          " snapshots and " + std::to_string(s.clones_checked) + " clones checked; " +
          std::to_string(s.frees_finished) + " interrupted frees finished; acknowledged: " + acked +
          "; cut short:" + (cut.empty() ? " none" : cut);
+}
+
+// The pick (volume_crash_ops.h) for the kind acknowledged least so far
+// (the first such in VolCrashAckNames), for the next round's first
+// operation: it keeps every kind covered when a loaded machine gets
+// through few operations per round.
+inline char VolCrashFavoured(const VolCrashState& s) {
+  char least = 0;
+  uint64_t least_n = 0;
+  for (const auto& [op, name] : VolCrashAckNames()) {
+    auto it = s.acked.find(op);
+    const uint64_t n = it == s.acked.end() ? 0 : it->second;
+    if (least == 0 || n < least_n) {
+      least = op;
+      least_n = n;
+    }
+  }
+  return static_cast<char>(std::toupper(static_cast<unsigned char>(least)));
+}
+
+// A normal run must have exercised every operation kind, so the tests
+// cannot silently lose coverage when the op mix or the timing changes:
+// each kind acknowledged at least `min` times over all rounds, and some
+// interrupted frees finished after a reopen.
+inline void RequireVolCrashCoverage(const VolCrashState& s, uint64_t min) {
+  std::string short_of;
+  for (const auto& [op, name] : VolCrashAckNames()) {
+    auto it = s.acked.find(op);
+    const uint64_t n = it == s.acked.end() ? 0 : it->second;
+    if (n < min) short_of += " " + std::to_string(n) + " " + name + ";";
+  }
+  if (s.frees_finished == 0) short_of += " 0 interrupted frees finished;";
+  REQUIRE_MESSAGE(short_of.empty(), "op mix lost coverage (want each kind acknowledged >= "
+                                        << min << " times):" << short_of);
 }
 
 struct VolCrashExpect {
