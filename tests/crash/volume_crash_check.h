@@ -4,17 +4,22 @@
 // of volume_crash_ops.h: every acknowledged snapshot and clone exists with
 // exactly its content and size, no destroyed one is back, an operation cut
 // short left either nothing or the whole object (a rename: the old name or
-// the new, never both or neither), the head holds only data some
-// operation wrote at a size some operation set, the space tallies equal a
-// recount (also across promotes), and the interrupted frees finish with a
-// clean scrub.
+// the new, never both or neither; a snapshot of v and the clone: both or
+// neither; a destroy -r: the clone and all its snapshots, or none of them;
+// a rollback -r: all newer snapshots and the head as before, or none of
+// them and the head exactly the target's), the head holds only data some
+// operation wrote (zeros where it was unmapped) at a size some operation
+// set, the space tallies equal a recount (also across promotes), and the
+// interrupted frees finish with a clean scrub.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +54,11 @@ inline int VolumeCrashRounds() {
   return (l != nullptr && l[0] == '1') ? 300 : 30;
 }
 
+// How often a run (30 rounds or more) must acknowledge each operation kind
+// (RequireVolCrashCoverage). Normal runs acknowledge each several times
+// more than this even on a loaded machine.
+constexpr uint64_t kVolCrashMinAcked = 3;
+
 // How the pool is reopened after a crash: the coalescing worker stays off,
 // so VerifyVolumeCrash finds the interrupted frees still pending and
 // finishes them itself.
@@ -71,18 +81,76 @@ struct VolCrashState {
   VolContent head = VolContent(kVolCrashBlocks, 0);
   std::map<uint64_t, VolContent> snaps;
   std::map<uint64_t, VolContent> clones;  // never written: their origin's content
-  // Totals over the rounds, for the test's closing message.
+  // Totals over the rounds, for the test's closing message and coverage.
   uint64_t ops = 0, snapshots_checked = 0, clones_checked = 0, frees_finished = 0;
-  uint64_t promotes = 0, renames = 0, resizes = 0;  // acknowledged
+  std::map<char, uint64_t> acked;  // acknowledged operations by kind (lower case)
+  // Operations on several objects cut short by the crash (S, X, B), and
+  // how many of them had taken effect.
+  std::map<char, uint64_t> cut, cut_done;
 };
+
+// What each acknowledged kind is called in messages.
+inline const std::map<char, std::string>& VolCrashAckNames() {
+  static const std::map<char, std::string> names = {
+      {'u', "unmaps"},      {'n', "snapshots"},         {'s', "snapshots of v and the clone"},
+      {'d', "destroys"},    {'r', "rollbacks"},         {'b', "rollbacks -r"},
+      {'c', "clones"},      {'k', "clone destroys"},    {'x', "clone destroys -r"},
+      {'m', "renames"},     {'z', "resizes"},           {'p', "promotes"}};
+  return names;
+}
 
 // The totals of a run, for the test's closing MESSAGE.
 inline std::string VolCrashSummary(const VolCrashState& s) {
+  std::string acked;
+  for (const auto& [op, name] : VolCrashAckNames()) {
+    auto it = s.acked.find(op);
+    acked += (acked.empty() ? "" : ", ") + std::to_string(it == s.acked.end() ? 0 : it->second) +
+             " " + name;
+  }
+  std::string cut;
+  for (const auto& [op, n] : s.cut) {
+    auto it = s.cut_done.find(op);
+    cut += " " + std::to_string(n) + " " + op + " (" +
+           std::to_string(it == s.cut_done.end() ? 0 : it->second) + " done)";
+  }
   return std::to_string(s.ops) + " operations logged; " + std::to_string(s.snapshots_checked) +
          " snapshots and " + std::to_string(s.clones_checked) + " clones checked; " +
-         std::to_string(s.frees_finished) + " interrupted frees finished; " +
-         std::to_string(s.promotes) + " promotes, " + std::to_string(s.renames) +
-         " renames and " + std::to_string(s.resizes) + " resizes acknowledged";
+         std::to_string(s.frees_finished) + " interrupted frees finished; acknowledged: " + acked +
+         "; cut short:" + (cut.empty() ? " none" : cut);
+}
+
+// The pick (volume_crash_ops.h) for the kind acknowledged least so far
+// (the first such in VolCrashAckNames), for the next round's first
+// operation: it keeps every kind covered when a loaded machine gets
+// through few operations per round.
+inline char VolCrashFavoured(const VolCrashState& s) {
+  char least = 0;
+  uint64_t least_n = 0;
+  for (const auto& [op, name] : VolCrashAckNames()) {
+    auto it = s.acked.find(op);
+    const uint64_t n = it == s.acked.end() ? 0 : it->second;
+    if (least == 0 || n < least_n) {
+      least = op;
+      least_n = n;
+    }
+  }
+  return static_cast<char>(std::toupper(static_cast<unsigned char>(least)));
+}
+
+// A normal run must have exercised every operation kind, so the tests
+// cannot silently lose coverage when the op mix or the timing changes:
+// each kind acknowledged at least `min` times over all rounds, and some
+// interrupted frees finished after a reopen.
+inline void RequireVolCrashCoverage(const VolCrashState& s, uint64_t min) {
+  std::string short_of;
+  for (const auto& [op, name] : VolCrashAckNames()) {
+    auto it = s.acked.find(op);
+    const uint64_t n = it == s.acked.end() ? 0 : it->second;
+    if (n < min) short_of += " " + std::to_string(n) + " " + name + ";";
+  }
+  if (s.frees_finished == 0) short_of += " 0 interrupted frees finished;";
+  REQUIRE_MESSAGE(short_of.empty(), "op mix lost coverage (want each kind acknowledged >= "
+                                        << min << " times):" << short_of);
 }
 
 struct VolCrashExpect {
@@ -96,6 +164,20 @@ struct VolCrashExpect {
   std::set<uint64_t> clones_gone;
   std::map<uint64_t, uint64_t> renaming;  // old id -> new id, not acknowledged
   std::set<uint64_t> head_sizes;          // block counts v may have now
+  // Objects one unacknowledged operation makes or destroys together: after
+  // the crash all of them exist or none does (snapshot ids; a clone id in
+  // `clone`, 0 for none).
+  struct AllOrNone {
+    char op;  // S, X or B
+    std::string what;
+    std::vector<uint64_t> snaps;
+    uint64_t clone = 0;
+  };
+  std::map<uint64_t, AllOrNone> together;  // by the operation's id
+  // The target of an unacknowledged rollback -r (its newer snapshots are
+  // together[target]): if they are gone, the head is exactly the target,
+  // as nothing ran after it.
+  std::optional<uint64_t> rolling_back;
 };
 
 // Replays the log over the snapshots that existed when the round began.
@@ -107,11 +189,78 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
   e.ever = start.snaps;
   e.clones_must = start.clones;
   e.head_sizes.insert(VolBlocks(head));
+  std::vector<uint64_t> also;  // Q records: destroyed by the next B or X too
+  auto take = [&](const VolCrashRec& r) {
+    REQUIRE_MESSAGE(also.size() == r.tag, "log: " << r.op << " after " << also.size() << " Q");
+    std::vector<uint64_t> out;
+    out.swap(also);
+    return out;
+  };
   for (const VolCrashRec& r : log) {
     switch (r.op) {
       case 'W': head[r.id] = r.tag; break;
+      case 'U':
+        for (uint64_t b = r.id; b < r.id + r.tag; ++b) head[b] = 0;
+        break;
+      case 'u': break;  // like a write: durable with the next txg
       case 'N': e.may[r.id] = head; e.ever[r.id] = head; break;
       case 'n': e.must[r.id] = e.may[r.id]; e.may.erase(r.id); break;
+      case 'S': {
+        const uint64_t cs = r.id | kVolCrashCloneSnapBit;
+        e.may[r.id] = e.ever[r.id] = head;
+        e.may[cs] = e.ever[cs] = e.clones_must.at(r.tag);
+        e.together[r.id] = {'S', "snapshot of v and c" + std::to_string(r.tag), {r.id, cs}, 0};
+        break;
+      }
+      case 's':
+        for (uint64_t id : e.together.at(r.id).snaps) {
+          e.must[id] = e.may.at(id);
+          e.may.erase(id);
+        }
+        e.together.erase(r.id);
+        break;
+      case 'Q': also.push_back(r.id); break;
+      case 'X': {
+        std::vector<uint64_t> snaps = take(r);
+        for (uint64_t id : snaps) {
+          e.may[id] = e.must.at(id);
+          e.must.erase(id);
+        }
+        e.clones_may[r.id] = e.clones_must.at(r.id);
+        e.clones_must.erase(r.id);
+        e.together[r.id] = {'X', "destroy -r of c" + std::to_string(r.id), snaps, r.id};
+        break;
+      }
+      case 'x':
+        for (uint64_t id : e.together.at(r.id).snaps) {
+          e.may.erase(id);
+          e.gone.insert(id);
+        }
+        e.clones_may.erase(r.id);
+        e.clones_gone.insert(r.id);
+        e.together.erase(r.id);
+        break;
+      case 'B': {
+        std::vector<uint64_t> newer = take(r);
+        for (uint64_t id : newer) {
+          e.may[id] = e.must.at(id);
+          e.must.erase(id);
+        }
+        e.head_sizes.insert(VolBlocks(e.must.at(r.id)));
+        e.together[r.id] = {'B', "rollback -r to s" + std::to_string(r.id), newer, 0};
+        e.rolling_back = r.id;
+        break;
+      }
+      case 'b':
+        for (uint64_t id : e.together.at(r.id).snaps) {
+          e.may.erase(id);
+          e.gone.insert(id);
+        }
+        e.together.erase(r.id);
+        e.rolling_back.reset();
+        head = e.must.at(r.id);
+        e.head_sizes = {VolBlocks(head)};
+        break;
       case 'D': e.may[r.id] = e.must[r.id]; e.must.erase(r.id); break;
       case 'd': e.may.erase(r.id); e.gone.insert(r.id); break;
       case 'R': e.head_sizes.insert(VolBlocks(e.must.at(r.id))); break;
@@ -210,9 +359,7 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
   state->clones = std::move(clones);
   state->ops += log.size();
   for (const VolCrashRec& r : log) {
-    state->promotes += r.op == 'p';
-    state->renames += r.op == 'm';
-    state->resizes += r.op == 'z';
+    if (std::islower(static_cast<unsigned char>(r.op))) ++state->acked[r.op];
   }
   state->clones_checked += state->clones.size();
   std::map<uint64_t, VolContent> snaps;
@@ -232,6 +379,24 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
     REQUIRE_MESSAGE(!present.contains(id), ctx << "destroyed snapshot s" << id << " is back");
   }
   REQUIRE_MESSAGE(present.size() == snaps.size(), ctx << "unexpected snapshots exist");
+  for (const auto& [op_id, group] : e.together) {
+    size_t have = 0, want = group.snaps.size() + (group.clone != 0 ? 1 : 0);
+    for (uint64_t id : group.snaps) have += present.contains(id);
+    if (group.clone != 0) have += clones_present.contains(group.clone);
+    REQUIRE_MESSAGE((have == 0 || have == want),
+                    ctx << "interrupted " << group.what << " left " << have << " of its " << want
+                        << " objects");
+    ++state->cut[group.op];
+    // S makes its objects, X and B destroy theirs.
+    state->cut_done[group.op] += (group.op == 'S') == (have != 0);
+  }
+  if (e.rolling_back && !present.contains(e.together.at(*e.rolling_back).snaps.front())) {
+    // Rolled back (the newer snapshots are gone): v is exactly the target.
+    const uint64_t target = *e.rolling_back;
+    REQUIRE_MESSAGE(VolMatches(vm, "v", e.must.at(target), seed),
+                    ctx << "interrupted rollback -r to s" << target
+                        << " destroyed the newer snapshots but v is not the target");
+  }
   // The head: each block holds its value from the last round, a write of
   // this round, or a snapshot's (rollback); which one is learnt here for
   // the next round's snapshots. Anything else is torn or foreign data.

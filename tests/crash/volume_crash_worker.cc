@@ -1,8 +1,9 @@
 // volume_crash_worker: the victim of volume_kill_test.cc.
 //
-//   volume_crash_worker POOL_DIR SEED ROUND
+//   volume_crash_worker POOL_DIR SEED ROUND FIRST
 // Opens the pool and its volumes (coalescing worker running), then runs the
-// operations of volume_crash_ops.h until killed. The log goes to fd 3:
+// operations of volume_crash_ops.h until killed, the first one picked as
+// FIRST (an op letter; "-" for none). The log goes to fd 3:
 // records of 17 bytes (op, id, tag), each written before the operation
 // goes on.
 #include <unistd.h>
@@ -35,7 +36,7 @@ int Fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) return 2;
+  if (argc != 5) return 2;
   uint64_t seed = std::strtoull(argv[2], nullptr, 10);
   uint64_t round = std::strtoull(argv[3], nullptr, 10);
   core::PoolOptions po;
@@ -46,5 +47,6 @@ int main(int argc, char** argv) {
   vo.coalesce_batch = 16;
   auto vm = volume::VolumeManager::Open(pool->get(), vo);
   if (!vm.ok()) return Fail(vm.status());
-  return Fail(testing::RunVolumeCrashOps(**vm, seed, round, Log));
+  const char first = argv[4][0] == '-' ? 0 : argv[4][0];
+  return Fail(testing::RunVolumeCrashOps(**vm, seed, round, Log, nullptr, first));
 }

@@ -3,8 +3,9 @@
 // worker freeing in the background, over the fault seams of the data vdev
 // and RocksDB; at a random instant power is cut (unsynced writes dropped,
 // or in the garble variant partly kept, dropped or filled with junk). The
-// pool is reopened and checked like after a kill (volume_crash_check.h).
-// 30 rounds (300 with LONG=1); BH_SEED replays.
+// pool is reopened and checked like after a kill (volume_crash_check.h),
+// with the same per-round first pick and coverage requirement. 30 rounds
+// (300 with LONG=1); BH_SEED replays.
 
 #include <doctest/doctest.h>
 
@@ -26,7 +27,8 @@ namespace {
 
 // The operations until the power goes; returns their log.
 std::vector<VolCrashRec> PowerCutRound(const std::string& dir, core::Vdev* base, uint64_t seed,
-                                       uint64_t round, bool garble, std::mt19937_64& rng) {
+                                       uint64_t round, bool garble, char first,
+                                       std::mt19937_64& rng) {
   core::FaultVdev vdev(base, seed + round);
   core::KvFaultInjector kv(seed + round);
   core::PoolOptions po;
@@ -52,7 +54,7 @@ std::vector<VolCrashRec> PowerCutRound(const std::string& dir, core::Vdev* base,
     RunVolumeCrashOps(
         **vm, seed, round,
         [&](const VolCrashRec& r) { log.push_back(r); },
-        &stop)
+        &stop, first)
         .IgnoreError();  // fails once the power is off
     cutter.join();
     vm->reset();                     // stops the coalescing worker
@@ -76,8 +78,8 @@ TEST_CASE("crash: power loss during snapshots, destroys, rollbacks and backgroun
   VolCrashState state;
   for (int round = 1; round <= rounds; ++round) {
     std::string ctx = "seed " + std::to_string(seed) + " round " + std::to_string(round) + ": ";
-    std::vector<VolCrashRec> log =
-        PowerCutRound(dir, base->get(), seed, static_cast<uint64_t>(round), round % 2 == 0, rng);
+    std::vector<VolCrashRec> log = PowerCutRound(dir, base->get(), seed, static_cast<uint64_t>(round),
+                                                 round % 2 == 0, VolCrashFavoured(state), rng);
     core::FaultVdev fresh(base->get(), seed);
     core::PoolOptions reopen;
     reopen.vdev = &fresh;
@@ -90,6 +92,7 @@ TEST_CASE("crash: power loss during snapshots, destroys, rollbacks and backgroun
     REQUIRE((*pool)->Close().ok());
   }
   MESSAGE(VolCrashSummary(state));
+  RequireVolCrashCoverage(state, kVolCrashMinAcked);
 }
 
 }  // namespace
