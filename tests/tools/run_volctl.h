@@ -84,12 +84,12 @@ inline std::map<std::string, std::string> TreeState(const std::string& dir) {
 
 // Runs a command that must be refused, `times` times in a row (a refusal
 // must not depend on an earlier attempt): each a non-zero exit with `says`
-// in its error message, and `state()` (what must not change) equal to what
-// it was before the first.
-template <typename StateFn>
-void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& args,
-                       const std::string& says, StateFn state, int times = 1) {
-  auto before = state();
+// in its error message, and `state()` (what must not change) equal to
+// `before` after each.
+template <typename State, typename StateFn>
+void ExpectRefusedFrom(const std::string& home, const std::vector<std::string>& args,
+                       const std::string& says, const State& before, StateFn state,
+                       int times = 1) {
   std::string cmd;
   for (const auto& a : args) cmd += a + " ";
   CAPTURE(cmd);
@@ -100,6 +100,13 @@ void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& 
     CHECK(r.err.find(says) != std::string::npos);
     CHECK(state() == before);
   }
+}
+
+// The same, with `before` read from `state()` first.
+template <typename StateFn>
+void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& args,
+                       const std::string& says, StateFn state, int times = 1) {
+  ExpectRefusedFrom(home, args, says, state(), state, times);
 }
 
 }  // namespace blockhaus::testing
