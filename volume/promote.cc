@@ -13,7 +13,10 @@
 // range lies after S now runs on N; a job of K runs on L, its birth range
 // clamped to after S (K's versions were all born after S; L's own versions
 // at or before S belong to C@S and older). No job's birth range straddles
-// S: S existed when any such job was queued, so it bounded the range.
+// S: S existed when any such job was queued, so it bounded the range. A
+// moved job's versions reach their new lineage in this txg's batch, which a
+// step reads past (committed state only); core refuses steps on the three
+// lineages until the next txg, and N is fenced by nothing else.
 //
 // Crash safety: one sync task. Concurrency: the devices of every dataset
 // whose lineage or view changes (O, C, their snapshots, and the clones of

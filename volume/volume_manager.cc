@@ -63,8 +63,13 @@
 //   lineage, view or size they change, flush, and mark the lineages busy so
 //   the worker skips their jobs until they are done (core's lineage-wide
 //   operations read committed state and must not share a txg with a free
-//   step of the same lineage). The worker thread only issues sync tasks; it
-//   never holds mu across one.
+//   step of the same lineage). Core refuses the other half itself: a step
+//   in the txg that queued its job (whose writes may have dead-listed
+//   versions the job must free) or on a lineage that a promote, rollback,
+//   shrink or destroy rewrote in the same txg (a promote moves jobs to a
+//   lineage no fence covers) gets FailedPrecondition, and the worker tries
+//   that job again in a later txg. The worker thread only issues sync
+//   tasks; it never holds mu across one.
 //
 // Crash consistency
 //   Records, jobs and the core changes of an operation share one txg
@@ -756,7 +761,8 @@ Result<bool> VolumeManager::Impl::Step(uint64_t* freed, uint64_t batch) {
               ? ctx.DestroyLineage(job.lineage, batch)
               : ctx.FreeDeadVersions(job.lineage, job.birth_lo, job.birth_hi, job.death_lo,
                                      job.death_hi, batch, &job.cursor);
-      if (!r.ok() && r.status().code() == Code::kFailedPrecondition) continue;  // a clone first
+      // A clone's lineage first, or the job's versions are not committed yet.
+      if (!r.ok() && r.status().code() == Code::kFailedPrecondition) continue;
       if (!r.ok()) return ctx.Fail(r.status());
       job.freed_bytes += r->bytes;
       bytes_freed += r->bytes;

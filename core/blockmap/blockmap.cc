@@ -44,7 +44,10 @@
 //   txg.cc, I4). Changes happen only in syncing context on the sync thread,
 //   into the txg's batch; lookups made while applying see the state of the
 //   previous txg, which is right because a txg holds at most one new version
-//   per block.
+//   per block. The freeing steps (FreeDeadVersions, DestroyLineage) read
+//   committed state too, so they refuse to run where the batch holds what
+//   they must see: dead-list entries of this very txg, or a lineage that a
+//   rollback, truncate, promote or destroy rewrote in it (CheckFreeable).
 //
 // Crash consistency
 //   Every change of the block map is part of one txg batch, together with the
@@ -357,6 +360,7 @@ void SyncContext::UpdateLineage(LineageId lineage, const LineageInfo& info) {
   Pool::Impl& p = *rep_->pool;
   MutexLock lock(&p.mu);
   BH_CHECK(p.lineages.contains(lineage));
+  if (info.destroying && !p.lineages[lineage].destroying) rep_->rewritten.insert(lineage);
   p.lineages[lineage] = info;
   rep_->batch->Put(kCfLineages, LineagePrefix(lineage), EncodeLineage(info));
 }
@@ -375,10 +379,31 @@ uint64_t SyncContext::SnapshotLineage(LineageId lineage) {
   return rep_->txg;
 }
 
+namespace {
+
+// A freeing step reads committed state: refused (FailedPrecondition, try a
+// later txg) where this txg's batch holds what it would have to see.
+Status CheckFreeable(const SyncContext::Rep& rep, LineageId lineage, uint64_t death_hi) {
+  if (rep.rewritten.contains(lineage)) {
+    return BH_ERROR(kFailedPrecondition,
+                    "lineage {} was rewritten in txg {}; free its versions in a later txg",
+                    lineage, rep.txg);
+  }
+  if (death_hi >= rep.txg) {
+    return BH_ERROR(kFailedPrecondition,
+                    "versions of lineage {} that died in txg {} are not committed yet", lineage,
+                    rep.txg);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
                                                    uint64_t birth_hi, uint64_t death_lo,
                                                    uint64_t death_hi, uint64_t limit,
                                                    std::string* cursor) {
+  BH_RETURN_IF_ERROR(CheckFreeable(*rep_, lineage, death_hi));
   FreeProgress progress;
   std::string upper = EncodeDeadKey(lineage, death_hi + 1, 0, 0);
   if (death_hi == kHeadView) upper = NextPrefix(lineage);
@@ -408,6 +433,7 @@ Result<FreeProgress> SyncContext::FreeDeadVersions(LineageId lineage, uint64_t b
 
 Result<FreeProgress> SyncContext::RollbackLineage(LineageId lineage, uint64_t txg,
                                                   uint64_t limit) {
+  rep_->rewritten.insert(lineage);
   FreeProgress progress;
   Pool::Impl& p = *rep_->pool;
   auto dead = p.kv->NewIterator(kCfDeadList, {.upper_bound = NextPrefix(lineage)});
@@ -439,6 +465,10 @@ Result<FreeProgress> SyncContext::RollbackLineage(LineageId lineage, uint64_t tx
 
 Result<FreeProgress> SyncContext::DestroyLineage(LineageId lineage, uint64_t limit) {
   Pool::Impl& p = *rep_->pool;
+  // Also covers "marked destroying in this txg": its blocks of this txg are
+  // placed and indexed in this very batch.
+  BH_RETURN_IF_ERROR(CheckFreeable(*rep_, lineage, 0));
+  rep_->rewritten.insert(lineage);
   {
     MutexLock lock(&p.mu);
     auto self = p.lineages.find(lineage);

@@ -140,6 +140,7 @@ Result<bool> Pool::HasDataInRange(LineageId lineage, uint64_t first, uint64_t en
 Result<FreeProgress> SyncContext::TruncateLineage(LineageId lineage, uint64_t first,
                                                   uint64_t end) {
   Pool::Impl& p = *rep_->pool;
+  rep_->rewritten.insert(lineage);
   BH_ASSIGN_OR_RETURN(auto blocks, StoredBlocks(p, lineage, first, end));
   LineageInfo info;
   {
@@ -382,6 +383,7 @@ Result<LineageId> SyncContext::PromoteLineage(LineageId clone, uint64_t new_fenc
   const LineageId l = ci.origin_lineage;
   const uint64_t t = ci.origin_txg;
   LineageId n = CreateLineage(LineageInfo{false, l, t, new_fence});
+  rep_->rewritten.insert({l, clone, n});
   PromoteMoves moves;
   BH_RETURN_IF_ERROR(SplitAfter(*rep_, l, t, n, &moves));
   BH_RETURN_IF_ERROR(MergeInto(*rep_, clone, l, li, t, &moves));

@@ -286,7 +286,10 @@ class SyncContext {
   // *cursor (empty: the start of the interval); when it stops early it sets
   // *cursor to where the next call goes on (and returns more), else clears
   // it. Entries outside the birth range are passed over, never rescanned
-  // within one pass.
+  // within one pass. It reads committed state, so it refuses with
+  // FailedPrecondition (call again in a later txg) when this txg could
+  // hold entries it must see: death_hi >= this txg, or the lineage was
+  // rewritten in this txg (rollback, truncate, promote, destroy).
   Result<FreeProgress> FreeDeadVersions(LineageId lineage, uint64_t birth_lo,
                                         uint64_t birth_hi, uint64_t death_lo,
                                         uint64_t death_hi, uint64_t limit,
@@ -304,7 +307,9 @@ class SyncContext {
   // meanwhile (the caller fences them), and no snapshot newer than txg.
   Result<FreeProgress> RollbackLineage(LineageId lineage, uint64_t txg, uint64_t limit);
   // Removes every version and dead-list entry of a lineage, at most `limit`
-  // per call; the lineage record goes with the last call.
+  // per call; the lineage record goes with the last call. FailedPrecondition
+  // if the lineage is not marked destroying, was marked (or rewritten) in
+  // this txg, or is a clone's origin.
   Result<FreeProgress> DestroyLineage(LineageId lineage, uint64_t limit);
 
   // Makes every block in [first, end) of `lineage` read as zeros at the

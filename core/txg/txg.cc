@@ -190,7 +190,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
       std::async(std::launch::async, [this, &runs] { return WriteAndSync(*vdev, runs); });
 
   KvBatch batch;
-  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}};
+  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}, {}};
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
   BH_RETURN_IF_ERROR(rep.failure);

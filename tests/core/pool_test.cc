@@ -392,12 +392,19 @@ TEST_CASE("pool: destroying a snapshot frees exactly what only it saw") {
   // Destroy t2 (neighbours t1 and the head): frees the version born in
   // (t1, t2] that died in (t2, head].
   FreeProgress progress;
+  uint64_t released = 0;
   REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
     SnapshotRelease rel = ctx.ReleaseSnapshot(l, t2);
     CHECK(rel.prev == t1);
     CHECK(rel.next == 0);
     CHECK(rel.unique == SpaceTally{kBs, kBs});
-    progress = *ctx.FreeDeadVersions(l, t1, t2, t2, kHeadView, 100);
+    released = ctx.txg();
+    // Versions that die in this txg are not committed yet: not now.
+    auto early = ctx.FreeDeadVersions(l, t1, t2, t2, released, 100);
+    CHECK(early.status().code() == Code::kFailedPrecondition);
+  }).ok());
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    progress = *ctx.FreeDeadVersions(l, t1, t2, t2, released, 100);
   }).ok());
   CHECK(progress.versions == 1);
   CHECK(progress.bytes == kBs);
@@ -482,6 +489,74 @@ TEST_CASE("pool: destroying a lineage frees all of it, in bounded steps") {
   REQUIRE(pool->Flush().ok());
   CHECK(pool->stats().allocated == 0);
   CHECK(pool->GetLineage(l).status().code() == Code::kNotFound);
+  CheckClean(*pool);
+}
+
+// A freeing step reads committed state; in the txg of a lineage-wide
+// rewrite the lineage's new state is only in the batch, so the step must be
+// refused, not run on the old state (a promote moved a free job's versions
+// to a new lineage in the batch, a step there found nothing and ended the
+// job: the versions leaked).
+TEST_CASE("pool: a freeing step waits for a rewrite of its lineage to commit") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  for (int i = 0; i < 4; ++i) REQUIRE(pool->Write(l, i, PatternBlock(kBs, 12, i), BlockOptions{}).ok());
+  uint64_t t1 = Snapshot(*pool, l);
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(pool->Write(l, i, PatternBlock(kBs, 12, 10 + i), BlockOptions{}).ok());
+  }
+  uint64_t t2 = Snapshot(*pool, l);
+  LineageId c = NewLineage(*pool, LineageInfo{false, l, t2, 0});
+  REQUIRE(pool->Write(c, 0, PatternBlock(kBs, 12, 20), BlockOptions{}).ok());
+  // Snapshot t1 goes: the versions only it saw are the step's to free.
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) { ctx.ReleaseSnapshot(l, t1); }).ok());
+  REQUIRE(pool->Flush().ok());
+  auto refused = [&](SyncContext& ctx, LineageId lineage) {
+    auto r = ctx.FreeDeadVersions(lineage, 0, t1, t1, t2, 100);
+    return r.status().code() == Code::kFailedPrecondition;
+  };
+  SUBCASE("promote: all three lineages") {
+    LineageId n = 0;
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      CHECK(!refused(ctx, l));
+      n = *ctx.PromoteLineage(c, t2);
+      CHECK(refused(ctx, l));
+      CHECK(refused(ctx, c));
+      CHECK(refused(ctx, n));
+    }).ok());
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      CHECK(!refused(ctx, l));
+      CHECK(!refused(ctx, n));
+    }).ok());
+  }
+  SUBCASE("rollback") {
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      REQUIRE(ctx.RollbackLineage(c, t2, 100).ok());
+      CHECK(refused(ctx, c));
+      CHECK(!refused(ctx, l));
+    }).ok());
+  }
+  SUBCASE("truncate") {
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      REQUIRE(ctx.TruncateLineage(l, 2, 4).ok());
+      CHECK(refused(ctx, l));
+    }).ok());
+  }
+  SUBCASE("marked destroying, then destroyed: not in the same txg") {
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      ctx.UpdateLineage(c, LineageInfo{true, l, t2, 0});
+      CHECK(ctx.DestroyLineage(c, 100).status().code() == Code::kFailedPrecondition);
+    }).ok());
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+      auto r = ctx.DestroyLineage(c, 100);
+      REQUIRE(r.ok());
+      CHECK(r->versions == 1);
+      // A second step on it in the same txg would free its versions twice.
+      CHECK(ctx.DestroyLineage(c, 100).status().code() == Code::kFailedPrecondition);
+    }).ok());
+  }
+  REQUIRE(pool->Flush().ok());
   CheckClean(*pool);
 }
 
@@ -609,11 +684,15 @@ TEST_CASE("pool: freeing mid-chain and head-only versions keeps one dead entry p
   REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 11, 2), off).ok());
   REQUIRE(pool->Flush().ok());
   // Destroy t2, the newest snapshot: free what only it saw, fence back to t1.
+  uint64_t released = 0;
   REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
     ctx.ReleaseSnapshot(l, t2);
-    auto r = ctx.FreeDeadVersions(l, t1, t2, t2, ctx.txg(), 100);
-    REQUIRE(r.ok());
     ctx.UpdateLineage(l, LineageInfo{false, 0, 0, t1});
+    released = ctx.txg();
+  }).ok());
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    auto r = ctx.FreeDeadVersions(l, t1, t2, t2, released, 100);
+    REQUIRE(r.ok());
   }).ok());
   REQUIRE(pool->Unmap(l, 0).ok());
   REQUIRE(pool->Flush().ok());

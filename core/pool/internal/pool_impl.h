@@ -208,6 +208,11 @@ struct SyncContext::Rep {
   // map just made the head again. Keys: encoded block keys / dead keys.
   std::set<std::string> freed_versions;
   std::set<std::string> removed_dead;
+  // Lineages a lineage-wide operation rewrote in this txg (promote: all
+  // three; rollback; truncate; destroy, and marking one destroying). Their
+  // new state is only in the batch, so a freeing step on them, which reads
+  // committed state, must wait for a later txg (CheckFreeable).
+  std::set<LineageId> rewritten;
 };
 
 // blockmap.cc: applies one committed-to-be block version to the batch.
