@@ -56,8 +56,9 @@ inline int VolumeCrashRounds() {
 
 // How often a run (30 rounds or more) must acknowledge each operation kind
 // (RequireVolCrashCoverage). Normal runs acknowledge each dozens of times;
-// under ASan a kill often lands before a round's first ack, and a fresh
-// clone's CI once acknowledged only 2 resizes, so the floor is "at least
+// under ASan on a loaded machine a round may get through a single
+// operation (the kill test then starts its clock at the first ack, and the
+// first pick is the kind acknowledged least), so the floor is "at least
 // once": it still fails a kind the mix no longer reaches.
 constexpr uint64_t kVolCrashMinAcked = 1;
 
@@ -91,18 +92,14 @@ struct VolCrashState {
   std::map<char, uint64_t> cut, cut_done;
 };
 
-// What each acknowledged kind is called in messages; the kinds the op mix
-// runs (rollback -r only with BH_CRASH_ROLLBACK_R=1, see volume_crash_ops.h).
+// What each acknowledged kind is called in messages: every kind the op
+// mix acknowledges.
 inline const std::map<char, std::string>& VolCrashAckNames() {
-  static const std::map<char, std::string> names = [] {
-    std::map<char, std::string> n = {
-        {'u', "unmaps"},      {'n', "snapshots"},         {'s', "snapshots of v and the clone"},
-        {'d', "destroys"},    {'r', "rollbacks"},         {'b', "rollbacks -r"},
-        {'c', "clones"},      {'k', "clone destroys"},    {'x', "clone destroys -r"},
-        {'m', "renames"},     {'z', "resizes"},           {'p', "promotes"}};
-    if (!VolCrashRollbackR()) n.erase('b');
-    return n;
-  }();
+  static const std::map<char, std::string> names = {
+      {'u', "unmaps"},      {'n', "snapshots"},         {'s', "snapshots of v and the clone"},
+      {'d', "destroys"},    {'r', "rollbacks"},         {'b', "rollbacks -r"},
+      {'c', "clones"},      {'k', "clone destroys"},    {'x', "clone destroys -r"},
+      {'m', "renames"},     {'z', "resizes"},           {'p', "promotes"}};
   return names;
 }
 

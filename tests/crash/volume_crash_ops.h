@@ -60,20 +60,6 @@ inline uint64_t VolCrashSnapId(const std::string& name) {
   return std::strtoull(name.c_str() + name.find('@') + 2, nullptr, 10);
 }
 
-// Rollback -r (B below) runs only with BH_CRASH_ROLLBACK_R=1, and is
-// otherwise picked as a plain rollback (R). Together with promote it showed
-// a space leak on 2026-12-04: a dead version that no view sees and no free
-// job covers, left after the drain ("frees left after the drain"), also in
-// a run with no crash at all, so a bug of rollback -r, promote or the free
-// jobs, not of recovery. It depends on timing: up to 1 run in 10 while the
-// mix was shaped, rarer in this one, and seeds do not replay it (seen with
-// the power-loss test, BH_SEED=2135866186, round 24). Issue 3 stays open
-// until it is fixed and B is back in every run.
-inline bool VolCrashRollbackR() {
-  const char* on = std::getenv("BH_CRASH_ROLLBACK_R");
-  return on != nullptr && on[0] == '1';
-}
-
 // How often each operation is picked, in percent. Writes and unmaps are
 // cheap; the admin operations, each a synced txg, take most of a round, so
 // their weights are kept close to each other: the rarest one still gets
@@ -180,7 +166,7 @@ Status RunVolumeCrashOps(volume::VolumeManager& vm, uint64_t seed, uint64_t roun
       if (o == 'P' || o == 'S') return clone == 0 ? 'C' : o;
       if (o == 'M') return snaps.empty() ? 'N' : o;
       if (o == 'D') return deletable.empty() ? 'N' : o;
-      if (o == 'B') return older.empty() || !VolCrashRollbackR() ? 'R' : o;
+      if (o == 'B') return older.empty() ? 'R' : o;
       if (o == 'R') return v_snaps.empty() ? 'N' : o;
       return o;
     };
