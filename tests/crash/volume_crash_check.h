@@ -200,6 +200,20 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
     out.swap(also);
     return out;
   };
+  // An operation on several snapshots starts (they may be gone after a
+  // crash) or is acknowledged (they are gone).
+  auto may_go = [&](const std::vector<uint64_t>& ids) {
+    for (uint64_t id : ids) {
+      e.may[id] = e.must.at(id);
+      e.must.erase(id);
+    }
+  };
+  auto gone = [&](const std::vector<uint64_t>& ids) {
+    for (uint64_t id : ids) {
+      e.may.erase(id);
+      e.gone.insert(id);
+    }
+  };
   for (const VolCrashRec& r : log) {
     switch (r.op) {
       case 'W': head[r.id] = r.tag; break;
@@ -226,40 +240,28 @@ inline VolCrashExpect ReplayVolCrashLog(const std::vector<VolCrashRec>& log,
       case 'Q': also.push_back(r.id); break;
       case 'X': {
         std::vector<uint64_t> snaps = take(r);
-        for (uint64_t id : snaps) {
-          e.may[id] = e.must.at(id);
-          e.must.erase(id);
-        }
+        may_go(snaps);
         e.clones_may[r.id] = e.clones_must.at(r.id);
         e.clones_must.erase(r.id);
         e.together[r.id] = {'X', "destroy -r of c" + std::to_string(r.id), snaps, r.id};
         break;
       }
       case 'x':
-        for (uint64_t id : e.together.at(r.id).snaps) {
-          e.may.erase(id);
-          e.gone.insert(id);
-        }
+        gone(e.together.at(r.id).snaps);
         e.clones_may.erase(r.id);
         e.clones_gone.insert(r.id);
         e.together.erase(r.id);
         break;
       case 'B': {
         std::vector<uint64_t> newer = take(r);
-        for (uint64_t id : newer) {
-          e.may[id] = e.must.at(id);
-          e.must.erase(id);
-        }
+        may_go(newer);
         e.head_sizes.insert(VolBlocks(e.must.at(r.id)));
         e.together[r.id] = {'B', "rollback -r to s" + std::to_string(r.id), newer, 0};
         e.rolling_back = r.id;
         break;
       }
       case 'b':
-        for (uint64_t id : e.together.at(r.id).snaps) {
-          e.may.erase(id);
-          e.gone.insert(id);
-        }
+        gone(e.together.at(r.id).snaps);
         e.together.erase(r.id);
         e.rolling_back.reset();
         head = e.must.at(r.id);
