@@ -455,4 +455,18 @@ inline void VerifyVolumeCrash(core::Pool& pool, volume::VolumeManager& vm,
   REQUIRE_MESSAGE(report->clean(), ctx << "scrub found problems");
 }
 
+// Reopens the pool in `dir` (worker off), checks it with VerifyVolumeCrash
+// and closes it cleanly.
+inline void ReopenAndVerifyVolumeCrash(const std::string& dir, const core::PoolOptions& options,
+                                       const std::vector<VolCrashRec>& log, uint64_t seed,
+                                       const std::string& ctx, VolCrashState* state) {
+  auto pool = core::Pool::Open(dir, options);
+  REQUIRE_MESSAGE(pool.ok(), ctx << "reopen: " << pool.status().ToString());
+  auto vm = volume::VolumeManager::Open(pool->get(), VolumeCrashReopenOptions());
+  REQUIRE_MESSAGE(vm.ok(), ctx << "reopen: " << vm.status().ToString());
+  VerifyVolumeCrash(**pool, **vm, log, seed, ctx, state);
+  vm->reset();
+  REQUIRE((*pool)->Close().ok());
+}
+
 }  // namespace blockhaus::testing

@@ -83,13 +83,7 @@ TEST_CASE("crash: power loss during snapshots, destroys, rollbacks and backgroun
     core::FaultVdev fresh(base->get(), seed);
     core::PoolOptions reopen;
     reopen.vdev = &fresh;
-    auto pool = core::Pool::Open(dir, reopen);
-    REQUIRE_MESSAGE(pool.ok(), ctx << "reopen: " << pool.status().ToString());
-    auto vm = volume::VolumeManager::Open(pool->get(), VolumeCrashReopenOptions());
-    REQUIRE_MESSAGE(vm.ok(), ctx << "reopen: " << vm.status().ToString());
-    VerifyVolumeCrash(**pool, **vm, log, seed, ctx, &state);
-    vm->reset();
-    REQUIRE((*pool)->Close().ok());
+    ReopenAndVerifyVolumeCrash(dir, reopen, log, seed, ctx, &state);
   }
   MESSAGE(VolCrashSummary(state));
   RequireVolCrashCoverage(state, kVolCrashMinAcked);

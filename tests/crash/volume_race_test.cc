@@ -58,13 +58,7 @@ TEST_CASE("crash-free: the volume mix with the worker freeing alongside leaks no
       vm->reset();
       REQUIRE((*pool)->Close().ok());
     }
-    auto pool = core::Pool::Open(dir);
-    REQUIRE_MESSAGE(pool.ok(), ctx << "reopen: " << pool.status().ToString());
-    auto vm = volume::VolumeManager::Open(pool->get(), VolumeCrashReopenOptions());
-    REQUIRE_MESSAGE(vm.ok(), ctx << "reopen: " << vm.status().ToString());
-    VerifyVolumeCrash(**pool, **vm, log, seed, ctx, &state);
-    vm->reset();
-    REQUIRE((*pool)->Close().ok());
+    ReopenAndVerifyVolumeCrash(dir, core::PoolOptions{}, log, seed, ctx, &state);
   }
   MESSAGE(VolCrashSummary(state));
   RequireVolCrashCoverage(state, kVolCrashMinAcked);
