@@ -39,12 +39,24 @@
 //   * The persisted map of a slab written in txg N shows as free everything
 //     free in memory plus what was freed in N: after a crash at N those blocks
 //     are unreferenced, so the persisted state is exactly right for N.
-//   * allocated = capacity - free - deferred; scrub recounts it from the
-//     block map and compares (no leak, no double allocation).
+//   * allocated = capacity - free - deferred - reserved; scrub recounts it
+//     from the block map and compares (no leak, no double allocation).
+//   * Free and reserved extents are disjoint; no log record holds a
+//     reservation.
+//
+// Reservations (D29)
+//   Writers place their blocks in the data file as they write them, long
+//   before the txg commits. Reserve() takes the space out of the free map
+//   like an allocation but logs nothing; Slab::reserved remembers it, and a
+//   full map written meanwhile shows it as free. When the txg commits,
+//   Commit() logs the allocation of each block it holds in that txg's
+//   record; a block overwritten or dropped before its commit is given back
+//   by Unreserve(), also without a record. So the records on disk only ever
+//   hold allocations whose block pointers commit in the same batch.
 //
 // Concurrency & lock order
-//   Thread-compatible. Only the pool's sync thread mutates it; the pool
-//   guards reads of the counters with its own stats lock.
+//   Thread-compatible. The pool calls it under its own mutex (a leaf lock):
+//   writer threads reserve, the sync thread does the rest.
 //
 // Crash consistency
 //   The allocator holds no state of its own on disk beyond the slab maps that
@@ -110,6 +122,9 @@ uint64_t Allocator::capacity() const {
 uint64_t Allocator::free_bytes() const { return free_sectors_ << geometry_.ashift; }
 uint64_t Allocator::deferred_bytes() const {
   return deferred_sectors_ << geometry_.ashift;
+}
+uint64_t Allocator::reserved_bytes() const {
+  return reserved_sectors_ << geometry_.ashift;
 }
 
 Status Allocator::LoadSlab(uint64_t slab_id, std::string_view encoded) {
@@ -240,6 +255,48 @@ Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length) 
 
 Result<Extent> Allocator::Allocate(uint64_t length) { return AllocateRun(length, length); }
 
+Result<Extent> Allocator::Reserve(uint64_t min_length, uint64_t max_length) {
+  BH_ASSIGN_OR_RETURN(Extent e, AllocateRun(min_length, max_length));
+  uint64_t start = e.offset >> geometry_.ashift;
+  uint64_t sectors = e.length >> geometry_.ashift;
+  Slab& slab = SlabOf(start);
+  slab.pending.pop_back();  // AllocateRun's record: a reservation leaves none
+  slab.reserved.emplace(start, sectors);
+  reserved_sectors_ += sectors;
+  return e;
+}
+
+Allocator::Slab& Allocator::TakeReserved(uint64_t start, uint64_t sectors) {
+  Slab& slab = SlabOf(start);
+  auto it = slab.reserved.upper_bound(start);
+  BH_CHECK(it != slab.reserved.begin());
+  --it;
+  uint64_t r_start = it->first, r_end = it->first + it->second;
+  BH_CHECK(start + sectors <= r_end);
+  slab.reserved.erase(it);
+  if (r_start < start) slab.reserved.emplace(r_start, start - r_start);
+  if (start + sectors < r_end) slab.reserved.emplace(start + sectors, r_end - start - sectors);
+  reserved_sectors_ -= sectors;
+  return slab;
+}
+
+void Allocator::Commit(const Extent& extent) {
+  uint64_t start = extent.offset >> geometry_.ashift;
+  uint64_t sectors = extent.length >> geometry_.ashift;
+  Slab& slab = TakeReserved(start, sectors);
+  slab.pending.push_back(SlabOp{false, static_cast<uint32_t>(start - slab.start),
+                                static_cast<uint32_t>(sectors)});
+}
+
+void Allocator::Unreserve(const Extent& extent) {
+  uint64_t start = extent.offset >> geometry_.ashift;
+  uint64_t sectors = extent.length >> geometry_.ashift;
+  Slab& slab = TakeReserved(start, sectors);
+  InsertFree(slab, start, sectors);
+  slab.free_sectors += sectors;
+  free_sectors_ += sectors;
+}
+
 void Allocator::Return(const Extent& extent) {
   uint64_t start = extent.offset >> geometry_.ashift;
   uint64_t sectors = extent.length >> geometry_.ashift;
@@ -310,8 +367,10 @@ std::vector<Allocator::SlabRecord> Allocator::TakeDirtySlabs(uint64_t txg) {
         }
       }
     }
+    // So do reservations: nothing durable points to them yet.
     Slab merged = slab;
     for (const auto& [start, sectors] : parked[i]) InsertFree(merged, start, sectors);
+    for (const auto& [start, sectors] : slab.reserved) InsertFree(merged, start, sectors);
     SectorRanges ranges;
     ranges.reserve(merged.free.size());
     for (const auto& [start, len] : merged.free) {
@@ -339,9 +398,16 @@ std::vector<Extent> Allocator::AllocatedExtents() const {
         out.push_back(e);
       }
     };
-    for (const auto& [start, len] : slab.free) {
-      emit(start);
-      pos = start + len;
+    // Free and reserved extents are disjoint: walk both in address order.
+    auto f = slab.free.begin();
+    auto r = slab.reserved.begin();
+    while (f != slab.free.end() || r != slab.reserved.end()) {
+      auto& next = (r == slab.reserved.end() || (f != slab.free.end() && f->first < r->first))
+                       ? f
+                       : r;
+      emit(next->first);
+      pos = next->first + next->second;
+      ++next;
     }
     emit(slab.start + slab.sectors);
   }

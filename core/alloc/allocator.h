@@ -16,8 +16,8 @@
 //
 // Errors: ResourceExhausted (no extent of the requested length), Corruption
 // (a persisted slab map that does not decode or overlaps itself).
-// Thread safety: thread-compatible. The pool calls it from the sync thread,
-// and reads statistics under its own lock.
+// Thread safety: thread-compatible. The pool serialises every call with its
+// own mutex: writers reserve, the sync thread commits, frees and releases.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +74,21 @@ class Allocator {
   // Gives back space allocated in the syncing txg but never written: it is
   // free again at once (it was free in the last durable txg).
   void Return(const Extent& extent);
+
+  // Reservations: space taken for blocks written before their txg commits
+  // (D29). A reserved extent is out of the free maps in memory but free in
+  // every record on disk (full maps include it) until Commit() records its
+  // allocation in the txg whose metadata points to it; Unreserve() gives
+  // it back without a trace. So a crash never leaks what was reserved.
+  //
+  // Reserves like AllocateRun. Errors: ResourceExhausted.
+  Result<Extent> Reserve(uint64_t min_length, uint64_t max_length);
+  // Records the allocation of reserved `extent` (any part of a reservation)
+  // in the current txg's log. REQUIRES: it is reserved.
+  void Commit(const Extent& extent);
+  // Makes reserved `extent` (any part of a reservation) free again at once.
+  // REQUIRES: it is reserved, and nothing will read it.
+  void Unreserve(const Extent& extent);
   // Parks `extent` until ReleaseDeferred(txg). REQUIRES: it is allocated.
   void Free(uint64_t txg, const Extent& extent);
   // Makes the extents freed in txgs <= txg allocatable again.
@@ -90,13 +105,18 @@ class Allocator {
   };
   std::vector<SlabRecord> TakeDirtySlabs(uint64_t txg);
 
-  // Every allocated extent, merged and sorted (for scrub's leak check).
+  // Every allocated extent, merged and sorted (for scrub's leak check);
+  // reservations are not allocated.
   std::vector<Extent> AllocatedExtents() const;
 
   uint64_t capacity() const;        // bytes in the data region
   uint64_t free_bytes() const;      // allocatable now
   uint64_t deferred_bytes() const;  // freed, waiting for their txg
-  uint64_t allocated_bytes() const { return capacity() - free_bytes() - deferred_bytes(); }
+  uint64_t reserved_bytes() const;  // reserved, not committed
+  // Held by committed blocks (reservations are not).
+  uint64_t allocated_bytes() const {
+    return capacity() - free_bytes() - deferred_bytes() - reserved_bytes();
+  }
   uint64_t slab_count() const { return slabs_.size(); }
   uint64_t sector_size() const { return uint64_t{1} << geometry_.ashift; }
   uint64_t RoundUp(uint64_t bytes) const;
@@ -113,12 +133,17 @@ class Allocator {
     // Every free extent is shorter than this many sectors (a search for
     // that much or more can skip the slab). UINT64_MAX: not known.
     uint64_t no_fit = UINT64_MAX;
+    // Reserved extents (start sector -> length), disjoint, not coalesced.
+    std::map<uint64_t, uint64_t> reserved;
   };
 
   static void InsertFree(Slab& slab, uint64_t start, uint64_t len);
   bool AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
                       uint64_t* start, uint64_t* got);
   Slab& SlabOf(uint64_t sector);
+  // Takes [start, start+sectors) out of its slab's reservations.
+  // REQUIRES: it is reserved.
+  Slab& TakeReserved(uint64_t start, uint64_t sectors);
 
   AllocatorGeometry geometry_;
   std::vector<Slab> slabs_;
@@ -126,6 +151,7 @@ class Allocator {
   // txg -> extents (in sectors: start, length) freed in that txg.
   std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> deferred_;
   uint64_t deferred_sectors_ = 0;
+  uint64_t reserved_sectors_ = 0;
 };
 
 }  // namespace blockhaus::core

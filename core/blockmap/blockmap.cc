@@ -108,6 +108,7 @@ void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64
   rep.batch->Delete(kCfBirths, EncodeBirthKey(lineage, birth, blkno));
   if (!ptr.hole) {
     uint64_t len = rep.pool->alloc->RoundUp(ptr.psize);
+    MutexLock lock(&rep.pool->alloc_mu);
     rep.pool->alloc->Free(rep.txg, Extent{ptr.offset, len});
     if (progress) progress->bytes += len;
   }
@@ -508,7 +509,10 @@ Result<FreeProgress> SyncContext::DestroyLineage(LineageId lineage, uint64_t lim
     rep_->batch->Delete(kCfBlocks, it->key());
     if (!ptr.hole) {
       uint64_t len = p.alloc->RoundUp(ptr.psize);
-      p.alloc->Free(rep_->txg, Extent{ptr.offset, len});
+      {
+        MutexLock lock(&p.alloc_mu);
+        p.alloc->Free(rep_->txg, Extent{ptr.offset, len});
+      }
       progress.bytes += len;
       SpaceDestroyed(p, lineage, BlockTally(p, ptr));
     }

@@ -21,6 +21,9 @@ namespace blockhaus::core {
 namespace {
 
 constexpr uint64_t kMinDataSize = 8ull << 20;
+// Retired space (blocks rewritten within their txg) goes back to the
+// allocator once this much has piled up, or when a reservation fails.
+constexpr uint64_t kReleaseRetiredBytes = 16ull << 20;
 
 std::string EncodeU64(uint64_t v) {
   std::string s;
@@ -293,13 +296,26 @@ Status LoadAllocator(Pool::Impl& p) {
   return Status::Ok();
 }
 
+// ZFS's zfs_dirty_data_max: a tenth of the memory, 64 MiB to 4 GiB. The
+// dirty data sits in the page cache (D29), which the kernel can write back
+// and reclaim; the daemon holds only a pointer per block.
+uint64_t DefaultDirtyLimit() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGE_SIZE);
+  uint64_t ram = pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
+  return std::clamp<uint64_t>(ram / 10, 64ull << 20, 4ull << 30);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->options = options;
-  impl->buffers.SetLimit(options.dirty_limit_bytes);
+  if (impl->options.dirty_limit_bytes == 0) {
+    impl->options.dirty_limit_bytes = DefaultDirtyLimit();
+  }
+  impl->buffers.SetLimit(std::min<uint64_t>(impl->options.dirty_limit_bytes, 32ull << 20));
   if (!std::filesystem::exists(dir + "/label")) {
     return BH_ERROR(kNotFound, "no pool in {} (no label)", dir);
   }
@@ -366,8 +382,11 @@ Status Pool::Close() {
 const PoolLabel& Pool::label() const { return impl_->label; }
 
 void Pool::Impl::RefreshCounters() {
+  // Reserved space is free as far as committed state goes: admission counts
+  // the dirty data it holds on its own (open_bytes, syncing_bytes).
+  MutexLock lock(&alloc_mu);
   counters.capacity = alloc->capacity();
-  counters.free = alloc->free_bytes();
+  counters.free = alloc->free_bytes() + alloc->reserved_bytes();
   counters.deferred = alloc->deferred_bytes();
   counters.allocated = alloc->allocated_bytes();
   counters.slop = slop;
@@ -471,7 +490,7 @@ bool Pool::Impl::OverwritesHeadOnly(LineageId lineage, uint64_t blkno) {
     MutexLock lock(&mu);
     DirtyKey key{lineage, blkno};
     auto it = open.find(key);
-    if (it != open.end() && it->second.payload) return true;  // replaces dirty data
+    if (it != open.end() && !it->second.ptr.hole) return true;  // replaces dirty data
     if (syncing && syncing->contains(key)) return true;     // head-only once committed
     auto li = lineages.find(lineage);
     if (li == lineages.end()) return false;
@@ -500,31 +519,140 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
       overwrite_own = OverwritesHeadOnly(lineage, blkno);
       continue;
     }
-    if (s.code() == Code::kResourceExhausted && waits < 2 && (!open.empty() || syncing)) {
-      // Dirty data and its frees are in flight: commit them, then look again.
-      ++waits;
-      uint64_t target = open.empty() ? open_txg - 1 : open_txg;
-      flush_target = std::max(flush_target, target);
-      work_cv.notify_all();
-      while (synced_txg < target && failure.ok() && !closing) done_cv.wait(guard);
+    if (s.code() == Code::kResourceExhausted && waits < 2 && CommitInFlight(guard)) {
+      ++waits;  // dirty data and its frees were in flight: look again
       continue;
     }
     BH_RETURN_IF_ERROR(s);
     auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
-    if (!inserted && it->second.payload) {
+    BlockPtr replaced;
+    replaced.hole = true;
+    if (!inserted && !it->second.ptr.hole) {
       open_bytes -= it->second.ptr.lsize;
       open_by_lineage[lineage] -= it->second.ptr.lsize;
+      replaced = it->second.ptr;
     }
     it->second = std::move(block);
     open_bytes += bytes;
     open_by_lineage[lineage] += bytes;
     if (open_bytes > options.dirty_limit_bytes / 4) work_cv.notify_all();
+    guard.unlock();
+    if (!replaced.hole) Retire(replaced);
     return Status::Ok();
   }
 }
 
-DirtyBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_options) {
-  DirtyBlock b;
+bool Pool::Impl::CommitInFlight(std::unique_lock<Mutex>& guard) {
+  if (open.empty() && !syncing) return false;
+  uint64_t target = open.empty() ? open_txg - 1 : open_txg;
+  flush_target = std::max(flush_target, target);
+  work_cv.notify_all();
+  while (synced_txg < target && failure.ok() && !closing) done_cv.wait(guard);
+  return true;
+}
+
+Status Pool::Impl::Suspend(const Status& cause) {
+  MutexLock lock(&mu);
+  if (failure.ok()) {
+    failure = cause;
+    BH_LOG(kError, "pool {} suspended: {}", label.name, cause.ToString());
+    work_cv.notify_all();
+    done_cv.notify_all();
+  }
+  return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
+}
+
+void Pool::Impl::Retire(const BlockPtr& ptr) {
+  bool release;
+  {
+    MutexLock lock(&alloc_mu);
+    uint64_t len = alloc->RoundUp(ptr.psize);
+    retired.push_back(Extent{ptr.offset, len});
+    retired_bytes += len;
+    // A txg that rewrites the same blocks again and again would otherwise
+    // hold the space of every copy until its commit.
+    release = retired_bytes >= kReleaseRetiredBytes;
+  }
+  if (release) ReleaseRetired();
+}
+
+void Pool::Impl::ReleaseRetired() {
+  std::unique_lock<std::shared_mutex> gate(read_gate);
+  MutexLock lock(&alloc_mu);
+  for (const Extent& e : retired) alloc->Unreserve(e);
+  retired.clear();
+  retired_bytes = 0;
+}
+
+Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
+  static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
+  std::vector<Extent> runs;
+  uint64_t remaining = 0;
+  for (const PreparedBlock& b : blocks) remaining += alloc->RoundUp(b.ptr.psize);
+  auto unreserve_all = [&] {
+    MutexLock lock(&alloc_mu);
+    for (const Extent& e : runs) alloc->Unreserve(e);
+  };
+  std::vector<ConstByteSpan> iov;
+  for (size_t i = 0; i < blocks.size();) {
+    Result<Extent> run = BH_ERROR(kResourceExhausted, "not tried");
+    for (int waits = 0;;) {
+      bool have_retired;
+      {
+        MutexLock lock(&alloc_mu);
+        run = alloc->Reserve(alloc->RoundUp(blocks[i].ptr.psize), remaining);
+        have_retired = !retired.empty();
+      }
+      if (run.ok()) break;
+      if (have_retired) {
+        ReleaseRetired();  // the space of blocks rewritten in this txg
+        continue;
+      }
+      // Near full, the frees of the txgs in flight (an overwrite frees what
+      // it replaces once committed) may make the room: as PutDirty does.
+      std::unique_lock<Mutex> guard(mu);
+      if (waits < 2 && CommitInFlight(guard)) {
+        ++waits;
+        continue;
+      }
+      break;
+    }
+    if (!run.ok()) {
+      unreserve_all();
+      return BH_ERROR(kResourceExhausted, "pool {} is out of space: {}", label.name,
+                      run.status().message());
+    }
+    runs.push_back(*run);
+    iov.clear();
+    uint64_t pos = run->offset;
+    for (; i < blocks.size(); ++i) {
+      PreparedBlock& b = blocks[i];
+      uint64_t len = alloc->RoundUp(b.ptr.psize);
+      if (pos + len > run->end()) break;
+      b.ptr.offset = pos;
+      iov.emplace_back(b.payload->data(), b.ptr.psize);
+      if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+      pos += len;
+      remaining -= len;
+    }
+    if (pos < run->end()) {
+      MutexLock lock(&alloc_mu);
+      alloc->Unreserve(Extent{pos, run->end() - pos});
+      runs.back().length = pos - run->offset;
+    }
+    Status written = vdev->WriteV(run->offset, iov);
+    if (!written.ok()) {
+      // As a failed write in a commit always did: the device is not to be
+      // trusted, and nothing more commits until the pool is reopened.
+      unreserve_all();
+      return Suspend(written.Annotate("writing data blocks"));
+    }
+  }
+  return Status::Ok();
+}
+
+PreparedBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_options) {
+  PreparedBlock b;
   b.ptr.lsize = static_cast<uint32_t>(data.size());
   b.ptr.psize = b.ptr.lsize;
   b.ptr.checksum_type = block_options.checksum;
@@ -557,23 +685,6 @@ DirtyBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_opt
   return b;
 }
 
-Status Pool::Impl::ExpandDirty(const DirtyBlock& block, uint64_t blkno, ByteSpan out) const {
-  if (!block.payload) {
-    std::memset(out.data(), 0, out.size());
-    return Status::Ok();
-  }
-  if (block.ptr.lsize != out.size()) {
-    return BH_ERROR(kInvalidArgument, "block {} holds {} bytes, not {}", blkno,
-                    block.ptr.lsize, out.size());
-  }
-  if (block.ptr.compression.algo == CompressionAlgo::kOff) {
-    std::memcpy(out.data(), block.payload->data(), out.size());
-    return Status::Ok();
-  }
-  return Decompress(block.ptr.compression.algo, *block.payload, out)
-      .Annotate(fmt::format("dirty block {}", blkno));
-}
-
 Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
                    const BlockOptions& options) {
   return WriteBlocks(lineage, blkno, static_cast<uint32_t>(data.size()), data, options);
@@ -590,20 +701,34 @@ Status Pool::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                     data.size(), block_size);
   }
   Impl& p = *impl_;
+  if (p.options.read_only) return p.ReadOnlyError();
   const size_t n = data.size() / block_size;
-  auto prepare = [&](size_t k) {
-    return p.Prepare(data.subspan(k * block_size, block_size), options);
+  // This thread's vector, named by reference: the helpers filling it have
+  // thread_locals of their own.
+  thread_local std::vector<PreparedBlock> reused;
+  std::vector<PreparedBlock>& blocks = reused;
+  blocks.resize(n);
+  auto fill = [&blocks, &p, &data, &options, block_size](size_t k) {
+    blocks[k] = p.Prepare(data.subspan(k * block_size, block_size), options);
   };
-  if (n == 1) return p.PutDirty(lineage, first, prepare(0), block_size);
-  std::vector<DirtyBlock> blocks(n);
-  auto fill = [&](size_t k) { blocks[k] = prepare(k); };
-  if (p.prepare_pool) {
+  if (p.prepare_pool && n > 1) {
     p.prepare_pool->ParallelFor(n, fill);
   } else {
     for (size_t k = 0; k < n; ++k) fill(k);
   }
+  Status s = p.Place(blocks);
+  for (PreparedBlock& b : blocks) b.payload.reset();  // in the data file now
+  BH_RETURN_IF_ERROR(s);
   for (size_t k = 0; k < n; ++k) {
-    BH_RETURN_IF_ERROR(p.PutDirty(lineage, first + k, std::move(blocks[k]), block_size));
+    s = p.PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
+    if (!s.ok()) {
+      // Not in the map, so no reader has seen them: free again at once.
+      MutexLock lock(&p.alloc_mu);
+      for (size_t j = k; j < n; ++j) {
+        p.alloc->Unreserve(Extent{blocks[j].ptr.offset, p.alloc->RoundUp(blocks[j].ptr.psize)});
+      }
+      return s;
+    }
   }
   return Status::Ok();
 }
@@ -611,7 +736,7 @@ Status Pool::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
 Status Pool::Unmap(LineageId lineage, uint64_t blkno) {
   DirtyBlock hole;
   hole.ptr.hole = true;
-  return impl_->PutDirty(lineage, blkno, std::move(hole), 0);
+  return impl_->PutDirty(lineage, blkno, hole, 0);
 }
 
 Status Pool::Read(LineageId lineage, uint64_t blkno, uint64_t view, ByteSpan out) {
@@ -638,12 +763,20 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
   }
   const size_t n = out.size() / block_size;
   thread_local std::vector<bool> skip;
+  thread_local std::vector<bool> dirty;
   thread_local std::vector<std::optional<BlockPtr>> ptrs;
-  // Dirty blocks found, expanded after the pool mutex is released (they may
-  // need decompressing; the shared payload keeps them alive).
-  thread_local std::vector<std::pair<size_t, DirtyBlock>> dirty;
   skip.assign(n, false);
-  dirty.clear();
+  dirty.assign(n, false);
+  ptrs.assign(n, std::nullopt);
+  // The gate is held from the lookups to the end of the device reads: the
+  // space of a pointer found here (dirty or committed) is not reused before.
+  std::shared_lock<std::shared_mutex> gate(p.read_gate, std::defer_lock);
+  if (!nowait) {
+    gate.lock();
+  } else if (!gate.try_lock()) {
+    return BH_ERROR(kWouldBlock, "a commit is releasing space");
+  }
+  size_t found = 0;
   {
     MutexLock lock(&p.mu);
     if (p.closed) return BH_ERROR(kUnavailable, "pool {} is closed", p.label.name);
@@ -662,32 +795,20 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
           if (sit != p.syncing->end()) hit = &sit->second;
         }
         if (hit == nullptr) continue;
-        dirty.emplace_back(k, *hit);
-        skip[k] = true;
+        dirty[k] = true;
+        if (!hit->ptr.hole) ptrs[k] = hit->ptr;  // else: unmapped, zeros
+        ++found;
       }
     }
   }
-  Status expanded;
-  for (auto& [k, block] : dirty) {
-    if (expanded.ok()) {
-      expanded = p.ExpandDirty(block, first + k, out.subspan(k * block_size, block_size));
+  if (found < n) {
+    auto it = p.kv->NewIterator(kCfBlocks, KvIteratorOptions{.upper_bound = "",
+                                                             .same_prefix = true,
+                                                             .memory_only = nowait});
+    for (size_t k = 0; k < n; ++k) {
+      if (dirty[k]) continue;
+      BH_ASSIGN_OR_RETURN(ptrs[k], p.Resolve(*it, lineage, first + k, view));
     }
-    block.payload.reset();
-  }
-  BH_RETURN_IF_ERROR(expanded);
-  if (dirty.size() == n) return Status::Ok();
-  std::shared_lock<std::shared_mutex> gate(p.read_gate, std::defer_lock);
-  if (!nowait) {
-    gate.lock();
-  } else if (!gate.try_lock()) {
-    return BH_ERROR(kWouldBlock, "a commit is releasing space");
-  }
-  auto it = p.kv->NewIterator(
-      kCfBlocks, KvIteratorOptions{.upper_bound = "", .same_prefix = true, .memory_only = nowait});
-  ptrs.assign(n, std::nullopt);
-  for (size_t k = 0; k < n; ++k) {
-    if (skip[k]) continue;
-    BH_ASSIGN_OR_RETURN(ptrs[k], p.Resolve(*it, lineage, first + k, view));
   }
   return p.ReadPtrs(ptrs, skip, lineage, first, block_size, out, nowait);
 }

@@ -165,7 +165,11 @@ Result<ScrubReport> Pool::Scrub() {
   BH_RETURN_IF_ERROR(CheckBlocks(p, r, used, &versions));
   BH_RETURN_IF_ERROR(CheckIndexes(p, r, versions));
   std::vector<Extent> referenced = MergeExtents(std::move(used), r);
-  std::vector<Extent> allocated = p.alloc->AllocatedExtents();
+  std::vector<Extent> allocated;
+  {
+    MutexLock lock(&p.alloc_mu);
+    allocated = p.alloc->AllocatedExtents();
+  }
   std::vector<std::string> space_problems;
   BH_RETURN_IF_ERROR(CheckSpace(p, r, &space_problems));
   for (std::string& text : space_problems) Problem(r, std::move(text));

@@ -14,45 +14,56 @@
 // Data structures & on-disk format
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
 //   becomes Impl::syncing, still readable by Read() until the commit is done.
+//   A dirty block is a whole block pointer: its writer compressed and
+//   checksummed it (Pool::Impl::Prepare), reserved space for it from the
+//   allocator and wrote it there, to the page cache and not synced
+//   (Pool::Impl::Place, D29), before it entered the map. Reads of dirty
+//   blocks read the data file like committed ones. A block rewritten (or
+//   unmapped) within its txg retires its copy, whose space goes back to the
+//   allocator under the exclusive read gate (I4).
 //   One commit writes, in this order:
-//     1. the txg's blocks, compressed and checksummed already (by the
-//        writer, Pool::Impl::Prepare), into space freshly allocated from the
-//        allocator (one contiguous extent when possible, sorted by lineage
-//        and block so the write is sequential), with one pwritev per extent;
-//     2. fdatasync of the data vdev (1 and 2 on a helper thread, while the
-//        sync thread builds the batch of 3);
-//     3. one RocksDB WriteBatch, synced: new block pointers and births,
-//        superseded versions (freed, or moved to the dead list when a snapshot
-//        sees them), sync-task changes, dirty slab maps, the changed space
-//        tallies (blockmap/accounting.cc), and synced_txg.
-//   The txg is durable when 3 returns. Flush() returns then.
+//     1. fdatasync of the data vdev, on a helper thread while the sync
+//        thread builds the batch of 2 (every block of the txg was written
+//        before it entered the map, so all are covered);
+//     2. one RocksDB WriteBatch, synced: new block pointers and births, the
+//        allocation of each block's reserved space (Allocator::Commit),
+//        superseded versions (freed, or moved to the dead list when a
+//        snapshot sees them), sync-task changes, dirty slab maps, the
+//        changed space tallies (blockmap/accounting.cc), and synced_txg.
+//   The txg is durable when 2 returns. Flush() returns then.
 //
 // Invariants
-//   I1 data is durable before the metadata that points to it commits (2
-//      before 3).
+//   I1 data is durable before the metadata that points to it commits (1
+//      before 2).
 //   I2 space freed in txg N is allocatable only after N is durable: the
-//      allocator parks it until ReleaseDeferred(N), called after 3.
-//   I3 a live block is never overwritten: allocations come only from space
-//      free in the last durable txg, so a crash at any instant leaves the
-//      pool exactly at the last durable txg, readable without repair.
-//   I4 reads never see reused space: ReleaseDeferred runs under the
-//      exclusive read gate, after every read that might hold a pointer to a
-//      freed version has finished.
+//      allocator parks it until ReleaseDeferred(N), called after 2.
+//   I3 a live block is never overwritten: reservations come only from
+//      space free in the last durable txg, so a crash at any instant leaves
+//      the pool exactly at the last durable txg, readable without repair.
+//      A reservation is free in every slab record on disk until the txg
+//      holding its block commits (alloc/allocator.cc, Reservations).
+//   I4 reads never see reused space: ReleaseDeferred and the release of
+//      retired and dropped reservations run under the exclusive read gate,
+//      after every read that might hold a pointer to that space finished.
 //
 // Concurrency & lock order
-//   sync_mu (whole commit; Scrub) -> read_gate -> mu. The sync thread holds
+//   sync_mu (whole commit; Scrub) -> read_gate -> mu -> alloc_mu (a leaf:
+//   nothing is taken under it). Writers reserve space under alloc_mu alone
+//   and write their blocks holding no lock. The sync thread holds
 //   mu only to swap maps and publish results; device writes and the RocksDB
 //   write run without it. Waiters (Flush, sync tasks,
 //   throttled writers) sleep on done_cv.
 //
 // Crash consistency
 //   What is durable: every txg up to synced_txg in the metadata store. The
-//   open and syncing txgs are lost whole on a crash: data blocks they wrote
-//   sit in space the durable allocator maps still show as free. A txg is
+//   open and syncing txgs are lost whole on a crash: data blocks their
+//   writers wrote sit in space the durable allocator maps still show as
+//   free. A txg is
 //   never half visible because its metadata is one atomic batch.
 //
 // Failure handling
-//   A failed device write, sync or batch suspends the pool (hard severity):
+//   A failed device write (a writer's, D29), sync or batch suspends the
+//   pool (hard severity):
 //   the failure is kept in Impl::failure, every waiter and later writer gets
 //   Unavailable naming it, reads of committed data go on, and nothing more is
 //   committed. Memory may be ahead of disk at that point, so the only way on
@@ -60,7 +71,8 @@
 //   whose check fails are dropped without touching the batch.
 //
 // Tunables
-//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (64 MiB).
+//   PoolOptions::txg_timeout_ms (default 5 s), dirty_limit_bytes (a tenth
+//   of the RAM, 64 MiB to 4 GiB).
 
 #include <algorithm>
 #include <chrono>
@@ -74,73 +86,22 @@
 namespace blockhaus::core {
 namespace {
 
-// A block of the syncing txg, to be placed: its dirty form (compressed and
-// checksummed at write time) and the pointer that gets its offset.
-struct PreparedBlock {
+// A block of the syncing txg: its key and its pointer (placed already).
+struct TxgBlock {
   DirtyKey key;
-  const DirtyBlock* dirty;
   BlockPtr ptr;
-
-  ConstByteSpan payload() const { return {dirty->payload->data(), dirty->payload->size()}; }
 };
 
-// One device write of a commit: consecutive blocks (and the zeros that pad
-// each to whole sectors) at one offset.
-struct Run {
-  uint64_t offset;
-  std::vector<ConstByteSpan> iov;
-};
-
-// Places the txg's data blocks in as few runs as the allocator can give
-// (each run the first free extent long enough for the next block, cut to what
-// is left): sets each block's offset and returns the writes to make.
-Result<std::vector<Run>> PlaceBlocks(Pool::Impl& p, std::vector<PreparedBlock>& blocks) {
-  static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
-  std::vector<Run> runs;
-  uint64_t remaining = 0;
-  for (const PreparedBlock& b : blocks) {
-    if (!b.ptr.hole) remaining += p.alloc->RoundUp(b.ptr.psize);
-  }
-  size_t i = 0;
-  while (remaining > 0) {
-    while (blocks[i].ptr.hole) ++i;
-    BH_ASSIGN_OR_RETURN(Extent extent,
-                        p.alloc->AllocateRun(p.alloc->RoundUp(blocks[i].ptr.psize), remaining));
-    Run& run = runs.emplace_back(Run{extent.offset, {}});
-    uint64_t pos = extent.offset;
-    for (; i < blocks.size(); ++i) {
-      PreparedBlock& b = blocks[i];
-      if (b.ptr.hole) continue;
-      uint64_t len = p.alloc->RoundUp(b.ptr.psize);
-      if (pos + len > extent.end()) break;
-      b.ptr.offset = pos;
-      run.iov.push_back(b.payload());
-      if (len > b.ptr.psize) run.iov.emplace_back(kZeros.data(), len - b.ptr.psize);
-      pos += len;
-      remaining -= len;
-    }
-    if (pos < extent.end()) p.alloc->Return(Extent{pos, extent.end() - pos});
-  }
-  return runs;
-}
-
-// Writes the runs and syncs the device.
-Status WriteAndSync(Vdev& vdev, const std::vector<Run>& runs) {
-  for (const Run& run : runs) BH_RETURN_IF_ERROR(vdev.WriteV(run.offset, run.iov));
-  BH_SYNC_POINT("txg:data-written");
-  return vdev.Sync();
-}
-
-Status ApplyBlocks(SyncContext::Rep& rep, const std::vector<PreparedBlock>& blocks) {
+Status ApplyBlocks(SyncContext::Rep& rep, const std::vector<TxgBlock>& blocks) {
   Pool::Impl& p = *rep.pool;
   std::map<LineageId, LineageInfo> lineages;
   {
     MutexLock lock(&p.mu);
     lineages = p.lineages;
   }
-  for (const PreparedBlock& b : blocks) {
+  for (const TxgBlock& b : blocks) {
     auto it = lineages.find(b.key.lineage);
-    if (it == lineages.end()) continue;  // filtered before placement
+    if (it == lineages.end()) continue;  // filtered out by CommitTxg
     BH_RETURN_IF_ERROR(ApplyBlockVersion(rep, b.key.lineage, it->second, b.key.blkno, b.ptr));
   }
   return Status::Ok();
@@ -167,34 +128,51 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
                              std::vector<SyncTask*>& txg_tasks) {
   MutexLock sync_lock(&sync_mu);
   auto start = std::chrono::steady_clock::now();
-  std::vector<PreparedBlock> blocks;
+  std::vector<TxgBlock> blocks;
+  std::vector<Extent> dropped;
   blocks.reserve(map.size());
   {
-    // Blocks of lineages destroyed meanwhile are dropped before placement.
+    // Blocks of lineages destroyed meanwhile are dropped; their space goes
+    // back after the commit, when no read can be using it.
     MutexLock guard(&mu);
     for (const auto& [key, dirty] : map) {
       auto it = lineages.find(key.lineage);
       if (it != lineages.end() && !it->second.destroying) {
-        blocks.push_back(PreparedBlock{key, &dirty, dirty.ptr});
+        blocks.push_back(TxgBlock{key, dirty.ptr});
+      } else if (!dirty.ptr.hole) {
+        dropped.push_back(Extent{dirty.ptr.offset, alloc->RoundUp(dirty.ptr.psize)});
       }
     }
   }
   std::sort(blocks.begin(), blocks.end(),
-            [](const PreparedBlock& a, const PreparedBlock& b) { return a.key < b.key; });
-  BH_ASSIGN_OR_RETURN(std::vector<Run> runs, PlaceBlocks(*this, blocks));
-  // I1 needs the data durable before the metadata batch is written, not
-  // before it is built: once every block has its place, the data goes to the
-  // device and is synced on another thread while this one works out the
-  // batch (on every return path, the future's destructor waits for it).
-  std::future<Status> data_synced =
-      std::async(std::launch::async, [this, &runs] { return WriteAndSync(*vdev, runs); });
+            [](const TxgBlock& a, const TxgBlock& b) { return a.key < b.key; });
+  // The blocks are in the data file already (D29), written by their
+  // writers before they entered the map. I1 needs them durable before the
+  // metadata batch is written, not before it is built: the sync runs on
+  // another thread while this one works out the batch (on every return
+  // path, the future's destructor waits for it).
+  std::future<Status> data_synced = std::async(std::launch::async, [this] {
+    BH_SYNC_POINT("txg:data-written");
+    return vdev->Sync();
+  });
+  {
+    // Their allocations go into this txg's slab records, ahead of the frees
+    // the batch makes.
+    MutexLock lock(&alloc_mu);
+    for (const TxgBlock& b : blocks) {
+      if (!b.ptr.hole) alloc->Commit(Extent{b.ptr.offset, alloc->RoundUp(b.ptr.psize)});
+    }
+  }
 
   KvBatch batch;
   SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}, {}};
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
   BH_RETURN_IF_ERROR(rep.failure);
-  PutSlabRecords(batch, alloc->TakeDirtySlabs(txg));
+  {
+    MutexLock lock(&alloc_mu);
+    PutSlabRecords(batch, alloc->TakeDirtySlabs(txg));
+  }
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
   {
@@ -208,7 +186,12 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_SYNC_POINT("txg:committed");
   {
     std::unique_lock<std::shared_mutex> gate(read_gate);
+    MutexLock lock(&alloc_mu);
     alloc->ReleaseDeferred(txg);
+    for (const Extent& e : dropped) alloc->Unreserve(e);
+    for (const Extent& e : retired) alloc->Unreserve(e);
+    retired.clear();
+    retired_bytes = 0;
   }
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::steady_clock::now() - start).count();

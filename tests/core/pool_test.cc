@@ -318,8 +318,8 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
     REQUIRE(pool->Close().ok());
   }
   // Through a vdev that cannot read without waiting (FaultVdev keeps the
-  // default ReadNoWait): committed data is WouldBlock, dirty data and holes
-  // need no device and are read.
+  // default ReadNoWait): committed data is WouldBlock, and so is dirty data
+  // (it is in the data file too, D29); holes need no device and are read.
   auto base = OpenFileVdev((tmp / "pool/data"), FileVdevOptions{});
   REQUIRE(base.ok());
   FaultVdev slow(base->get());
@@ -333,10 +333,66 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
   CHECK(std::equal(got.begin(), got.end(), want.begin()));
   auto fresh = PatternBlock(kBs, 6, 0);
   REQUIRE((*pool)->Write(l, 20, fresh, BlockOptions{}).ok());
-  Status s = (*pool)->TryReadBlocks(l, 20, kHeadView, kBs, got);  // dirty + hole
-  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  REQUIRE((*pool)->Unmap(l, 22).ok());
+  // Dirty + hole.
+  CHECK((*pool)->TryReadBlocks(l, 20, kHeadView, kBs, got).code() == Code::kWouldBlock);
+  REQUIRE((*pool)->ReadBlocks(l, 20, kHeadView, kBs, got).ok());
   CHECK(std::equal(fresh.begin(), fresh.end(), got.begin()));
   CHECK(std::all_of(got.begin() + kBs, got.end(), [](uint8_t v) { return v == 0; }));
+  std::fill(got.begin(), got.end(), 1);
+  Status s = (*pool)->TryReadBlocks(l, 21, kHeadView, kBs, got);  // hole + dirty unmap
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(std::all_of(got.begin(), got.end(), [](uint8_t v) { return v == 0; }));
+}
+
+// D29: blocks go to the data file when written, into reserved space. A txg
+// that rewrites the same blocks over and over must not hold the space of
+// every copy: retired copies go back to the allocator as it goes. Reads see
+// the newest copy; scrub counts reservations as free, not leaked.
+TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = 64 << 20;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  PoolOptions quiet;  // no commit unless asked
+  quiet.txg_timeout_ms = 600000;
+  quiet.dirty_limit_bytes = 1ull << 30;
+  auto opened = Pool::Open(tmp / "pool", quiet);
+  REQUIRE(opened.ok());
+  Pool& pool = **opened;
+  LineageId l = NewLineage(pool);
+  const uint64_t synced = pool.stats().synced_txg;
+  const BlockOptions raw{*ParseCompression("off"), ChecksumType::kXxh3_128};
+  // 8 blocks x 1000 rounds = 125 MiB written, twice the pool.
+  std::vector<uint8_t> data(8 * kBs);
+  for (uint64_t round = 0; round < 1000; ++round) {
+    for (uint64_t b = 0; b < 8; ++b) {
+      auto block = PatternBlock(kBs, round, b);
+      std::copy(block.begin(), block.end(), data.begin() + static_cast<long>(b * kBs));
+    }
+    Status s = pool.WriteBlocks(l, 0, kBs, data, raw);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    if (round % 97 == 0) {
+      std::vector<uint8_t> got(data.size());
+      REQUIRE(pool.ReadBlocks(l, 0, kHeadView, kBs, got).ok());
+      CHECK(got == data);
+    }
+  }
+  CHECK(pool.stats().synced_txg == synced);  // all of it in one txg
+  CHECK(pool.stats().dirty == 8 * kBs);
+  CheckClean(pool);  // reserved space is neither leaked nor allocated
+  REQUIRE(pool.Flush().ok());
+  CheckClean(pool);
+  CHECK(pool.stats().allocated == 8 * kBs);
+  REQUIRE(pool.Close().ok());
+  opened->reset();
+  auto again = Pool::Open(tmp / "pool");
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+  std::vector<uint8_t> got(data.size());
+  REQUIRE((*again)->ReadBlocks(l, 0, kHeadView, kBs, got).ok());
+  CHECK(got == data);
+  CheckClean(**again);
 }
 
 TEST_CASE("pool: overwrite without snapshot frees the old version") {

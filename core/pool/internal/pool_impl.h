@@ -61,14 +61,20 @@ struct DirtyKeyHash {
     return std::hash<uint64_t>()(k.lineage * 0x9E3779B97F4A7C15ull ^ k.blkno);
   }
 };
-// One block written (or unmapped) in an uncommitted txg, compressed and
-// checksummed when it was written (Pool::Impl::Prepare).
+// One block written (or unmapped) in an uncommitted txg. Its data is in the
+// data file already, in space reserved from the allocator (D29): compressed
+// and checksummed by the writer (Pool::Impl::Prepare), then written out
+// (page cache, not synced) before the block entered the map.
 struct DirtyBlock {
-  // The bytes as they will be stored: the compressed form when that saves a
-  // sector, else the block itself; null for an unmap.
-  std::shared_ptr<const Buffer> payload;
-  // All but the device offset, which the commit sets; hole for an unmap.
+  // The whole pointer, offset included; hole for an unmap.
   BlockPtr ptr;
+};
+// A block on its way into the open txg: its pointer (no offset yet) and the
+// bytes as they will be stored (the compressed form when that saves a
+// sector, else the block itself).
+struct PreparedBlock {
+  BlockPtr ptr;
+  std::shared_ptr<Buffer> payload;
 };
 using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 
@@ -88,18 +94,24 @@ struct Pool::Impl {
   std::unique_ptr<Vdev> owned_vdev;
   Vdev* vdev = nullptr;
   std::unique_ptr<KvStore> kv;
-  // Touched only by the sync thread, or by Scrub() while it holds sync_mu.
-  std::unique_ptr<Allocator> alloc;
+  // Every call under alloc_mu (a leaf lock): writers reserve space for
+  // their blocks, the sync thread commits, frees and releases it.
+  Mutex alloc_mu;
+  std::unique_ptr<Allocator> alloc;  // RoundUp() needs no lock
+  // Reserved extents of dirty blocks replaced (or unmapped) before their
+  // txg committed. A reader may still be reading one, so they go back to
+  // the allocator under the exclusive read gate (ReleaseRetired, I4).
+  std::vector<Extent> retired BH_GUARDED_BY(alloc_mu);
+  uint64_t retired_bytes BH_GUARDED_BY(alloc_mu) = 0;
   uint64_t slop = 0;
-  // Recycles dirty block buffers and their compressed forms, up to
-  // dirty_limit_bytes (set by Open): what one commit frees is what the next
-  // txg takes.
-  BufferCache buffers{64ull << 20};
+  // Recycles the buffers blocks are compressed into: a write takes them,
+  // and gives them back once its blocks are in the data file.
+  BufferCache buffers{32ull << 20};
   // Helps a write of many blocks compress and checksum them (null for
   // read-only pools and one-CPU machines).
   std::unique_ptr<WorkPool> prepare_pool;
 
-  // Lock order: sync_mu, then read_gate, then mu.
+  // Lock order: sync_mu, then read_gate, then mu, then alloc_mu.
   Mutex sync_mu;  // held for a whole commit, and by Scrub
   // Readers hold it shared from block-pointer lookup to the end of the data
   // read; the sync thread takes it exclusively before space freed by a
@@ -152,15 +164,30 @@ struct Pool::Impl {
   uint64_t ReservationRoom(LineageId lineage) const BH_REQUIRES(mu);
   // Whether a write of blkno replaces a version only the head sees.
   bool OverwritesHeadOnly(LineageId lineage, uint64_t blkno);
+  // Admits one block into the open txg (waiting at the dirty limit, and for
+  // in-flight frees near full) and puts it there. A placed block it
+  // replaces is retired.
   Status PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes);
-  // The dirty form of a block written with `block_options`: compressed when that
-  // saves a sector (ZFS's rule: a 4K block compressed to 2K on 4K sectors
-  // would use the same space and cost a decompression on every read), and
-  // checksummed. Any thread.
-  DirtyBlock Prepare(ConstByteSpan data, const BlockOptions& block_options);
-  // The contents of a dirty block (zeros for an unmap) into `out`, which must
-  // be the block's size.
-  Status ExpandDirty(const DirtyBlock& block, uint64_t blkno, ByteSpan out) const;
+  // The stored form of a block written with `block_options`: compressed when
+  // that saves a sector (ZFS's rule: a 4K block compressed to 2K on 4K
+  // sectors would use the same space and cost a decompression on every
+  // read), and checksummed. Any thread.
+  PreparedBlock Prepare(ConstByteSpan data, const BlockOptions& block_options);
+  // Reserves space for `blocks` (as few runs as the allocator can give),
+  // writes them there (not synced) and sets their offsets. On error
+  // nothing stays reserved.
+  Status Place(std::vector<PreparedBlock>& blocks);
+  // With dirty data or a commit in flight, commits it (its frees may make
+  // room) and returns true once done; else false.
+  bool CommitInFlight(std::unique_lock<Mutex>& guard) BH_REQUIRES(mu);
+  // Suspends the pool for `cause` (the first cause stays) and returns the
+  // Unavailable error writers get from then on.
+  Status Suspend(const Status& cause) BH_EXCLUDES(mu);
+  // Retires the reserved space of a placed dirty block.
+  void Retire(const BlockPtr& ptr) BH_EXCLUDES(alloc_mu);
+  // Gives retired space back to the allocator once no read can be using it.
+  // REQUIRES: no lock held.
+  void ReleaseRetired();
   void RefreshCounters() BH_REQUIRES(mu);
 
   // --- txg.cc
