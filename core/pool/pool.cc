@@ -596,7 +596,7 @@ Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
   std::vector<ConstByteSpan> iov;
   for (size_t i = 0; i < blocks.size();) {
     Result<Extent> run = BH_ERROR(kResourceExhausted, "not tried");
-    for (int waits = 0;;) {
+    for (int waits = 0, releases = 0;;) {
       bool have_retired;
       {
         MutexLock lock(&alloc_mu);
@@ -604,7 +604,8 @@ Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
         have_retired = !retired.empty();
       }
       if (run.ok()) break;
-      if (have_retired) {
+      if (have_retired && releases < 4) {
+        ++releases;
         ReleaseRetired();  // the space of blocks rewritten in this txg
         continue;
       }
