@@ -64,6 +64,11 @@ class KvBatch {
   size_t count() const;
   size_t byte_size() const;
   void Clear();
+  // Makes room for `ops` operations up front (a hint: the batch grows past
+  // it). A commit knows roughly how many it will add, and growing a vector
+  // of hundreds of thousands of operations by doubling moved every one of
+  // them again and again.
+  void Reserve(size_t ops);
 
  private:
   friend class KvStore;

@@ -379,6 +379,8 @@ void KvBatch::DeleteRange(int cf, std::string_view begin, std::string_view end) 
 size_t KvBatch::count() const { return rep_->ops.size(); }
 size_t KvBatch::byte_size() const { return rep_->bytes; }
 
+void KvBatch::Reserve(size_t ops) { rep_->ops.reserve(ops); }
+
 void KvBatch::Clear() {
   rep_->ops.clear();
   rep_->bytes = 0;

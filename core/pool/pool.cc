@@ -507,7 +507,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
   for (int waits = 0;;) {
     std::unique_lock<Mutex> guard(mu);
     // Throttle: past the dirty limit, wait for the syncing txg to finish.
-    while (open_bytes > options.dirty_limit_bytes && failure.ok() && !closing) {
+    while (OpenTxgFull() && failure.ok() && !closing) {
       work_cv.notify_all();
       done_cv.wait(guard);
     }
@@ -535,7 +535,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
     it->second = std::move(block);
     open_bytes += bytes;
     open_by_lineage[lineage] += bytes;
-    if (open_bytes > options.dirty_limit_bytes / 4) work_cv.notify_all();
+    if (OpenTxgDue()) work_cv.notify_all();
     guard.unlock();
     if (!replaced.hole) Retire(replaced);
     return Status::Ok();

@@ -5,11 +5,12 @@
 //   At any time there is one open txg, taking new writes, unmaps and sync
 //   tasks, and at most one syncing txg, being written out. The sync thread
 //   closes the open txg when its timer runs out (txg_timeout_ms), when dirty
-//   data passes a quarter of dirty_limit_bytes (so the next txg fills while
-//   this one is written: the two cores overlap), when a flush or a sync task
-//   waits for it, or at close; closing is a pointer swap under Impl::mu, so
-//   writers never wait for a commit unless the open txg alone passes the
-//   dirty limit.
+//   data passes a quarter of dirty_limit_bytes or the txg holds
+//   kTxgBlocksDue blocks (so the next txg fills while this one is written:
+//   the two cores overlap), when a flush or a sync task waits for it, or at
+//   close; closing is a pointer swap under Impl::mu, so writers never wait
+//   for a commit unless the open txg alone passes the dirty limit or four
+//   times kTxgBlocksDue blocks (metadata memory grows per block).
 //
 // Data structures & on-disk format
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
@@ -165,6 +166,8 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   }
 
   KvBatch batch;
+  // An overwrite puts a block key and a birth key and deletes the old ones.
+  batch.Reserve(4 * blocks.size() + 64);
   SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}, {}};
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
@@ -216,7 +219,7 @@ void Pool::Impl::SyncLoop() {
     bool due = std::chrono::steady_clock::now() >= deadline;
     bool have_work = !open.empty() || !pending_tasks.empty();
     bool wanted = flush_target >= open_txg || !pending_tasks.empty() ||
-                  open_bytes > options.dirty_limit_bytes / 4 || closing || due;
+                  OpenTxgDue() || closing || due;
     if (!(have_work && wanted)) {
       if (closing) break;
       if (due) {

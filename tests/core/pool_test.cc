@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -393,6 +394,45 @@ TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
   REQUIRE((*again)->ReadBlocks(l, 0, kHeadView, kBs, got).ok());
   CHECK(got == data);
   CheckClean(**again);
+}
+
+// A txg's metadata memory grows per block, whatever the bytes: 64K blocks
+// start a commit even when the dirty limit is far away.
+TEST_CASE("pool: a txg of many small blocks commits by their count") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = 128 << 20;
+  o.ashift = 9;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  PoolOptions quiet;  // neither the timer nor the bytes would commit
+  quiet.txg_timeout_ms = 600000;
+  quiet.dirty_limit_bytes = 4ull << 30;
+  auto opened = Pool::Open(tmp / "pool", quiet);
+  REQUIRE(opened.ok());
+  Pool& pool = **opened;
+  LineageId l = NewLineage(pool);
+  const uint64_t synced = pool.stats().synced_txg;
+  constexpr uint32_t kSmall = 512;
+  constexpr uint64_t kPerWrite = 512;
+  std::vector<uint8_t> data(kPerWrite * kSmall, 0x5a);
+  const BlockOptions raw{*ParseCompression("off"), ChecksumType::kXxh3_128};
+  uint64_t written = 0;
+  while (written <= 64 * 1024) {
+    REQUIRE(pool.WriteBlocks(l, written, kSmall, data, raw).ok());
+    written += kPerWrite;
+  }
+  bool committed = false;
+  for (int i = 0; i < 200 && !committed; ++i) {  // up to 10 s
+    committed = pool.stats().synced_txg > synced;
+    if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(committed);
+  REQUIRE(pool.Flush().ok());
+  std::vector<uint8_t> got(kSmall);
+  REQUIRE(pool.Read(l, written - 1, kHeadView, got).ok());
+  CHECK(got == std::vector<uint8_t>(kSmall, 0x5a));
+  CheckClean(pool);
 }
 
 TEST_CASE("pool: overwrite without snapshot frees the old version") {

@@ -191,6 +191,19 @@ struct Pool::Impl {
   void RefreshCounters() BH_REQUIRES(mu);
 
   // --- txg.cc
+  // A txg's metadata costs memory per block (its map entry, and at commit
+  // four batch operations of ~140 bytes): so many blocks start a commit,
+  // and four times as many make writers wait, whatever their bytes.
+  static constexpr size_t kTxgBlocksDue = 64 * 1024;
+  // The open txg should be committed now: a quarter of the dirty limit,
+  // or kTxgBlocksDue blocks.
+  bool OpenTxgDue() const BH_REQUIRES(mu) {
+    return open_bytes > options.dirty_limit_bytes / 4 || open.size() > kTxgBlocksDue;
+  }
+  // Writers wait for the syncing txg: the dirty limit, or 4 x kTxgBlocksDue.
+  bool OpenTxgFull() const BH_REQUIRES(mu) {
+    return open_bytes > options.dirty_limit_bytes || open.size() > 4 * kTxgBlocksDue;
+  }
   void SyncLoop();
   Status CommitTxg(uint64_t txg, const DirtyMap& blocks, std::vector<SyncTask*>& txg_tasks);
   Result<uint64_t> WaitForTxg(uint64_t txg);
