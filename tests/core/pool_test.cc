@@ -346,25 +346,35 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
   CHECK(std::all_of(got.begin(), got.end(), [](uint8_t v) { return v == 0; }));
 }
 
+// A pool whose txgs commit only when asked, or by the dirty limit given
+// (the timer is 10 minutes away).
+std::unique_ptr<Pool> MakeQuietPool(const TempDir& tmp, uint64_t size, uint64_t dirty_limit,
+                                    uint32_t ashift = 12) {
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = size;
+  o.ashift = ashift;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  PoolOptions quiet;
+  quiet.txg_timeout_ms = 600000;
+  quiet.dirty_limit_bytes = dirty_limit;
+  auto pool = Pool::Open(tmp / "pool", quiet);
+  REQUIRE(pool.ok());
+  return std::move(pool).value();
+}
+
+const BlockOptions kRaw{*ParseCompression("off"), ChecksumType::kXxh3_128};
+
 // D29: blocks go to the data file when written, into reserved space. A txg
 // that rewrites the same blocks over and over must not hold the space of
 // every copy: retired copies go back to the allocator as it goes. Reads see
 // the newest copy; scrub counts reservations as free, not leaked.
 TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
   TempDir tmp;
-  PoolCreateOptions o;
-  o.name = "tank";
-  o.data_size = 64 << 20;
-  REQUIRE(Pool::Create(tmp / "pool", o).ok());
-  PoolOptions quiet;  // no commit unless asked
-  quiet.txg_timeout_ms = 600000;
-  quiet.dirty_limit_bytes = 1ull << 30;
-  auto opened = Pool::Open(tmp / "pool", quiet);
-  REQUIRE(opened.ok());
-  Pool& pool = **opened;
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30);  // no commit unless asked
+  Pool& pool = *opened;
   LineageId l = NewLineage(pool);
   const uint64_t synced = pool.stats().synced_txg;
-  const BlockOptions raw{*ParseCompression("off"), ChecksumType::kXxh3_128};
   // 8 blocks x 1000 rounds = 125 MiB written, twice the pool.
   std::vector<uint8_t> data(8 * kBs);
   for (uint64_t round = 0; round < 1000; ++round) {
@@ -372,7 +382,7 @@ TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
       auto block = PatternBlock(kBs, round, b);
       std::copy(block.begin(), block.end(), data.begin() + static_cast<long>(b * kBs));
     }
-    Status s = pool.WriteBlocks(l, 0, kBs, data, raw);
+    Status s = pool.WriteBlocks(l, 0, kBs, data, kRaw);
     REQUIRE_MESSAGE(s.ok(), s.ToString());
     if (round % 97 == 0) {
       std::vector<uint8_t> got(data.size());
@@ -387,7 +397,7 @@ TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
   CheckClean(pool);
   CHECK(pool.stats().allocated == 8 * kBs);
   REQUIRE(pool.Close().ok());
-  opened->reset();
+  opened.reset();
   auto again = Pool::Open(tmp / "pool");
   REQUIRE_MESSAGE(again.ok(), again.status().ToString());
   std::vector<uint8_t> got(data.size());
@@ -400,26 +410,17 @@ TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
 // start a commit even when the dirty limit is far away.
 TEST_CASE("pool: a txg of many small blocks commits by their count") {
   TempDir tmp;
-  PoolCreateOptions o;
-  o.name = "tank";
-  o.data_size = 128 << 20;
-  o.ashift = 9;
-  REQUIRE(Pool::Create(tmp / "pool", o).ok());
-  PoolOptions quiet;  // neither the timer nor the bytes would commit
-  quiet.txg_timeout_ms = 600000;
-  quiet.dirty_limit_bytes = 4ull << 30;
-  auto opened = Pool::Open(tmp / "pool", quiet);
-  REQUIRE(opened.ok());
-  Pool& pool = **opened;
+  // Neither the timer nor the bytes would commit.
+  auto opened = MakeQuietPool(tmp, 128 << 20, 4ull << 30, /*ashift=*/9);
+  Pool& pool = *opened;
   LineageId l = NewLineage(pool);
   const uint64_t synced = pool.stats().synced_txg;
   constexpr uint32_t kSmall = 512;
   constexpr uint64_t kPerWrite = 512;
   std::vector<uint8_t> data(kPerWrite * kSmall, 0x5a);
-  const BlockOptions raw{*ParseCompression("off"), ChecksumType::kXxh3_128};
   uint64_t written = 0;
   while (written <= 64 * 1024) {
-    REQUIRE(pool.WriteBlocks(l, written, kSmall, data, raw).ok());
+    REQUIRE(pool.WriteBlocks(l, written, kSmall, data, kRaw).ok());
     written += kPerWrite;
   }
   bool committed = false;
