@@ -19,8 +19,17 @@
 //
 // Invariants
 //   * Overwriting at the head in txg N with previous version p:
-//       p.birth > fence  -> p is freed (space deferred to N), keys removed;
+//       p.birth > fence  -> p is freed (space deferred to N); new data
+//                           takes over p's key, birth and births entry
+//                           (D31), a hole removes p's keys;
 //       p.birth <= fence -> p stays, and a deadlist entry (death N) is added.
+//   * A birth names the interval between two snapshots, not a txg: every
+//     reader compares births and deaths with snapshot txgs only (views,
+//     dead-list buckets, free jobs, rollback, diff, promote). No snapshot
+//     lies between p.birth and N when p.birth > fence, so a version born in
+//     N may carry p.birth, and the one beneath p keeps its dead-list entry
+//     (death p.birth): one Put instead of two deletes, two puts and a Next
+//     over the tombstones of every earlier overwrite.
 //   * A hole version is written only when something beneath it would
 //     otherwise show through: an older visible version or a clone origin.
 //   * A dead version's death is the birth of the version right above it.
@@ -126,6 +135,23 @@ void PutVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, const B
   rep.batch->Put(kCfBirths, EncodeBirthKey(lineage, rep.txg, blkno), "");
 }
 
+// D31: data replacing a version only the head sees (born after the fence)
+// takes over its key. Returns false, having done nothing, when something
+// earlier in this txg freed that version already.
+bool ReplaceHeadOnly(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64_t birth,
+                     const BlockPtr& old, const BlockPtr& ptr) {
+  std::string key = EncodeBlockKey(lineage, blkno, birth);
+  if (!rep.freed_versions.insert(key).second) return false;
+  SpaceVersion(*rep.pool, lineage, birth, kHeadView, old, /*add=*/false);
+  if (!old.hole) {
+    MutexLock lock(&rep.pool->alloc_mu);
+    rep.pool->alloc->Free(rep.txg, Extent{old.offset, rep.pool->alloc->RoundUp(old.psize)});
+  }
+  SpaceVersion(*rep.pool, lineage, birth, kHeadView, ptr, /*add=*/true);
+  rep.batch->Put(kCfBlocks, key, EncodeBlockPtr(ptr));
+  return true;
+}
+
 // The version after the one the iterator stands on, if it is of the same
 // block.
 Result<std::optional<std::pair<uint64_t, BlockPtr>>> NextVersion(KvIterator& it) {
@@ -168,7 +194,9 @@ Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey
   return Status::Ok();
 }
 
-// Versions only the head has seen (born after the fence) are dropped first,
+// New data over a version only the head has seen (born after the fence)
+// takes over that version's key (D31). Otherwise (a hole, or a version a
+// snapshot sees) versions only the head has seen are dropped first,
 // newest to oldest; each one's predecessor was dead-listed when it was
 // superseded and is the head again once it is gone, so that dead-list entry
 // goes too. What remains on top is seen by a snapshot: it is dead-listed with
@@ -177,6 +205,10 @@ Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const Lineage
                          uint64_t blkno, const BlockPtr& ptr) {
   KvIterator& it = *rep.blocks_it;
   BH_ASSIGN_OR_RETURN(auto cur, SeekVersion(it, lineage, blkno, kHeadView));
+  if (cur && cur->first > info.fence_txg && !ptr.hole &&
+      ReplaceHeadOnly(rep, lineage, blkno, cur->first, cur->second, ptr)) {
+    return Status::Ok();
+  }
   bool first_version = !cur;
   while (cur && cur->first > info.fence_txg) {
     auto [birth, version] = *cur;

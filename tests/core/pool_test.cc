@@ -13,6 +13,8 @@
 
 #include "core/io/fault_vdev.h"
 #include "core/io/vdev.h"
+#include "core/kv/kv_store.h"
+#include "core/pool/internal/pool_impl.h"
 #include "core/pool/pool_dir.h"
 #include "tests/test_util.h"
 
@@ -451,6 +453,103 @@ TEST_CASE("pool: overwrite without snapshot frees the old version") {
   }
   CHECK(pool->stats().allocated == kBs);
   CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 3, 4));
+  CheckClean(*pool);
+}
+
+// What the block map of a closed pool holds for one lineage: the births of
+// its versions of `blkno`, its births-index entries for it, and its dead-list
+// entries for it as (death, birth).
+struct StoredVersions {
+  std::vector<uint64_t> births, indexed;
+  std::vector<std::pair<uint64_t, uint64_t>> dead;
+};
+
+StoredVersions ReadStoredVersions(const TempDir& tmp, LineageId l, uint64_t blkno) {
+  KvOptions o;
+  o.column_families = ColumnFamilyNames();
+  o.read_only = true;
+  auto kv = KvStore::Open(tmp / "pool/meta", o);
+  REQUIRE(kv.ok());
+  StoredVersions v;
+  auto scan = [&](int cf, auto add) {
+    auto it = (*kv)->NewIterator(cf);
+    for (it->Seek(LineagePrefix(l)); it->Valid() && it->key().substr(0, 8) == LineagePrefix(l);
+         it->Next()) {
+      add(it->key());
+    }
+    REQUIRE(it->status().ok());
+  };
+  scan(kCfBlocks, [&](std::string_view k) {
+    if (DecodeBlockKey(k).blkno == blkno) v.births.push_back(DecodeBlockKey(k).birth);
+  });
+  scan(kCfBirths, [&](std::string_view k) {
+    if (DecodeBirthKey(k).blkno == blkno) v.indexed.push_back(DecodeBirthKey(k).birth);
+  });
+  scan(kCfDeadList, [&](std::string_view k) {
+    DeadKey d = DecodeDeadKey(k);
+    if (d.blkno == blkno) v.dead.emplace_back(d.death, d.birth);
+  });
+  std::sort(v.births.begin(), v.births.end());
+  std::sort(v.indexed.begin(), v.indexed.end());
+  REQUIRE((*kv)->Close().ok());
+  return v;
+}
+
+TEST_CASE("pool: new data over a version only the head sees takes over its key (D31)") {
+  TempDir tmp;
+  auto pool = MakePool(tmp);
+  LineageId l = NewLineage(*pool);
+  auto write = [&](int gen) {
+    REQUIRE(pool->Write(l, 0, PatternBlock(kBs, 21, gen), BlockOptions{}).ok());
+    auto txg = pool->Flush();
+    REQUIRE(txg.ok());
+    return *txg;
+  };
+  auto reopen_and_look = [&] {
+    REQUIRE(pool->Close().ok());
+    pool.reset();
+    StoredVersions v = ReadStoredVersions(tmp, l, 0);
+    auto reopened = Pool::Open(tmp / "pool");
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().ToString());
+    pool = std::move(reopened).value();
+    return v;
+  };
+  // No snapshot: one version, one index entry, born when first written.
+  uint64_t first = write(1);
+  for (int gen = 2; gen <= 4; ++gen) write(gen);
+  StoredVersions v = reopen_and_look();
+  CHECK(v.births == std::vector<uint64_t>{first});
+  CHECK(v.indexed == std::vector<uint64_t>{first});
+  CHECK(v.dead.empty());
+  CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 21, 4));
+  CheckClean(*pool);
+
+  // After a snapshot the first overwrite is a new version (the snapshot sees
+  // the old one); the overwrites after it take over that new version's key.
+  uint64_t snap = Snapshot(*pool, l);
+  uint64_t second = write(5);
+  for (int gen = 6; gen <= 8; ++gen) write(gen);
+  v = reopen_and_look();
+  CHECK(v.births == std::vector<uint64_t>{first, second});
+  CHECK(v.indexed == std::vector<uint64_t>{first, second});
+  CHECK(v.dead == std::vector<std::pair<uint64_t, uint64_t>>{{second, first}});
+  CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 21, 8));
+  CHECK(ReadBlock(*pool, l, 0, snap) == PatternBlock(kBs, 21, 4));
+  auto changed = pool->ChangedBlocks(l, snap, l, kHeadView, snap);
+  REQUIRE(changed.ok());
+  CHECK(*changed == std::vector<uint64_t>{0});
+  CheckClean(*pool);
+
+  // Rollback finds the taken-over version by its inherited birth.
+  REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    REQUIRE(ctx.RollbackLineage(l, snap, 1000).ok());
+  }).ok());
+  REQUIRE(pool->Flush().ok());
+  v = reopen_and_look();
+  CHECK(v.births == std::vector<uint64_t>{first});
+  CHECK(v.indexed == std::vector<uint64_t>{first});
+  CHECK(v.dead.empty());
+  CHECK(ReadBlock(*pool, l, 0) == PatternBlock(kBs, 21, 4));
   CheckClean(*pool);
 }
 
