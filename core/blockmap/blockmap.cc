@@ -87,23 +87,42 @@ bool SamePrefix(std::string_view key, std::string_view prefix) {
 
 std::string NextPrefix(uint64_t lineage) { return LineagePrefix(lineage + 1); }
 
-// The newest version of (lineage, blkno) born at or before view, if any.
-Result<std::optional<std::pair<uint64_t, BlockPtr>>> SeekVersion(KvIterator& it,
-                                                                 uint64_t lineage,
-                                                                 uint64_t blkno,
-                                                                 uint64_t view) {
-  std::string key = EncodeBlockKey(lineage, blkno, view);
-  it.Seek(key);
+using Version = std::optional<std::pair<uint64_t, BlockPtr>>;
+
+// The version the iterator stands on, if it is of the block whose keys
+// start like `key`.
+Result<Version> CurrentVersion(const KvIterator& it, std::string_view key) {
   if (!it.Valid()) {
     BH_RETURN_IF_ERROR(it.status());
-    return std::optional<std::pair<uint64_t, BlockPtr>>();
+    return Version();
   }
-  if (!SamePrefix(it.key(), std::string_view(key).substr(0, kBlockKeyPrefix))) {
-    return std::optional<std::pair<uint64_t, BlockPtr>>();
-  }
+  if (!SamePrefix(it.key(), key.substr(0, kBlockKeyPrefix))) return Version();
   BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it.value()));
-  return std::optional<std::pair<uint64_t, BlockPtr>>(
-      std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
+  return Version(std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
+}
+
+// The newest version of (lineage, blkno) born at or before view, if any.
+Result<Version> SeekVersion(KvIterator& it, uint64_t lineage, uint64_t blkno, uint64_t view) {
+  std::string key = EncodeBlockKey(lineage, blkno, view);
+  it.Seek(key);
+  return CurrentVersion(it, key);
+}
+
+// The head version of (lineage, blkno), from an iterator that moves forward
+// through the blocks of a txg in key order. A commit's blocks are sorted, so
+// the next block's head is usually a few keys on: stepping there is cheaper
+// than a Seek, which searches every memtable and file again. Seeks when the
+// iterator is not behind the target or the step budget runs out.
+Result<Version> SeekHead(KvIterator& it, uint64_t lineage, uint64_t blkno) {
+  constexpr int kMaxSteps = 8;
+  std::string key = EncodeBlockKey(lineage, blkno, kHeadView);
+  bool behind = it.Valid() && it.key() < key;
+  for (int steps = 0; behind && steps < kMaxSteps; ++steps) {
+    it.Next();
+    if (!it.Valid() || it.key() >= key) return CurrentVersion(it, key);
+  }
+  it.Seek(key);
+  return CurrentVersion(it, key);
 }
 
 // `death` is the version's death (kHeadView while the head sees it), for
@@ -154,16 +173,10 @@ bool ReplaceHeadOnly(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, ui
 
 // The version after the one the iterator stands on, if it is of the same
 // block.
-Result<std::optional<std::pair<uint64_t, BlockPtr>>> NextVersion(KvIterator& it) {
+Result<Version> NextVersion(KvIterator& it) {
   std::string prefix(it.key().substr(0, kBlockKeyPrefix));
   it.Next();
-  if (!it.Valid() || !SamePrefix(it.key(), prefix)) {
-    BH_RETURN_IF_ERROR(it.status());
-    return std::optional<std::pair<uint64_t, BlockPtr>>();
-  }
-  BH_ASSIGN_OR_RETURN(BlockPtr ptr, DecodeBlockPtr(it.value()));
-  return std::optional<std::pair<uint64_t, BlockPtr>>(
-      std::make_pair(DecodeBlockKey(it.key()).birth, ptr));
+  return CurrentVersion(it, prefix);
 }
 
 }  // namespace
@@ -177,7 +190,7 @@ Result<std::optional<std::pair<uint64_t, BlockPtr>>> NextVersion(KvIterator& it)
 Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey& dk) {
   auto it = rep.pool->kv->NewIterator(kCfBlocks, {.upper_bound = "", .same_prefix = true});
   uint64_t view = dk.birth - 1;
-  std::optional<std::pair<uint64_t, BlockPtr>> pred;
+  Version pred;
   while (view > 0) {
     BH_ASSIGN_OR_RETURN(pred, SeekVersion(*it, lineage, dk.blkno, view));
     if (!pred || !rep.freed_versions.contains(EncodeBlockKey(lineage, dk.blkno, pred->first))) break;
@@ -204,7 +217,7 @@ Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey
 Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
                          uint64_t blkno, const BlockPtr& ptr) {
   KvIterator& it = *rep.blocks_it;
-  BH_ASSIGN_OR_RETURN(auto cur, SeekVersion(it, lineage, blkno, kHeadView));
+  BH_ASSIGN_OR_RETURN(auto cur, SeekHead(it, lineage, blkno));
   if (cur && cur->first > info.fence_txg && !ptr.hole &&
       ReplaceHeadOnly(rep, lineage, blkno, cur->first, cur->second, ptr)) {
     return Status::Ok();

@@ -70,9 +70,10 @@ class KvBatch {
   // them again and again.
   void Reserve(size_t ops);
 
+  struct Rep;  // opaque: the store's encoding of the operations
+
  private:
   friend class KvStore;
-  struct Rep;
   std::unique_ptr<Rep> rep_;
 };
 

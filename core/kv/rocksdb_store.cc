@@ -335,24 +335,44 @@ Status DbCore::CloseLocked() {
 
 namespace {
 
-enum class OpKind { kPut, kDelete, kDeleteRange };
+enum class OpKind : uint8_t { kPut, kDelete, kDeleteRange };
 
+// One operation; its key and argument live in the batch's byte buffer, so a
+// commit of hundreds of thousands of operations allocates no string each.
 struct BatchOp {
   OpKind kind;
   int cf;
-  std::string key;
-  std::string arg;  // Value (Put) or range end (DeleteRange).
+  uint32_t key_len, arg_len;
+  size_t key_at;  // into Rep::bytes; the argument follows the key
 };
 
 }  // namespace
 
 struct KvBatch::Rep {
   std::vector<BatchOp> ops;
-  size_t bytes = 0;
+  std::string bytes;  // every op's key and argument, back to back
+  size_t size = 0;    // byte_size()
+
+  void Add(OpKind kind, int cf, std::string_view key, std::string_view arg) {
+    ops.push_back({kind, cf, static_cast<uint32_t>(key.size()), static_cast<uint32_t>(arg.size()),
+                   bytes.size()});
+    bytes.append(key);
+    bytes.append(arg);
+  }
+  std::string_view key(const BatchOp& op) const {
+    return std::string_view(bytes).substr(op.key_at, op.key_len);
+  }
+  // Value (Put) or range end (DeleteRange).
+  std::string_view arg(const BatchOp& op) const {
+    return std::string_view(bytes).substr(op.key_at + op.key_len, op.arg_len);
+  }
 };
 
 namespace {
 constexpr size_t kOpOverhead = 8;  // Approximate tag + length bytes per op.
+// What Reserve assumes one op takes in the byte buffer (a block map key
+// and pointer are 24 + 48 bytes).
+constexpr size_t kReservedBytesPerOp = 64;
 }  // namespace
 
 KvBatch::KvBatch() : rep_(std::make_unique<Rep>()) {}
@@ -361,29 +381,33 @@ KvBatch::KvBatch(KvBatch&&) noexcept = default;
 KvBatch& KvBatch::operator=(KvBatch&&) noexcept = default;
 
 void KvBatch::Put(int cf, std::string_view key, std::string_view value) {
-  rep_->bytes += key.size() + value.size() + kOpOverhead;
-  rep_->ops.push_back({OpKind::kPut, cf, std::string(key), std::string(value)});
+  rep_->size += key.size() + value.size() + kOpOverhead;
+  rep_->Add(OpKind::kPut, cf, key, value);
 }
 
 void KvBatch::Delete(int cf, std::string_view key) {
-  rep_->bytes += key.size() + kOpOverhead;
-  rep_->ops.push_back({OpKind::kDelete, cf, std::string(key), {}});
+  rep_->size += key.size() + kOpOverhead;
+  rep_->Add(OpKind::kDelete, cf, key, {});
 }
 
 void KvBatch::DeleteRange(int cf, std::string_view begin, std::string_view end) {
   if (begin >= end) return;  // Empty range: nothing to delete.
-  rep_->bytes += begin.size() + end.size() + kOpOverhead;
-  rep_->ops.push_back({OpKind::kDeleteRange, cf, std::string(begin), std::string(end)});
+  rep_->size += begin.size() + end.size() + kOpOverhead;
+  rep_->Add(OpKind::kDeleteRange, cf, begin, end);
 }
 
 size_t KvBatch::count() const { return rep_->ops.size(); }
-size_t KvBatch::byte_size() const { return rep_->bytes; }
+size_t KvBatch::byte_size() const { return rep_->size; }
 
-void KvBatch::Reserve(size_t ops) { rep_->ops.reserve(ops); }
+void KvBatch::Reserve(size_t ops) {
+  rep_->ops.reserve(ops);
+  rep_->bytes.reserve(ops * kReservedBytesPerOp);
+}
 
 void KvBatch::Clear() {
   rep_->ops.clear();
-  rep_->bytes = 0;
+  rep_->bytes.clear();
+  rep_->size = 0;
 }
 
 // ---------------------------------------------------------------- Open
@@ -556,12 +580,13 @@ namespace {
 // its neighbour reuses the skiplist's cached splice instead of searching from
 // the top. A txg interleaves families and key ranges (a block's old and new
 // birth keys, say), and sorting halved the cost of inserting its batch.
-std::vector<uint32_t> ApplyOrder(const std::vector<BatchOp>& ops) {
+std::vector<uint32_t> ApplyOrder(const KvBatch::Rep& rep) {
+  const std::vector<BatchOp>& ops = rep.ops;
   std::vector<uint32_t> order(ops.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto by_key = [&ops](uint32_t a, uint32_t b) {
+  auto by_key = [&](uint32_t a, uint32_t b) {
     if (ops[a].cf != ops[b].cf) return ops[a].cf < ops[b].cf;
-    return ops[a].key < ops[b].key;
+    return rep.key(ops[a]) < rep.key(ops[b]);
   };
   size_t begin = 0;
   for (size_t i = 0; i <= ops.size(); ++i) {
@@ -573,21 +598,21 @@ std::vector<uint32_t> ApplyOrder(const std::vector<BatchOp>& ops) {
   return order;
 }
 
-Status BuildBatch(const DbCore& core, const std::vector<BatchOp>& ops,
-                  rocksdb::WriteBatch* wb) {
+Status BuildBatch(const DbCore& core, const KvBatch::Rep& rep, rocksdb::WriteBatch* wb) {
   using Kind = OpKind;
-  for (uint32_t index : ApplyOrder(ops)) {
-    const BatchOp& op = ops[index];
+  for (uint32_t index : ApplyOrder(rep)) {
+    const BatchOp& op = rep.ops[index];
     BH_ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, core.Handle(op.cf));
+    std::string_view key = rep.key(op), arg = rep.arg(op);
     if (op.kind != Kind::kDeleteRange && core.is_prefix_family[op.cf] &&
-        op.key.size() < core.prefix_length) {
+        key.size() < core.prefix_length) {
       return BH_ERROR(kInvalidArgument, "key of {} bytes is shorter than the prefix length {} "
-                      "of column family {}", op.key.size(), core.prefix_length, op.cf);
+                      "of column family {}", key.size(), core.prefix_length, op.cf);
     }
     rocksdb::Status s;
-    if (op.kind == Kind::kPut) s = wb->Put(h, op.key, op.arg);
-    if (op.kind == Kind::kDelete) s = wb->Delete(h, op.key);
-    if (op.kind == Kind::kDeleteRange) s = wb->DeleteRange(h, op.key, op.arg);
+    if (op.kind == Kind::kPut) s = wb->Put(h, ToSlice(key), ToSlice(arg));
+    if (op.kind == Kind::kDelete) s = wb->Delete(h, ToSlice(key));
+    if (op.kind == Kind::kDeleteRange) s = wb->DeleteRange(h, ToSlice(key), ToSlice(arg));
     BH_RETURN_IF_ERROR(FromRocks(s, "building metadata batch"));
   }
   return Status::Ok();
@@ -601,7 +626,7 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   if (core.db == nullptr) return ClosedError();
   if (core.read_only) return ReadOnlyError();
   rocksdb::WriteBatch wb(batch.byte_size() + 16);
-  BH_RETURN_IF_ERROR(BuildBatch(core, batch.rep_->ops, &wb));
+  BH_RETURN_IF_ERROR(BuildBatch(core, *batch.rep_, &wb));
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return FromRocks(core.db->Write(wo, &wb), "writing metadata batch");
