@@ -45,6 +45,13 @@ class BlockDevice {
                     out.size(), offset);
   }
   virtual Status Write(uint64_t offset, ConstByteSpan data) = 0;
+  // Write() that never waits for a commit, the write throttle, space being
+  // freed or a rollback's fence: WouldBlock, with nothing written, unless
+  // the data can go in at once. For event loops; the default never tries.
+  virtual Status TryWrite(uint64_t offset, ConstByteSpan data) {
+    return BH_ERROR(kWouldBlock, "{} bytes at {}: this device does not write without waiting",
+                    data.size(), offset);
+  }
   // Unmaps [offset, offset+length): whole blocks become holes, the parts of
   // partial blocks are zeroed.
   virtual Status Unmap(uint64_t offset, uint64_t length) = 0;

@@ -9,7 +9,8 @@
 // holds its dataset's fence (DeviceCell) shared and reads the lineage, view
 // and size under it, so a rollback, shrink or promote (exclusive) sees no
 // I/O in flight, and a device opened before one of them addresses the
-// dataset's new lineage and size after it.
+// dataset's new lineage and size after it. TryRead and TryWrite (for event
+// loops) give up with WouldBlock wherever they would wait.
 
 #include <algorithm>
 #include <array>
@@ -75,6 +76,23 @@ class VolumeDevice : public BlockDevice {
       done += n;
     }
     return Status::Ok();
+  }
+
+  // Whole blocks of data only, in one core call that writes all or nothing:
+  // a partial block is read first and a zero block is unmapped, both of
+  // which may wait.
+  Status TryWrite(uint64_t offset, ConstByteSpan data) override {
+    std::shared_lock<std::shared_mutex> fenced(cell_->fence, std::try_to_lock);
+    if (!fenced.owns_lock()) return BH_ERROR(kWouldBlock, "the volume is being switched");
+    BH_RETURN_IF_ERROR(CheckWritable(offset, data.size()));
+    if (offset % bs_ != 0 || data.size() % bs_ != 0) {
+      return BH_ERROR(kWouldBlock, "a partial block is read first");
+    }
+    for (size_t k = 0; k < data.size(); k += bs_) {
+      if (AllZero(data.subspan(k, bs_))) return BH_ERROR(kWouldBlock, "a zero block is unmapped");
+    }
+    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
+    return pool_->TryWriteBlocks(lineage, offset / bs_, bs_, data, options_);
   }
 
   Status Unmap(uint64_t offset, uint64_t length) override {

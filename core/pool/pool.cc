@@ -542,6 +542,39 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
   }
 }
 
+Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
+                                  const std::vector<PreparedBlock>& blocks, uint32_t block_size) {
+  std::vector<BlockPtr> replaced;
+  {
+    MutexLock lock(&mu);
+    // The throttle was checked before the blocks were prepared; a writer
+    // that got past it then goes in even if the txg filled meanwhile (an
+    // overshoot of one write per event loop). The space check is exact.
+    const uint64_t bytes = blocks.size() * uint64_t{block_size};
+    if (!failure.ok() || closing || !CheckWritable(lineage, bytes, false).ok()) {
+      MutexLock alock(&alloc_mu);
+      for (const PreparedBlock& b : blocks) {
+        alloc->Unreserve(Extent{b.ptr.offset, alloc->RoundUp(b.ptr.psize)});
+      }
+      return BH_ERROR(kWouldBlock, "the write would wait for a commit");
+    }
+    for (size_t k = 0; k < blocks.size(); ++k) {
+      auto [it, inserted] = open.try_emplace(DirtyKey{lineage, first + k});
+      if (!inserted && !it->second.ptr.hole) {
+        open_bytes -= it->second.ptr.lsize;
+        open_by_lineage[lineage] -= it->second.ptr.lsize;
+        replaced.push_back(it->second.ptr);
+      }
+      it->second = DirtyBlock{blocks[k].ptr};
+    }
+    open_bytes += bytes;
+    open_by_lineage[lineage] += bytes;
+    if (OpenTxgDue()) work_cv.notify_all();
+  }
+  for (const BlockPtr& ptr : replaced) Retire(ptr, /*may_release=*/false);
+  return Status::Ok();
+}
+
 bool Pool::Impl::CommitInFlight(std::unique_lock<Mutex>& guard) {
   if (open.empty() && !syncing) return false;
   uint64_t target = open.empty() ? open_txg - 1 : open_txg;
@@ -562,7 +595,7 @@ Status Pool::Impl::Suspend(const Status& cause) {
   return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
 }
 
-void Pool::Impl::Retire(const BlockPtr& ptr) {
+void Pool::Impl::Retire(const BlockPtr& ptr, bool may_release) {
   bool release;
   {
     MutexLock lock(&alloc_mu);
@@ -571,7 +604,7 @@ void Pool::Impl::Retire(const BlockPtr& ptr) {
     retired_bytes += len;
     // A txg that rewrites the same blocks again and again would otherwise
     // hold the space of every copy until its commit.
-    release = retired_bytes >= kReleaseRetiredBytes;
+    release = may_release && retired_bytes >= kReleaseRetiredBytes;
   }
   if (release) ReleaseRetired();
 }
@@ -584,7 +617,7 @@ void Pool::Impl::ReleaseRetired() {
   retired_bytes = 0;
 }
 
-Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
+Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks, bool nowait) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
   std::vector<Extent> runs;
   uint64_t remaining = 0;
@@ -603,7 +636,7 @@ Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
         run = alloc->Reserve(alloc->RoundUp(blocks[i].ptr.psize), remaining);
         have_retired = !retired.empty();
       }
-      if (run.ok()) break;
+      if (run.ok() || nowait) break;
       if (have_retired && releases < 4) {
         ++releases;
         ReleaseRetired();  // the space of blocks rewritten in this txg
@@ -620,6 +653,7 @@ Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks) {
     }
     if (!run.ok()) {
       unreserve_all();
+      if (nowait) return BH_ERROR(kWouldBlock, "no room without waiting for a commit");
       return BH_ERROR(kResourceExhausted, "pool {} is out of space: {}", label.name,
                       run.status().message());
     }
@@ -693,6 +727,17 @@ Status Pool::Write(LineageId lineage, uint64_t blkno, ConstByteSpan data,
 
 Status Pool::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                          ConstByteSpan data, const BlockOptions& options) {
+  return impl_->WriteBlocks(lineage, first, block_size, data, options, /*nowait=*/false);
+}
+
+Status Pool::TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                            ConstByteSpan data, const BlockOptions& options) {
+  return impl_->WriteBlocks(lineage, first, block_size, data, options, /*nowait=*/true);
+}
+
+Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                               ConstByteSpan data, const BlockOptions& block_options,
+                               bool nowait) {
   if (block_size < kMinBlockSize || block_size > kMaxBlockSize || block_size % 512 != 0) {
     return BH_ERROR(kInvalidArgument, "block size {} is not a multiple of 512 in 512..128K",
                     block_size);
@@ -701,32 +746,41 @@ Status Pool::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
     return BH_ERROR(kInvalidArgument, "{} bytes are not a whole number of {}-byte blocks",
                     data.size(), block_size);
   }
-  Impl& p = *impl_;
-  if (p.options.read_only) return p.ReadOnlyError();
+  if (options.read_only) return ReadOnlyError();
   const size_t n = data.size() / block_size;
+  if (nowait) {
+    // What would make a writer wait: the throttle, or a space check that
+    // passes only once the txgs in flight commit. Errors are left for the
+    // waiting path to report.
+    MutexLock lock(&mu);
+    if (!failure.ok() || closing || OpenTxgFull() || !CheckWritable(lineage, data.size(), false).ok()) {
+      return BH_ERROR(kWouldBlock, "the write would wait for a commit");
+    }
+  }
   // This thread's vector, named by reference: the helpers filling it have
   // thread_locals of their own.
   thread_local std::vector<PreparedBlock> reused;
   std::vector<PreparedBlock>& blocks = reused;
   blocks.resize(n);
-  auto fill = [&blocks, &p, &data, &options, block_size](size_t k) {
-    blocks[k] = p.Prepare(data.subspan(k * block_size, block_size), options);
+  auto fill = [&](size_t k) {
+    blocks[k] = Prepare(data.subspan(k * block_size, block_size), block_options);
   };
-  if (p.prepare_pool && n > 1) {
-    p.prepare_pool->ParallelFor(n, fill);
+  if (prepare_pool && n > 1) {
+    prepare_pool->ParallelFor(n, fill);
   } else {
     for (size_t k = 0; k < n; ++k) fill(k);
   }
-  Status s = p.Place(blocks);
+  Status s = Place(blocks, nowait);
   for (PreparedBlock& b : blocks) b.payload.reset();  // in the data file now
   BH_RETURN_IF_ERROR(s);
+  if (nowait) return PutDirtyNoWait(lineage, first, blocks, block_size);
   for (size_t k = 0; k < n; ++k) {
-    s = p.PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
+    s = PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
     if (!s.ok()) {
       // Not in the map, so no reader has seen them: free again at once.
-      MutexLock lock(&p.alloc_mu);
+      MutexLock lock(&alloc_mu);
       for (size_t j = k; j < n; ++j) {
-        p.alloc->Unreserve(Extent{blocks[j].ptr.offset, p.alloc->RoundUp(blocks[j].ptr.psize)});
+        alloc->Unreserve(Extent{blocks[j].ptr.offset, alloc->RoundUp(blocks[j].ptr.psize)});
       }
       return s;
     }

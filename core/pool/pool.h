@@ -177,6 +177,13 @@ class Pool {
   // blocks before the failing one are written.
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                      ConstByteSpan data, const BlockOptions& options);
+  // WriteBlocks that never waits (for a commit, the write throttle, space
+  // being freed or a reader): WouldBlock, with nothing written, unless the
+  // blocks can go in at once. For event loops, which must not block; they
+  // retry with WriteBlocks elsewhere. The data file write itself is a
+  // buffered pwritev (the kernel may still throttle it).
+  Status TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                        ConstByteSpan data, const BlockOptions& options);
   // Unmaps a block at the head: it reads as zeros and frees its space once
   // no snapshot sees it.
   Status Unmap(LineageId lineage, uint64_t blkno);

@@ -39,9 +39,10 @@
 //
 // Concurrency & lock order
 //   Loop-confined. Calls out, without holding any lock: Target::Execute
-//   (I/O thread), Target::TryExecute (loop thread: a small read, when
-//   nothing else of the connection executes, that runs only if it needs no
-//   wait; ServerOptions::inline_read_bytes), Target::ResetLun/NexusLost (loop thread, after the
+//   (I/O thread), Target::TryExecute (loop thread: a small read or write,
+//   when nothing else of the connection executes, that runs only if it
+//   needs no wait; ServerOptions::inline_read_bytes, inline_write_bytes),
+//   Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
 //   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
 //   sessions only by EventLoop::Post to their loops, which answer with a
@@ -698,11 +699,14 @@ void Connection::Dispatch(Task* t) {
     FinishTask(t);
     return;
   }
-  // A small read, alone on its connection, whose data is in memory: answer
-  // it here and spare two thread hand-offs. Anything that would wait for a
-  // device goes to the I/O threads as usual.
-  if (t->read && !t->write && inflight_ == 0 && t->edtl <= server_->options.inline_read_bytes &&
-      session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
+  // A small read whose data is in memory, or a write the pool takes at
+  // once, alone on its connection: run it here and spare two thread
+  // hand-offs. Anything that would wait for a device or a commit goes to
+  // the I/O threads as usual.
+  const ServerOptions& o = server_->options;
+  const bool small = t->read != t->write &&
+                     t->edtl <= (t->read ? o.inline_read_bytes : o.inline_write_bytes);
+  if (small && inflight_ == 0 && session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
     FinishTask(t);
     return;
   }

@@ -46,6 +46,11 @@ struct ServerOptions {
   // the loop never waits for a device. 0: every command goes to the I/O
   // threads.
   uint32_t inline_read_bytes = 128u << 10;
+  // The same for a write of at most this many bytes (whole blocks, no FUA):
+  // it runs on the event loop when the pool takes it without waiting for a
+  // commit, space or a fence. The hand-offs it spares cost more than the
+  // write itself on small machines (docs/DECISIONS.md D32). 0: never.
+  uint32_t inline_write_bytes = 1u << 20;
 
   std::chrono::milliseconds login_timeout{15000};   // accept -> full feature phase (SR-L1)
   int max_prelogin_connections = 64;   // global (SR-L2)

@@ -303,7 +303,8 @@ void Unit::Execute(const Nexus& nexus, const Command& cmd, Response* response) {
 
 bool Unit::TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
   const uint8_t opcode = cmd.cdb[0];
-  if ((opcode != op::kRead10 && opcode != op::kRead16) || !FastPathAllowed(cmd)) return false;
+  // FastPathAllowed: READ or WRITE (10/16) of an admitted nexus.
+  if (!FastPathAllowed(cmd)) return false;
   std::shared_lock<std::shared_mutex> pin(io_mu_, std::try_to_lock);
   if (!pin.owns_lock()) return false;  // a device swap is waiting
   response->status = kStatusGood;
@@ -312,8 +313,11 @@ bool Unit::TryExecute(const Nexus& nexus, const Command& cmd, Response* response
   response->transfer_length = 0;
   Ctx c{*this, nexus, cmd, response, *device_};
   c.nowait = true;
-  kCommandTable[opcode].fn(c);
-  return !c.would_block;
+  const CommandEntry& e = kCommandTable[opcode];
+  e.fn(c);
+  if (c.would_block) return false;
+  if (e.flags & kWritesMedium) CheckSoftThreshold(*this, *device_);
+  return true;
 }
 
 void Unit::Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp) {

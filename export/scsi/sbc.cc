@@ -192,7 +192,13 @@ bool WriteBlocks(Ctx& c, const BlockRange& r, uint64_t bytes) {
   uint64_t got = std::min<uint64_t>(c.cmd.data_out.size(), bytes);
   got -= got % c.unit.lbs();
   if (got == 0) return true;
-  Status s = c.dev.Write(r.lba * c.unit.lbs(), c.cmd.data_out.first(got));
+  const uint64_t offset = r.lba * c.unit.lbs();
+  Status s = c.nowait ? c.dev.TryWrite(offset, c.cmd.data_out.first(got))
+                      : c.dev.Write(offset, c.cmd.data_out.first(got));
+  if (c.nowait && s.code() == Code::kWouldBlock) {
+    c.would_block = true;
+    return false;
+  }
   if (!s.ok()) {
     FailWith(c, s, true);
     return false;
@@ -209,6 +215,10 @@ void Write(Ctx& c) {
   std::optional<uint64_t> bytes = CheckTransfer(c, r, true);
   if (!bytes) return;
   c.rsp->transfer_length = static_cast<uint32_t>(*bytes);
+  if (c.nowait && WantsFua(c, r)) {
+    c.would_block = true;  // a flush waits for a commit
+    return;
+  }
   if (!WriteBlocks(c, r, *bytes)) return;
   if (WantsFua(c, r)) Flush(c);
 }

@@ -33,8 +33,9 @@
 // Thread safety: Target and LogicalUnit are thread-safe. Execute blocks on
 // block I/O; the transport calls it from its I/O threads, never from an
 // event loop. An event loop may call TryExecute, which runs a command only
-// when it can finish without waiting for a device (a READ whose data and
-// metadata are in memory) and otherwise changes nothing.
+// when it can finish without waiting for a device or a commit (a READ whose
+// data and metadata are in memory, a WRITE of whole blocks the pool takes
+// at once) and otherwise changes nothing.
 #pragma once
 
 #include <array>
@@ -138,7 +139,8 @@ class LogicalUnit {
 
   virtual void Execute(const Nexus& nexus, const Command& cmd, Response* response) = 0;
   // Runs `cmd` as Execute would if that needs no wait for a device or a
-  // lock (READ(10/16) on the fast path, data in memory) and returns true;
+  // lock (READ(10/16) on the fast path, data in memory; WRITE(10/16)
+  // without FUA of whole blocks, no commit to wait for) and returns true;
   // otherwise returns false having changed no state (call Execute).
   virtual bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) {
     (void)nexus, (void)cmd, (void)response;

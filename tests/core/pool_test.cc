@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
 
+#include "core/base/sync_point.h"
 #include "core/io/fault_vdev.h"
 #include "core/io/vdev.h"
 #include "core/kv/kv_store.h"
@@ -435,6 +438,77 @@ TEST_CASE("pool: a txg of many small blocks commits by their count") {
   std::vector<uint8_t> got(kSmall);
   REQUIRE(pool.Read(l, written - 1, kHeadView, got).ok());
   CHECK(got == std::vector<uint8_t>(kSmall, 0x5a));
+  CheckClean(pool);
+}
+
+// For event loops (D32): a write goes in whole at once, or WouldBlock with
+// nothing written, wherever WriteBlocks would wait (here: the throttle, with
+// a commit held at its metadata write and more than the dirty limit open).
+TEST_CASE("pool: TryWriteBlocks writes at once or not at all, and never waits") {
+  TempDir tmp;
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1 << 20);
+  Pool& pool = *opened;
+  LineageId l = NewLineage(pool);
+  auto blocks = [](uint64_t n, uint64_t seed) {
+    std::vector<uint8_t> out;
+    for (uint64_t k = 0; k < n; ++k) {
+      auto one = PatternBlock(kBs, seed, k);
+      out.insert(out.end(), one.begin(), one.end());
+    }
+    return out;
+  };
+  auto read4 = [&] {
+    std::vector<uint8_t> got(4 * kBs);
+    REQUIRE(pool.ReadBlocks(l, 0, kHeadView, kBs, got).ok());
+    return got;
+  };
+  const auto first = blocks(4, 1), second = blocks(4, 2);
+  REQUIRE(pool.TryWriteBlocks(l, 0, kBs, first, kRaw).ok());
+  CHECK(read4() == first);
+  CHECK(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(first.data(), 100), kRaw).code() ==
+        Code::kInvalidArgument);
+
+  std::mutex m;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  SyncPoints::Set("txg:before-metadata", [&] {
+    std::unique_lock<std::mutex> lock(m);
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  });
+  std::thread flusher([&] { CHECK(pool.Flush().ok()); });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return held; }));
+  }
+  // The throttle stops writers only once past the limit: 64 blocks reach
+  // it, the 65th goes past.
+  REQUIRE(pool.WriteBlocks(l, 100, kBs, blocks(65, 3), kRaw).ok());
+  const uint64_t allocated = pool.stats().allocated;
+  auto attempt = std::async(std::launch::async,
+                            [&] { return pool.TryWriteBlocks(l, 0, kBs, second, kRaw); });
+  const bool returned = attempt.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  CHECK_MESSAGE(returned, "TryWriteBlocks waited for the held commit");
+  if (returned) {
+    CHECK(attempt.get().code() == Code::kWouldBlock);
+    CHECK(read4() == first);
+    CHECK(pool.stats().allocated == allocated);
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  flusher.join();
+  if (!returned) attempt.wait();
+  SyncPoints::Clear();
+
+  REQUIRE(pool.Flush().ok());
+  REQUIRE(pool.TryWriteBlocks(l, 0, kBs, second, kRaw).ok());
+  CHECK(read4() == second);
+  REQUIRE(pool.Flush().ok());
+  CHECK(read4() == second);
   CheckClean(pool);
 }
 

@@ -35,6 +35,11 @@ class MemBlockDevice : public volume::BlockDevice {
     if (!cached) return BH_ERROR(kWouldBlock, "test device: not cached");
     return Read(offset, out);
   }
+  // As TryRead: WouldBlock while a test says a write would wait.
+  Status TryWrite(uint64_t offset, ConstByteSpan in) override {
+    if (!write_ready) return BH_ERROR(kWouldBlock, "test device: a write would wait");
+    return Write(offset, in);
+  }
   Status Write(uint64_t offset, ConstByteSpan in) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (read_only_) return BH_ERROR(kPermissionDenied, "read-only");
@@ -71,6 +76,7 @@ class MemBlockDevice : public volume::BlockDevice {
   std::vector<uint8_t>& bytes() { return data_; }
 
   bool cached = true;   // TryRead reads (true) or says WouldBlock
+  bool write_ready = true;  // TryWrite writes (true) or says WouldBlock
   Status fail_writes;   // returned by every Write while not Ok
   Status fail_flush;
   std::optional<volume::ProvisioningStatus> provisioning;   // guarded by mu_

@@ -42,9 +42,10 @@ TEST_CASE("scsi: WRITE/READ 6, 10, 12, 16 round trip") {
 }
 
 // What an event loop may run itself (Target::TryExecute): a READ whose data
-// is in memory, on the fast path. Anything else is declined with no state
-// touched, and the command then runs as usual.
-TEST_CASE("scsi: TryExecute runs only reads that need no wait") {
+// is in memory or a WRITE the device takes at once, on the fast path.
+// Anything else is declined with no state touched, and the command then
+// runs as usual.
+TEST_CASE("scsi: TryExecute runs only reads and writes that need no wait") {
   ScsiRig rig;
   std::vector<uint8_t> a = Pattern(4 * 512, 3);
   CHECK(rig.Run(Cdb10(0x2a, 8, 4), a).status == kStatusGood);
@@ -65,11 +66,32 @@ TEST_CASE("scsi: TryExecute runs only reads that need no wait") {
   rig.TryRun(rig.nexus, Cdb10(0x28, 8, 4), &ran);
   CHECK_FALSE(ran);
   rig.dev->cached = true;
-  // Writes, other commands and unmapped LUNs are declined and change nothing.
-  const int writes = rig.dev->writes;
-  rig.TryRun(rig.nexus, Cdb10(0x2a, 8, 4), &ran, Pattern(4 * 512, 4));
+  // A write the device takes at once runs; one that would wait, or that
+  // asks for FUA (a flush waits for a commit), is declined untouched.
+  const std::vector<uint8_t> b = Pattern(4 * 512, 4);
+  int writes = rig.dev->writes;
+  r = rig.TryRun(rig.nexus, Cdb10(0x2a, 8, 4), &ran, b);
+  CHECK(ran);
+  CHECK(r.status == kStatusGood);
+  CHECK(rig.dev->writes == writes + 1);
+  CHECK(rig.Run(Cdb10(0x28, 8, 4)).data_in == b);
+  r = rig.TryRun(rig.nexus, Cdb16(0x8a, 8, 4), &ran, a);
+  CHECK(ran);
+  CHECK(rig.Run(Cdb10(0x28, 8, 4)).data_in == a);
+  writes = rig.dev->writes;
+  const int flushes = rig.dev->flushes;
+  rig.TryRun(rig.nexus, Cdb10(0x2a, 8, 4, /*FUA*/ 0x08), &ran, b);
   CHECK_FALSE(ran);
+  rig.dev->write_ready = false;
+  rig.TryRun(rig.nexus, Cdb10(0x2a, 8, 4), &ran, b);
+  CHECK_FALSE(ran);
+  rig.dev->write_ready = true;
   CHECK(rig.dev->writes == writes);
+  CHECK(rig.dev->flushes == flushes);
+  CHECK(rig.Run(Cdb10(0x28, 8, 4)).data_in == a);
+  // Other commands and unmapped LUNs are declined and change nothing.
+  rig.TryRun(rig.nexus, {0x00, 0, 0, 0, 0, 0}, &ran);  // TEST UNIT READY
+  CHECK_FALSE(ran);
   rig.TryRun(rig.nexus, {0x12, 0, 0, 0, 96, 0}, &ran);  // INQUIRY
   CHECK_FALSE(ran);
   rig.TryRun(rig.nexus, Cdb10(0x28, 8, 4), &ran, {}, /*lun=*/5);

@@ -106,6 +106,32 @@ TEST_CASE("volume: ranges beyond the volume and writes to snapshots are refused"
   CHECK(snap->Write(0, buf).code() == Code::kPermissionDenied);
 }
 
+// TryWrite (event loops, D32) takes whole data blocks only; a partial block
+// (read first) or a zero block (unmapped) is WouldBlock with nothing written,
+// and the caller's Write does it. Bad ranges and snapshots fail as in Write.
+TEST_CASE("volume: TryWrite takes whole data blocks at once and leaves the rest to Write") {
+  Rig rig;
+  REQUIRE(rig.vm->CreateVolume("v", Props(1 << 20)).ok());
+  auto dev = rig.Dev("v");
+  auto a = PatternBlock(2 * 16384, 7, 1), b = PatternBlock(2 * 16384, 7, 2);
+  REQUIRE(dev->TryWrite(16384, a).ok());
+  CHECK(ReadAll(*dev, 16384, a.size()) == a);
+  CHECK(dev->TryWrite(16384 + 512, ConstByteSpan(b.data(), 16384)).code() == Code::kWouldBlock);
+  CHECK(dev->TryWrite(16384, ConstByteSpan(b.data(), 16384 + 4096)).code() == Code::kWouldBlock);
+  std::vector<uint8_t> zero_second = b;
+  std::fill(zero_second.begin() + 16384, zero_second.end(), 0);
+  CHECK(dev->TryWrite(16384, zero_second).code() == Code::kWouldBlock);
+  CHECK(ReadAll(*dev, 16384, a.size()) == a);
+  CHECK(dev->TryWrite(1 << 20, a).code() == Code::kInvalidArgument);
+  REQUIRE(dev->Write(16384, zero_second).ok());
+  CHECK(ReadAll(*dev, 16384, a.size()) == zero_second);
+  REQUIRE(rig.vm->Snapshot({"v@s"}).ok());
+  CHECK(rig.Dev("v@s")->TryWrite(0, a).code() == Code::kPermissionDenied);
+  REQUIRE(dev->Flush().ok());
+  rig.Reopen();
+  CHECK(ReadAll(*rig.Dev("v"), 16384, a.size()) == zero_second);
+}
+
 TEST_CASE("volume: snapshots keep their view; rollback returns to it") {
   Rig rig;
   REQUIRE(rig.vm->CreateVolume("db", Props(4 << 20)).ok());

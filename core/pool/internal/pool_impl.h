@@ -176,15 +176,25 @@ struct Pool::Impl {
   // Reserves space for `blocks` (as few runs as the allocator can give),
   // writes them there (not synced) and sets their offsets. On error
   // nothing stays reserved.
-  Status Place(std::vector<PreparedBlock>& blocks);
+  // nowait: WouldBlock (nothing reserved) where it would have waited.
+  Status Place(std::vector<PreparedBlock>& blocks, bool nowait = false);
+  // Pool::WriteBlocks and TryWriteBlocks.
+  Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
+                     const BlockOptions& options, bool nowait);
+  // PutDirty of placed blocks [first, first + blocks.size()) at once,
+  // without waiting: WouldBlock (nothing put) when the space check fails.
+  Status PutDirtyNoWait(LineageId lineage, uint64_t first, const std::vector<PreparedBlock>& blocks,
+                        uint32_t block_size);
   // With dirty data or a commit in flight, commits it (its frees may make
   // room) and returns true once done; else false.
   bool CommitInFlight(std::unique_lock<Mutex>& guard) BH_REQUIRES(mu);
   // Suspends the pool for `cause` (the first cause stays) and returns the
   // Unavailable error writers get from then on.
   Status Suspend(const Status& cause) BH_EXCLUDES(mu);
-  // Retires the reserved space of a placed dirty block.
-  void Retire(const BlockPtr& ptr) BH_EXCLUDES(alloc_mu);
+  // Retires the reserved space of a placed dirty block; with may_release,
+  // gives the retired space back once enough has piled up (which waits for
+  // readers).
+  void Retire(const BlockPtr& ptr, bool may_release = true) BH_EXCLUDES(alloc_mu);
   // Gives retired space back to the allocator once no read can be using it.
   // REQUIRES: no lock held.
   void ReleaseRetired();

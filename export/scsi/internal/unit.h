@@ -35,8 +35,9 @@ struct Ctx {
   const Command& cmd;
   Response* rsp;
   volume::BlockDevice& dev;   // pinned for the command by Unit::io_mu_ (shared)
-  // TryExecute: read with BlockDevice::TryRead; a handler that would have
-  // to wait sets would_block and leaves the unit's state as it found it.
+  // TryExecute: read with BlockDevice::TryRead, write with TryWrite; a
+  // handler that would have to wait sets would_block and leaves the unit's
+  // state as it found it.
   bool nowait = false;
   bool would_block = false;
   const uint8_t* cdb() const { return cmd.cdb.data(); }
