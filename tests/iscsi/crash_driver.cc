@@ -15,6 +15,7 @@
 // SECONDS; it never reconnects. Exit 0 either way; 2 on bad usage or a
 // failed first login; 3 when a command failed with a SCSI error.
 #include <poll.h>
+#include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -113,6 +114,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s URL BLOCKS SEED QUEUE_DEPTH SECONDS LOG\n", argv[0]);
     return 2;
   }
+  // The daemon is killed under it: a write to the dead connection must
+  // fail with EPIPE (libiscsi then reports the drop), not end the driver.
+  ::signal(SIGPIPE, SIG_IGN);
   const uint64_t blocks = std::strtoull(argv[2], nullptr, 10);
   const uint64_t seed = std::strtoull(argv[3], nullptr, 10);
   const int qd = static_cast<int>(std::strtol(argv[4], nullptr, 10));

@@ -158,7 +158,12 @@ TEST_CASE("kill -9 of the daemon during iSCSI writes, flushes and snapshots") {
   volctl_ok({"create", "-s", "-V", "16M", "tank/vm1"});
   volctl_ok({"export", "tank/vm1", "--allow", "any"});
   const int rounds = std::getenv("LONG") ? 200 : 30;
-  ::setenv("VOLCTL_REQUIRE_DAEMON", "1", 1);  // from here on, only through a daemon
+  // From here on, only through a daemon; unset however the test ends, or
+  // the volctl commands of the tests after it would refuse to run.
+  struct RequireDaemon {
+    RequireDaemon() { ::setenv("VOLCTL_REQUIRE_DAEMON", "1", 1); }
+    ~RequireDaemon() { ::unsetenv("VOLCTL_REQUIRE_DAEMON"); }
+  } require_daemon;
   const uint64_t seed = TestSeed();
   MESSAGE("daemon kill test seed " << seed << ", " << rounds << " rounds");
   std::mt19937_64 rng(seed);
@@ -215,7 +220,7 @@ TEST_CASE("kill -9 of the daemon during iSCSI writes, flushes and snapshots") {
       ::waitpid(driver, &status, 0);
       FAIL("the driver did not notice the daemon's death in 30 s");
     }
-    REQUIRE_MESSAGE(WIFEXITED(status), "driver died by signal");
+    REQUIRE_MESSAGE(WIFEXITED(status), "driver died by signal " << WTERMSIG(status));
     REQUIRE_MESSAGE(WEXITSTATUS(status) == 0, "driver exit " << WEXITSTATUS(status));
     Round r = ParseLog(log);
     total_writes += r.writes.size();
@@ -262,7 +267,6 @@ TEST_CASE("kill -9 of the daemon during iSCSI writes, flushes and snapshots") {
     CHECK(again.Stop() == 0);
     if (bad > 0) break;
   }
-  ::unsetenv("VOLCTL_REQUIRE_DAEMON");
   MESSAGE("writes issued " << total_writes << ", acknowledged " << total_acked
                            << ", snapshots verified " << total_snaps);
   CHECK(total_acked > 0);
