@@ -524,17 +524,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
       continue;
     }
     BH_RETURN_IF_ERROR(s);
-    auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
-    BlockPtr replaced;
-    replaced.hole = true;
-    if (!inserted && !it->second.ptr.hole) {
-      open_bytes -= it->second.ptr.lsize;
-      open_by_lineage[lineage] -= it->second.ptr.lsize;
-      replaced = it->second.ptr;
-    }
-    it->second = std::move(block);
-    open_bytes += bytes;
-    open_by_lineage[lineage] += bytes;
+    BlockPtr replaced = InsertDirty(lineage, blkno, std::move(block), bytes);
     if (OpenTxgDue()) work_cv.notify_all();
     guard.unlock();
     if (!replaced.hole) Retire(replaced);
@@ -542,33 +532,47 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
   }
 }
 
+BlockPtr Pool::Impl::InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
+                                 uint64_t bytes) {
+  auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
+  BlockPtr replaced;
+  replaced.hole = true;
+  if (!inserted && !it->second.ptr.hole) {
+    open_bytes -= it->second.ptr.lsize;
+    open_by_lineage[lineage] -= it->second.ptr.lsize;
+    replaced = it->second.ptr;
+  }
+  it->second = std::move(block);
+  open_bytes += bytes;
+  open_by_lineage[lineage] += bytes;
+  return replaced;
+}
+
+void Pool::Impl::UnreservePlaced(const std::vector<PreparedBlock>& blocks, size_t from) {
+  MutexLock lock(&alloc_mu);
+  for (size_t k = from; k < blocks.size(); ++k) {
+    alloc->Unreserve(Extent{blocks[k].ptr.offset, alloc->RoundUp(blocks[k].ptr.psize)});
+  }
+}
+
 Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
                                   const std::vector<PreparedBlock>& blocks, uint32_t block_size) {
   std::vector<BlockPtr> replaced;
   {
-    MutexLock lock(&mu);
+    std::unique_lock<Mutex> guard(mu);
     // The throttle was checked before the blocks were prepared; a writer
     // that got past it then goes in even if the txg filled meanwhile (an
     // overshoot of one write per event loop). The space check is exact.
-    const uint64_t bytes = blocks.size() * uint64_t{block_size};
-    if (!failure.ok() || closing || !CheckWritable(lineage, bytes, false).ok()) {
-      MutexLock alock(&alloc_mu);
-      for (const PreparedBlock& b : blocks) {
-        alloc->Unreserve(Extent{b.ptr.offset, alloc->RoundUp(b.ptr.psize)});
-      }
+    if (!failure.ok() || closing ||
+        !CheckWritable(lineage, blocks.size() * uint64_t{block_size}, false).ok()) {
+      guard.unlock();
+      UnreservePlaced(blocks, 0);
       return BH_ERROR(kWouldBlock, "the write would wait for a commit");
     }
     for (size_t k = 0; k < blocks.size(); ++k) {
-      auto [it, inserted] = open.try_emplace(DirtyKey{lineage, first + k});
-      if (!inserted && !it->second.ptr.hole) {
-        open_bytes -= it->second.ptr.lsize;
-        open_by_lineage[lineage] -= it->second.ptr.lsize;
-        replaced.push_back(it->second.ptr);
-      }
-      it->second = DirtyBlock{blocks[k].ptr};
+      BlockPtr old = InsertDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
+      if (!old.hole) replaced.push_back(old);
     }
-    open_bytes += bytes;
-    open_by_lineage[lineage] += bytes;
     if (OpenTxgDue()) work_cv.notify_all();
   }
   for (const BlockPtr& ptr : replaced) Retire(ptr, /*may_release=*/false);
@@ -777,11 +781,7 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   for (size_t k = 0; k < n; ++k) {
     s = PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
     if (!s.ok()) {
-      // Not in the map, so no reader has seen them: free again at once.
-      MutexLock lock(&alloc_mu);
-      for (size_t j = k; j < n; ++j) {
-        alloc->Unreserve(Extent{blocks[j].ptr.offset, alloc->RoundUp(blocks[j].ptr.psize)});
-      }
+      UnreservePlaced(blocks, k);  // not in the map, so no reader has seen them
       return s;
     }
   }

@@ -181,6 +181,14 @@ struct Pool::Impl {
   // Pool::WriteBlocks and TryWriteBlocks.
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
                      const BlockOptions& options, bool nowait);
+  // Puts a block into the open txg and counts it; returns the dirty block
+  // it replaced (a hole if none), for the caller to retire.
+  BlockPtr InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)
+      BH_REQUIRES(mu);
+  // Gives back the reservations of placed blocks [from, end) that never
+  // entered the map.
+  void UnreservePlaced(const std::vector<PreparedBlock>& blocks, size_t from)
+      BH_EXCLUDES(alloc_mu);
   // PutDirty of placed blocks [first, first + blocks.size()) at once,
   // without waiting: WouldBlock (nothing put) when the space check fails.
   Status PutDirtyNoWait(LineageId lineage, uint64_t first, const std::vector<PreparedBlock>& blocks,
