@@ -5,6 +5,7 @@
   bench.py fio FILE                      one fio JSON -> a TSV row of metrics
   bench.py sniff PORT SECONDS READY      login keys seen on lo for PORT
   bench.py iperf FILE                    iperf3 JSON -> received bits/s
+  bench.py sample PID DIR                RSS and load samples into DIR/rss.tsv
   bench.py report TSV [label=text ...]   the markdown tables of a run
 
 The TSV the run writes has one row per fio run:
@@ -134,6 +135,41 @@ def cmd_sniff(args):
         sys.exit(1)
 
 
+def read_status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cmd_sample(args):
+    """Every 0.5 s (at most 4 h) appends "phase, VmRSS KiB, VmHWM KiB,
+    1-minute load" to DIR/rss.tsv, the phase read from DIR/phase; stops
+    when DIR/stop exists or PID is gone. One process for the whole run:
+    a shell loop forked five programs a sample, ~5% of this machine's two
+    CPUs, taken from whichever target was being measured."""
+    pid, work = int(args[0]), args[1]
+    with open(os.path.join(work, "rss.tsv"), "a") as out:
+        for _ in range(28800):
+            if os.path.exists(os.path.join(work, "stop")) or not os.path.exists(f"/proc/{pid}"):
+                return
+            try:
+                with open(os.path.join(work, "phase")) as f:
+                    phase = f.read().strip() or "-"
+            except OSError:
+                phase = "-"
+            with open("/proc/loadavg") as f:
+                load = f.read().split()[0]
+            out.write(f"{phase}\t{read_status_kib(pid, 'VmRSS')}\t"
+                      f"{read_status_kib(pid, 'VmHWM')}\t{load}\n")
+            out.flush()
+            time.sleep(0.5)
+
+
 def cmd_iperf(args):
     doc = json.load(open(args[0]))
     print(f"{doc['end']['sum_received']['bits_per_second']:.0f}")
@@ -224,7 +260,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd = {"freeport": cmd_freeport, "fio": cmd_fio, "sniff": cmd_sniff,
-           "iperf": cmd_iperf, "report": cmd_report}.get(sys.argv[1])
+           "iperf": cmd_iperf, "report": cmd_report, "sample": cmd_sample}.get(sys.argv[1])
     if cmd is None:
         sys.exit(__doc__)
     cmd(sys.argv[2:])
