@@ -63,11 +63,13 @@ class KvBatch {
   void DeleteRange(int cf, std::string_view begin, std::string_view end);
   size_t count() const;
   size_t byte_size() const;
+  // Empties the batch and keeps its memory for the next use.
   void Clear();
   // Makes room for `ops` operations up front (a hint: the batch grows past
   // it). A commit knows roughly how many it will add, and growing a vector
   // of hundreds of thousands of operations by doubling moved every one of
-  // them again and again.
+  // them again and again. On an empty batch holding memory for far more
+  // than `ops` (kept by Clear from a burst), gives that memory back first.
   void Reserve(size_t ops);
 
   struct Rep;  // opaque: the store's encoding of the operations

@@ -400,6 +400,9 @@ size_t KvBatch::count() const { return rep_->ops.size(); }
 size_t KvBatch::byte_size() const { return rep_->size; }
 
 void KvBatch::Reserve(size_t ops) {
+  if (rep_->ops.empty() && rep_->ops.capacity() > 4 * ops + 1024) {
+    *rep_ = Rep();  // kept from a much larger batch: give it back
+  }
   rep_->ops.reserve(ops);
   rep_->bytes.reserve(ops * kReservedBytesPerOp);
 }
@@ -580,9 +583,9 @@ namespace {
 // its neighbour reuses the skiplist's cached splice instead of searching from
 // the top. A txg interleaves families and key ranges (a block's old and new
 // birth keys, say), and sorting halved the cost of inserting its batch.
-std::vector<uint32_t> ApplyOrder(const KvBatch::Rep& rep) {
+void ApplyOrder(const KvBatch::Rep& rep, std::vector<uint32_t>& order) {
   const std::vector<BatchOp>& ops = rep.ops;
-  std::vector<uint32_t> order(ops.size());
+  order.resize(ops.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   auto by_key = [&](uint32_t a, uint32_t b) {
     if (ops[a].cf != ops[b].cf) return ops[a].cf < ops[b].cf;
@@ -595,12 +598,13 @@ std::vector<uint32_t> ApplyOrder(const KvBatch::Rep& rep) {
       begin = i + 1;
     }
   }
-  return order;
 }
 
 Status BuildBatch(const DbCore& core, const KvBatch::Rep& rep, rocksdb::WriteBatch* wb) {
   using Kind = OpKind;
-  for (uint32_t index : ApplyOrder(rep)) {
+  thread_local std::vector<uint32_t> order;
+  ApplyOrder(rep, order);
+  for (uint32_t index : order) {
     const BatchOp& op = rep.ops[index];
     BH_ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, core.Handle(op.cf));
     std::string_view key = rep.key(op), arg = rep.arg(op);
@@ -625,11 +629,24 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   std::shared_lock lock(core.mu);
   if (core.db == nullptr) return ClosedError();
   if (core.read_only) return ReadOnlyError();
-  rocksdb::WriteBatch wb(batch.byte_size() + 16);
-  BH_RETURN_IF_ERROR(BuildBatch(core, *batch.rep_, &wb));
-  rocksdb::WriteOptions wo;
-  wo.sync = sync;
-  return FromRocks(core.db->Write(wo, &wb), "writing metadata batch");
+  // Kept per thread with its memory, as the commit keeps its KvBatch: a
+  // txg's batch is megabytes, and new pages for it every commit cost page
+  // faults. Given back when far larger than this batch.
+  thread_local rocksdb::WriteBatch wb;
+  // RocksDB's encoding adds a tag, a family and two lengths per operation.
+  const size_t need = batch.byte_size() + 8 * batch.count() + 16;
+  if (wb.Data().capacity() < need || wb.Data().capacity() > 4 * need + (64 << 10)) {
+    wb = rocksdb::WriteBatch(need);
+  }
+  wb.Clear();
+  Status s = BuildBatch(core, *batch.rep_, &wb);
+  if (s.ok()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    s = FromRocks(core.db->Write(wo, &wb), "writing metadata batch");
+  }
+  wb.Clear();
+  return s;
 }
 
 std::unique_ptr<KvIterator> KvStore::NewIterator(int cf, const KvIteratorOptions& options) {

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "core/base/logging.h"
+#include "core/base/sync_point.h"
 #include "core/pool/internal/pool_impl.h"
 
 namespace blockhaus::core {
@@ -691,6 +692,7 @@ Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks, bool nowait) {
 }
 
 PreparedBlock Pool::Impl::Prepare(ConstByteSpan data, const BlockOptions& block_options) {
+  BH_SYNC_POINT("pool:prepare-block");
   PreparedBlock b;
   b.ptr.lsize = static_cast<uint32_t>(data.size());
   b.ptr.psize = b.ptr.lsize;
@@ -769,7 +771,10 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   auto fill = [&](size_t k) {
     blocks[k] = Prepare(data.subspan(k * block_size, block_size), block_options);
   };
-  if (prepare_pool && n > 1) {
+  // An event loop (nowait) compresses alone: waking a helper and waiting
+  // for it cost more than the helper saved, and the woken helper took the
+  // loop's CPU (D33).
+  if (prepare_pool && n > 1 && !nowait) {
     prepare_pool->ParallelFor(n, fill);
   } else {
     for (size_t k = 0; k < n; ++k) fill(k);

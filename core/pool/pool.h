@@ -181,7 +181,8 @@ class Pool {
   // being freed or a reader): WouldBlock, with nothing written, unless the
   // blocks can go in at once. For event loops, which must not block; they
   // retry with WriteBlocks elsewhere. The data file write itself is a
-  // buffered pwritev (the kernel may still throttle it).
+  // buffered pwritev (the kernel may still throttle it). The calling thread
+  // compresses every block itself: no prepare_threads helper (D33).
   Status TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                         ConstByteSpan data, const BlockOptions& options);
   // Unmaps a block at the head: it reads as zeros and frees its space once

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -444,6 +445,52 @@ TEST_CASE("pool: a txg of many small blocks commits by their count") {
 // For event loops (D32): a write goes in whole at once, or WouldBlock with
 // nothing written, wherever WriteBlocks would wait (here: the throttle, with
 // a commit held at its metadata write and more than the dirty limit open).
+// D33: an event loop's write (TryWriteBlocks) compresses every block on
+// the loop; WriteBlocks, from an I/O thread, shares them with helpers. The
+// calling thread dawdles in each of its blocks, so helpers, if used, take
+// some of the eight.
+TEST_CASE("pool: TryWriteBlocks compresses on the calling thread alone") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "tank";
+  o.data_size = 64 << 20;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  PoolOptions options;
+  options.txg_timeout_ms = 600000;
+  options.prepare_threads = 2;
+  auto opened = Pool::Open(tmp / "pool", options);
+  REQUIRE(opened.ok());
+  Pool& pool = **opened;
+  LineageId l = NewLineage(pool);
+  std::vector<uint8_t> data;
+  for (uint64_t k = 0; k < 8; ++k) {
+    auto one = PatternBlock(kBs, 7, k);
+    data.insert(data.end(), one.begin(), one.end());
+  }
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> on_caller{0}, elsewhere{0};
+  SyncPoints::Set("pool:prepare-block", [&] {
+    if (std::this_thread::get_id() == caller) {
+      ++on_caller;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else {
+      ++elsewhere;
+    }
+  });
+  REQUIRE(pool.WriteBlocks(l, 0, kBs, data, kRaw).ok());
+  CHECK(on_caller + elsewhere == 8);
+  CHECK(elsewhere > 0);  // the helpers are there and do take blocks
+  on_caller = 0;
+  elsewhere = 0;
+  REQUIRE(pool.TryWriteBlocks(l, 8, kBs, data, kRaw).ok());
+  SyncPoints::Clear();
+  CHECK(on_caller == 8);
+  CHECK(elsewhere == 0);
+  std::vector<uint8_t> got(8 * kBs);
+  REQUIRE(pool.ReadBlocks(l, 8, kHeadView, kBs, got).ok());
+  CHECK(got == data);
+}
+
 TEST_CASE("pool: TryWriteBlocks writes at once or not at all, and never waits") {
   TempDir tmp;
   auto opened = MakeQuietPool(tmp, 64 << 20, 1 << 20);
