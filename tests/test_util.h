@@ -1,12 +1,24 @@
 // Helpers shared by the test binaries.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "core/base/buffer.h"
+
+namespace blockhaus {
+// Tests compare a READ's data (a Buffer) with the bytes they expect.
+inline bool operator==(const Buffer& a, const std::vector<uint8_t>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+// The bytes of a Buffer as the std::vector tests build their data in.
+inline std::vector<uint8_t> Bytes(const Buffer& b) { return {b.begin(), b.end()}; }
+}  // namespace blockhaus
 
 namespace blockhaus::testing {
 

@@ -17,35 +17,12 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <memory>
-#include <new>
-#include <utility>
-#include <vector>
+
+#include "core/base/buffer.h"
 
 namespace blockhaus {
 
-// An allocator whose value-initialization (resize, sized construction)
-// leaves trivial types uninitialized.
-template <typename T>
-struct DefaultInitAllocator : std::allocator<T> {
-  template <typename U>
-  struct rebind {
-    using other = DefaultInitAllocator<U>;
-  };
-  using std::allocator<T>::allocator;
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-
-// Bytes whose growth is not zero-filled.
-using Buffer = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 class BufferCache {
  public:

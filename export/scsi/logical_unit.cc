@@ -242,7 +242,7 @@ void FailWith(Ctx& c, const Status& status, bool writing) {
 
 void ReturnData(Ctx& c, std::vector<uint8_t> data, uint32_t allocation_length) {
   if (data.size() > allocation_length) data.resize(allocation_length);
-  c.rsp->data_in = std::move(data);
+  c.rsp->data_in.assign(data.begin(), data.end());
   c.rsp->transfer_length = allocation_length;
 }
 

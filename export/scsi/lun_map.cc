@@ -76,7 +76,7 @@ void ReportLuns(const std::vector<uint64_t>& luns, const Command& cmd, Response*
   }
   EncodeBE32(&d[0], static_cast<uint32_t>(d.size() - 8));
   if (d.size() > alloc) d.resize(alloc);
-  rsp->data_in = std::move(d);
+  rsp->data_in.assign(d.begin(), d.end());
   rsp->transfer_length = alloc;
 }
 
@@ -93,7 +93,7 @@ void InquiryNoUnit(const Command& cmd, Response* rsp) {
   d[3] = 0x12;
   d[4] = 31;
   if (d.size() > alloc) d.resize(alloc);
-  rsp->data_in = std::move(d);
+  rsp->data_in.assign(d.begin(), d.end());
   rsp->transfer_length = alloc;
 }
 
@@ -123,7 +123,7 @@ void LunMap::Execute(const Nexus& nexus, const Command& cmd, Response* response)
                                           asc::kLunNotSupported.ascq);
       uint32_t alloc = cmd.cdb[4];
       if (d.size() > alloc) d.resize(alloc);
-      response->data_in = std::move(d);
+      response->data_in.assign(d.begin(), d.end());
       response->transfer_length = alloc;
       return;
     }

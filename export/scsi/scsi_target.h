@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/buffer.h"
 #include "core/base/endian.h"
 #include "core/base/status.h"
 #include "volume/block_device.h"
@@ -84,7 +85,7 @@ struct Command {
 struct Response {
   uint8_t status = kStatusGood;
   std::vector<uint8_t> sense;      // fixed-format sense data (SPC-4 §4.5.3) when status is CHECK CONDITION
-  std::vector<uint8_t> data_in;    // read data; the transport sends at most EDTL bytes of it
+  Buffer data_in;                  // read data; the transport sends at most EDTL bytes of it
   uint32_t transfer_length = 0;    // bytes the CDB calls for in its data direction (see above)
 };
 

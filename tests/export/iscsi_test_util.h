@@ -82,7 +82,7 @@ class RamTarget : public scsi::Target {
           i += 8;
         }
         if (d.size() > alloc) d.resize(alloc);
-        r->data_in = std::move(d);
+        r->data_in.assign(d.begin(), d.end());
         r->transfer_length = alloc;
         return;
       }
@@ -131,7 +131,7 @@ class RamTarget : public scsi::Target {
       std::memcpy(&d[32], "0001", 4);
     }
     if (d.size() > alloc) d.resize(alloc);
-    r->data_in = std::move(d);
+    r->data_in.assign(d.begin(), d.end());
     r->transfer_length = alloc;
   }
   static void Rw(const scsi::Command& cmd, uint64_t lba, uint32_t blocks, bool write,

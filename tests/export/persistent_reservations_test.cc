@@ -31,7 +31,7 @@ std::vector<uint8_t> PrIn(ScsiRig& rig, const scsi::Nexus& n, uint8_t action,
   scsi::Response r = rig.Run(n, {0x5e, action, 0, 0, 0, 0, 0, static_cast<uint8_t>(alloc >> 8),
                                  static_cast<uint8_t>(alloc), 0});
   REQUIRE(r.status == kStatusGood);
-  return r.data_in;
+  return Bytes(r.data_in);
 }
 
 std::vector<uint64_t> Keys(ScsiRig& rig, const scsi::Nexus& n) {

@@ -201,13 +201,13 @@ TEST_CASE("scsi: data-out shorter than the transfer length writes whole blocks r
   scsi::Response r = rig.Run(Cdb10(0x2a, 0, 2), b);
   CHECK(r.status == kStatusGood);
   CHECK(r.transfer_length == 1024);
-  std::vector<uint8_t> back = rig.Run(Cdb10(0x28, 0, 2)).data_in;
+  std::vector<uint8_t> back = Bytes(rig.Run(Cdb10(0x28, 0, 2)).data_in);
   CHECK(back[0] == 'b');
   CHECK(back[511] == 'b');
   CHECK(back[512] == 'a');
   // More data than asked: only the transfer length is written.
   CHECK(rig.Run(Cdb10(0x2a, 0, 1), std::vector<uint8_t>(1024, 'c')).status == kStatusGood);
-  back = rig.Run(Cdb10(0x28, 0, 2)).data_in;
+  back = Bytes(rig.Run(Cdb10(0x28, 0, 2)).data_in);
   CHECK(back[0] == 'c');
   CHECK(back[512] == 'a');
   // None at all.
@@ -239,7 +239,7 @@ TEST_CASE("scsi: UNMAP zeroes ranges and checks every descriptor first") {
   REQUIRE(rig.Run(Cdb10(0x2a, 0, 64), a).status == kStatusGood);
   auto list = UnmapList({{0, 8}, {32, 4}});
   CHECK(Unmap(rig, list, static_cast<uint16_t>(list.size())).status == kStatusGood);
-  std::vector<uint8_t> back = rig.Run(Cdb10(0x28, 0, 64)).data_in;
+  std::vector<uint8_t> back = Bytes(rig.Run(Cdb10(0x28, 0, 64)).data_in);
   CHECK(back[0] == 0);
   CHECK(back[8 * 512 - 1] == 0);
   CHECK(back[8 * 512] == 'a');
@@ -282,7 +282,7 @@ TEST_CASE("scsi: WRITE SAME writes a pattern, unmaps zeros, refuses 0 blocks and
   ScsiRig rig;
   std::vector<uint8_t> x(512, 'x');
   CHECK(WriteSame10(rig, 10, 5, 0, x).status == kStatusGood);
-  std::vector<uint8_t> back = rig.Run(Cdb10(0x28, 10, 5)).data_in;
+  std::vector<uint8_t> back = Bytes(rig.Run(Cdb10(0x28, 10, 5)).data_in);
   CHECK(back == std::vector<uint8_t>(5 * 512, 'x'));
   int unmaps = rig.dev->unmaps;
   CHECK(WriteSame10(rig, 10, 5, 0x08, std::vector<uint8_t>(512, 0)).status == kStatusGood);
@@ -467,8 +467,8 @@ TEST_CASE("scsi: concurrent COMPARE AND WRITE increments never lose an update") 
       for (int done = 0; done < kIncrements;) {
         scsi::Response cur = run(Cdb10(0x28, 0, 1), {});
         if (cur.status != kStatusGood) continue;
-        std::vector<uint8_t> out = cur.data_in;
-        std::vector<uint8_t> next = cur.data_in;
+        std::vector<uint8_t> out = Bytes(cur.data_in);
+        std::vector<uint8_t> next = Bytes(cur.data_in);
         EncodeBE32(next.data(), DecodeBE32(next.data()) + 1);
         out.insert(out.end(), next.begin(), next.end());
         if (run(CawCdb(0, 1), out).status == kStatusGood) {

@@ -11,6 +11,7 @@
 #include "export/scsi/scsi_target.h"
 #include "export/scsi/sense.h"
 #include "tests/export/mem_block_device.h"
+#include "tests/test_util.h"
 
 namespace blockhaus::testing {
 

@@ -45,15 +45,20 @@ struct VolumeRig {
     map.MapLun(lun, *unit);
   }
   scsi::Response Run(uint64_t lun, const std::vector<uint8_t>& cdb, std::vector<uint8_t> data = {}) {
+    scsi::Response r;
+    RunInto(lun, cdb, &r, std::move(data));
+    return r;
+  }
+  // Into a Response the caller keeps, as the iSCSI layer reuses its tasks'.
+  void RunInto(uint64_t lun, const std::vector<uint8_t>& cdb, scsi::Response* r,
+               std::vector<uint8_t> data = {}) {
     scsi::Command cmd;
     cmd.nexus_id = nexus.id;
     cmd.lun = lun;
     std::copy(cdb.begin(), cdb.end(), cmd.cdb.begin());
     out = std::move(data);
     cmd.data_out = out;
-    scsi::Response r;
-    map.Execute(nexus, cmd, &r);
-    return r;
+    map.Execute(nexus, cmd, r);
   }
   void ClearUa(uint64_t lun) {
     for (int i = 0; i < 8 && Run(lun, {0, 0, 0, 0, 0, 0}).status != kStatusGood; ++i) {
@@ -98,7 +103,7 @@ TEST_CASE("scsi volume: write, read, unmap, write same, get lba status, sync") {
   EncodeBE64(&list[8], 32);
   EncodeBE32(&list[16], 48);
   REQUIRE(rig.Run(0, {0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0}, list).status == kStatusGood);
-  std::vector<uint8_t> back = rig.Run(0, Cdb10(0x28, 32, 64)).data_in;
+  std::vector<uint8_t> back = Bytes(rig.Run(0, Cdb10(0x28, 32, 64)).data_in);
   CHECK(std::all_of(back.begin(), back.begin() + 48 * 512, [](uint8_t b) { return b == 0; }));
   CHECK(std::equal(back.begin() + 48 * 512, back.end(), a.begin() + 48 * 512));
   // WRITE SAME of zeros over the rest: the whole volume is holes again.
@@ -107,6 +112,35 @@ TEST_CASE("scsi volume: write, read, unmap, write same, get lba status, sync") {
   REQUIRE(s.data_in.size() == 8 + 16);
   CHECK(s.data_in[8 + 12] == 1);
   CHECK(DecodeBE32(&s.data_in[16]) == (8u << 20) / 512);   // one scan covers 8 MiB
+}
+
+// A READ's buffer is not zeroed before the volume fills it (Buffer), so
+// every byte must come from the volume: a response reused after one full of
+// other bytes returns exactly the written data and zeros for the holes and
+// the unmapped part of a block, from the committed blocks and the dirty ones.
+TEST_CASE("scsi volume: a READ into a reused response returns only the volume's bytes") {
+  VolumeRig rig;
+  REQUIRE(rig.vm->CreateVolume("vol", Props(16 << 20)).ok());
+  rig.Export("vol", 0);
+  rig.ClearUa(0);
+  const std::vector<uint8_t> a = Pattern(40 * 512, 9);  // LBAs 40..79: part of blocks 1 and 2
+  REQUIRE(rig.Run(0, Cdb10(0x2a, 40, 40), a).status == kStatusGood);
+  std::vector<uint8_t> expect(256 * 512, 0);            // LBAs 0..255: blocks 0..7
+  std::copy(a.begin(), a.end(), expect.begin() + 40 * 512);
+  for (bool committed : {false, true}) {
+    CAPTURE(committed);
+    if (committed) REQUIRE(rig.Run(0, Cdb10(0x35, 0, 0)).status == kStatusGood);
+    scsi::Response r;
+    r.data_in.assign(1 << 20, 0xa5);
+    rig.RunInto(0, Cdb10(0x28, 0, 256), &r);
+    REQUIRE(r.status == kStatusGood);
+    CHECK(r.data_in == expect);
+    // A shorter read at an odd LBA into the same, longer, buffer.
+    r.data_in.assign(1 << 20, 0x5a);
+    rig.RunInto(0, Cdb10(0x28, 37, 50), &r);
+    REQUIRE(r.status == kStatusGood);
+    CHECK(r.data_in == std::vector<uint8_t>(expect.begin() + 37 * 512, expect.begin() + 87 * 512));
+  }
 }
 
 TEST_CASE("scsi volume: a snapshot exports write protected") {

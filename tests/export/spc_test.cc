@@ -18,7 +18,7 @@ std::vector<uint8_t> Inquiry(ScsiRig& rig, bool evpd, uint8_t page, uint16_t all
   REQUIRE(r.status == kStatusGood);
   CHECK(r.transfer_length == alloc);
   CHECK(r.data_in.size() <= alloc);
-  return r.data_in;
+  return Bytes(r.data_in);
 }
 
 TEST_CASE("scsi: standard INQUIRY golden bytes") {
@@ -187,7 +187,7 @@ std::vector<uint8_t> ModeSense6(ScsiRig& rig, uint8_t byte1, uint8_t pc_page, ui
                                 uint8_t subpage = 0) {
   scsi::Response r = rig.Run({0x1a, byte1, pc_page, subpage, alloc, 0});
   REQUIRE(r.status == kStatusGood);
-  return r.data_in;
+  return Bytes(r.data_in);
 }
 
 TEST_CASE("scsi: MODE SENSE(6) golden bytes") {
@@ -223,7 +223,7 @@ TEST_CASE("scsi: MODE SENSE(10) with LLBAA and a read-only unit") {
   ScsiRig rig(8 << 20, 512, true);
   scsi::Response r = rig.Run({0x5a, 0x10, 0x0a, 0, 0, 0, 0, 0, 255, 0});
   REQUIRE(r.status == kStatusGood);
-  const std::vector<uint8_t>& d = r.data_in;
+  const Buffer& d = r.data_in;
   REQUIRE(d.size() == 8 + 16 + 12);
   CHECK(scsi::DecodeBE16(&d[0]) == d.size() - 2);
   CHECK(d[3] == 0x90);   // WP, DPOFUA
@@ -258,7 +258,7 @@ TEST_CASE("scsi: REPORT SUPPORTED OPERATION CODES lists the dispatch table") {
   ScsiRig rig;
   scsi::Response all = rig.Run({0xa3, 0x0c, 0x00, 0, 0, 0, 0, 0, 0x10, 0, 0, 0});
   REQUIRE(all.status == kStatusGood);
-  const std::vector<uint8_t>& d = all.data_in;
+  const Buffer& d = all.data_in;
   REQUIRE(d.size() >= 4);
   CHECK(DecodeBE32(&d[0]) == d.size() - 4);
   REQUIRE((d.size() - 4) % 8 == 0);

@@ -24,7 +24,7 @@ void SetAvailable(ScsiRig& rig, uint64_t available) {
 std::vector<uint8_t> Vpd(ScsiRig& rig, uint8_t page) {
   scsi::Response r = rig.Run({0x12, 0x01, page, 0x00, 0xff, 0});
   REQUIRE(r.status == kStatusGood);
-  return r.data_in;
+  return Bytes(r.data_in);
 }
 
 // MODE SENSE(10) of page/subpage with page control `pc`; the page itself
