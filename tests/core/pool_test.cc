@@ -355,7 +355,7 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
 // A pool whose txgs commit only when asked, or by the dirty limit given
 // (the timer is 10 minutes away).
 std::unique_ptr<Pool> MakeQuietPool(const TempDir& tmp, uint64_t size, uint64_t dirty_limit,
-                                    uint32_t ashift = 12) {
+                                    uint32_t ashift = 12, int prepare_threads = -1) {
   PoolCreateOptions o;
   o.name = "tank";
   o.data_size = size;
@@ -364,6 +364,7 @@ std::unique_ptr<Pool> MakeQuietPool(const TempDir& tmp, uint64_t size, uint64_t 
   PoolOptions quiet;
   quiet.txg_timeout_ms = 600000;
   quiet.dirty_limit_bytes = dirty_limit;
+  quiet.prepare_threads = prepare_threads;
   auto pool = Pool::Open(tmp / "pool", quiet);
   REQUIRE(pool.ok());
   return std::move(pool).value();
@@ -442,25 +443,14 @@ TEST_CASE("pool: a txg of many small blocks commits by their count") {
   CheckClean(pool);
 }
 
-// For event loops (D32): a write goes in whole at once, or WouldBlock with
-// nothing written, wherever WriteBlocks would wait (here: the throttle, with
-// a commit held at its metadata write and more than the dirty limit open).
 // D33: an event loop's write (TryWriteBlocks) compresses every block on
 // the loop; WriteBlocks, from an I/O thread, shares them with helpers. The
 // calling thread dawdles in each of its blocks, so helpers, if used, take
 // some of the eight.
 TEST_CASE("pool: TryWriteBlocks compresses on the calling thread alone") {
   TempDir tmp;
-  PoolCreateOptions o;
-  o.name = "tank";
-  o.data_size = 64 << 20;
-  REQUIRE(Pool::Create(tmp / "pool", o).ok());
-  PoolOptions options;
-  options.txg_timeout_ms = 600000;
-  options.prepare_threads = 2;
-  auto opened = Pool::Open(tmp / "pool", options);
-  REQUIRE(opened.ok());
-  Pool& pool = **opened;
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30, 12, /*prepare_threads=*/2);
+  Pool& pool = *opened;
   LineageId l = NewLineage(pool);
   std::vector<uint8_t> data;
   for (uint64_t k = 0; k < 8; ++k) {
@@ -491,6 +481,9 @@ TEST_CASE("pool: TryWriteBlocks compresses on the calling thread alone") {
   CHECK(got == data);
 }
 
+// For event loops (D32): a write goes in whole at once, or WouldBlock with
+// nothing written, wherever WriteBlocks would wait (here: the throttle, with
+// a commit held at its metadata write and more than the dirty limit open).
 TEST_CASE("pool: TryWriteBlocks writes at once or not at all, and never waits") {
   TempDir tmp;
   auto opened = MakeQuietPool(tmp, 64 << 20, 1 << 20);
