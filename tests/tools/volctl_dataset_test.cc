@@ -17,11 +17,22 @@
 namespace blockhaus::testing {
 namespace {
 
+// Everything a user can observe (logical_state.h), holds and user
+// properties included.
+std::string LogicalState(const std::string& home) {
+  return PoolLogicalState(home, "tank",
+                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
+                          "createtxg,refreservation,readonly,userrefs,clones,org:tag");
+}
+
 struct Home {
   TempDir tmp;
+  // What the refusals must leave (a command that succeeds forgets it).
+  mutable UnchangedState unchanged{[this] { return LogicalState(tmp.path()); }};
   Home() { REQUIRE(Run({"pool", "create", "tank", "--size", "128M"}).exit_code == 0); }
   CommandResult Run(const std::vector<std::string>& args) const { return RunVolctl(tmp.path(), args); }
   std::string Out(const std::vector<std::string>& args) const {
+    unchanged.Forget();
     CommandResult r = Run(args);
     std::string cmd;
     for (const auto& a : args) cmd += a + " ";
@@ -44,17 +55,9 @@ std::string WriteImage(const TempDir& tmp, size_t size, uint64_t seed) {
   return path;
 }
 
-// Everything a user can observe (logical_state.h), holds and user
-// properties included.
-std::string LogicalState(const Home& h) {
-  return PoolLogicalState(h.tmp.path(), "tank",
-                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
-                          "createtxg,refreservation,readonly,userrefs,clones,org:tag");
-}
-
-// Refused twice (idempotent failure), state unchanged both times.
+// Refused twice (idempotent failure), the state unchanged.
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  ExpectRefusedWith(h.tmp.path(), args, says, [&] { return LogicalState(h); }, 2);
+  h.unchanged.ExpectRefused(h.tmp.path(), args, says, 2);
 }
 
 TEST_CASE("volctl promote, rename, holds: end to end") {

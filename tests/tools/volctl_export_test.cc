@@ -15,6 +15,9 @@ namespace {
 
 struct ExportHome {
   TempDir tmp;
+  // The export list and the datasets the refusals must leave (a command
+  // that succeeds forgets them).
+  mutable UnchangedState unchanged{[this] { return State(); }};
   ExportHome() {
     Ok({"pool", "create", "tank", "--size", "128M"});
     Ok({"create", "-s", "-V", "16M", "tank/v"});
@@ -28,6 +31,7 @@ struct ExportHome {
     return RunVolctl(tmp.path(), args);
   }
   CommandResult Ok(const std::vector<std::string>& args) const {
+    unchanged.Forget();
     CommandResult r = Run(args);
     std::string cmd;
     for (const auto& a : args) cmd += a + " ";
@@ -44,7 +48,7 @@ struct ExportHome {
 
 void ExpectRefused(const ExportHome& h, const std::vector<std::string>& args,
                    const std::string& says) {
-  ExpectRefusedWith(h.tmp.path(), args, says, [&] { return h.State(); }, 2);  // idempotent
+  h.unchanged.ExpectRefused(h.tmp.path(), args, says, 2);  // idempotent
 }
 
 }  // namespace

@@ -15,12 +15,17 @@ namespace {
 
 struct Home {
   TempDir tmp;
+  // Every file of the home, which the refusals must leave as they were.
+  UnchangedState unchanged{[this] { return TreeState(path()); }};
   std::string path() const { return tmp.path(); }
-  CommandResult Run(const std::vector<std::string>& args) const { return RunVolctl(path(), args); }
+  CommandResult Run(const std::vector<std::string>& args) {
+    unchanged.Forget();
+    return RunVolctl(path(), args);
+  }
 };
 
-void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  ExpectRefusedWith(h.path(), args, says, [&] { return TreeState(h.path()); });
+void ExpectRefused(Home& h, const std::vector<std::string>& args, const std::string& says) {
+  h.unchanged.ExpectRefused(h.path(), args, says);
 }
 
 TEST_CASE("volctl pool: create, list, status, scrub, destroy") {
@@ -46,7 +51,7 @@ TEST_CASE("volctl pool: create, list, status, scrub, destroy") {
 
 TEST_CASE("volctl pool: bad input is refused and changes nothing") {
   Home h;
-  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "16M"}).exit_code == 0);
   ExpectRefused(h, {"pool", "status", "nosuch"}, "pool 'nosuch' does not exist");
   ExpectRefused(h, {"pool", "scrub", "nosuch"}, "does not exist");
   ExpectRefused(h, {"pool", "destroy", "nosuch"}, "does not exist");
@@ -66,7 +71,7 @@ TEST_CASE("volctl pool: bad input is refused and changes nothing") {
 
 TEST_CASE("volctl pool: a pool in use by another process") {
   Home h;
-  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "16M"}).exit_code == 0);
   std::string lock = h.path() + "/pools/tank/lock";
   int fd = ::open(lock.c_str(), O_RDWR);
   REQUIRE(fd >= 0);
@@ -81,7 +86,7 @@ TEST_CASE("volctl pool: a pool in use by another process") {
 
 TEST_CASE("volctl pool: corrupt label and missing metadata") {
   Home h;
-  REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
+  REQUIRE(h.Run({"pool", "create", "tank", "--size", "16M"}).exit_code == 0);
   SUBCASE("corrupt label") {
     std::string label = h.path() + "/pools/tank/label";
     int fd = ::open(label.c_str(), O_RDWR);

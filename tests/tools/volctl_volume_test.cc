@@ -18,17 +18,21 @@
 namespace blockhaus::testing {
 namespace {
 
+// What a user can observe of the pool (logical_state.h).
+std::string LogicalState(const std::string& home) {
+  return PoolLogicalState(home, "tank",
+                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
+                          "createtxg,refreservation,readonly,org:note");
+}
+
 struct Home {
   TempDir tmp;
-  // The state the refusals must leave: read before the first refusal after
-  // a change, then carried from one refusal to the next (a refusal that
-  // changed it fails, so the next starts from the same state), which halves
-  // the reads. A command that succeeds may change it, so it is forgotten.
-  mutable std::optional<std::string> unchanged;
+  // What the refusals must leave (a command that succeeds forgets it).
+  mutable UnchangedState unchanged{[this] { return LogicalState(tmp.path()); }};
   Home() { REQUIRE(Run({"pool", "create", "tank", "--size", "128M"}).exit_code == 0); }
   CommandResult Run(const std::vector<std::string>& args) const { return RunVolctl(tmp.path(), args); }
   void Ok(const std::vector<std::string>& args) const {
-    unchanged.reset();
+    unchanged.Forget();
     CommandResult r = Run(args);
     std::string cmd;
     for (const auto& a : args) cmd += a + " ";
@@ -36,16 +40,8 @@ struct Home {
   }
 };
 
-// What a user can observe of the pool (logical_state.h).
-std::string LogicalState(const Home& h) {
-  return PoolLogicalState(h.tmp.path(), "tank",
-                          "name,type,volsize,volblocksize,compression,checksum,origin,guid,"
-                          "createtxg,refreservation,readonly,org:note");
-}
-
 void ExpectRefused(const Home& h, const std::vector<std::string>& args, const std::string& says) {
-  if (!h.unchanged) h.unchanged = LogicalState(h);
-  ExpectRefusedFrom(h.tmp.path(), args, says, *h.unchanged, [&] { return LogicalState(h); });
+  h.unchanged.ExpectRefused(h.tmp.path(), args, says);
 }
 
 std::string WriteImage(const TempDir& tmp, size_t size, uint64_t seed) {
