@@ -88,34 +88,6 @@ inline std::string TreeState(const std::string& dir) {
   return state;
 }
 
-// Runs a command that must be refused, `times` times in a row (a refusal
-// must not depend on an earlier attempt): each a non-zero exit with `says`
-// in its error message. Then `state()` (what must not change) must equal
-// `before`; read once, after the last attempt, since a change an attempt
-// made would still be there.
-template <typename State, typename StateFn>
-void ExpectRefusedFrom(const std::string& home, const std::vector<std::string>& args,
-                       const std::string& says, const State& before, StateFn state,
-                       int times = 1) {
-  std::string cmd;
-  for (const auto& a : args) cmd += a + " ";
-  CAPTURE(cmd);
-  for (int i = 0; i < times; ++i) {
-    CommandResult r = RunVolctl(home, args);
-    CAPTURE(r.err);
-    CHECK(r.exit_code != 0);
-    CHECK(r.err.find(says) != std::string::npos);
-  }
-  CHECK(state() == before);
-}
-
-// The same, with `before` read from `state()` first.
-template <typename StateFn>
-void ExpectRefusedWith(const std::string& home, const std::vector<std::string>& args,
-                       const std::string& says, StateFn state, int times = 1) {
-  ExpectRefusedFrom(home, args, says, state(), state, times);
-}
-
 // The state a run of refusals must leave, read once after each change and
 // carried from one refusal to the next: a refusal that changed it fails its
 // check, so the next starts from the same state. Reading it is the costly
@@ -127,11 +99,24 @@ class UnchangedState {
 
   void Forget() { known_.reset(); }
 
-  // `args` refused `times` times, and the state as it was.
+  // Runs a command that must be refused, `times` times in a row (a refusal
+  // must not depend on an earlier attempt): each a non-zero exit with
+  // `says` in its error message. Then the state must be as it was; read
+  // once, after the last attempt, since a change an attempt made would
+  // still be there.
   void ExpectRefused(const std::string& home, const std::vector<std::string>& args,
                      const std::string& says, int times = 1) {
     if (!known_) known_ = read_();
-    ExpectRefusedFrom(home, args, says, *known_, read_, times);
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    CAPTURE(cmd);
+    for (int i = 0; i < times; ++i) {
+      CommandResult r = RunVolctl(home, args);
+      CAPTURE(r.err);
+      CHECK(r.exit_code != 0);
+      CHECK(r.err.find(says) != std::string::npos);
+    }
+    CHECK(read_() == *known_);
   }
 
  private:
