@@ -12,7 +12,10 @@
 // Unavailable (pool suspended or volume being rolled back).
 // Provisioning() tells how much space is left behind the device, for the
 // SCSI thin-provisioning thresholds (docs/DECISIONS.md D20).
-// Thread safety: thread-safe.
+// A write whose data is still arriving may have its whole blocks prepared
+// ahead (StageWrite) and handed to TryWrite with the same stage (D35).
+// Thread safety: thread-safe; a core::StagedWrite is used by one caller at
+// a time.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,10 @@
 
 #include "core/base/endian.h"
 #include "core/base/status.h"
+
+namespace blockhaus::core {
+class StagedWrite;
+}  // namespace blockhaus::core
 
 namespace blockhaus::volume {
 
@@ -48,9 +55,21 @@ class BlockDevice {
   // Write() that never waits for a commit, the write throttle, space being
   // freed or a rollback's fence: WouldBlock, with nothing written, unless
   // the data can go in at once. For event loops; the default never tries.
-  virtual Status TryWrite(uint64_t offset, ConstByteSpan data) {
+  // `staged` (may be null): blocks StageWrite prepared from the start of
+  // `data`, used instead of preparing them again; emptied either way.
+  virtual Status TryWrite(uint64_t offset, ConstByteSpan data, core::StagedWrite* staged) {
+    (void)staged;
     return BH_ERROR(kWouldBlock, "{} bytes at {}: this device does not write without waiting",
                     data.size(), offset);
+  }
+  // Prepares (compresses, checksums) into `staged` the whole blocks of
+  // `arrived`, the first bytes of a write to `offset` whose data is still
+  // arriving, for the TryWrite of that data to take. Changes nothing a
+  // reader can see and never waits; a device that cannot stage does
+  // nothing. The bytes of `arrived` must not change until that TryWrite
+  // or staged->Reset().
+  virtual void StageWrite(uint64_t offset, ConstByteSpan arrived, core::StagedWrite* staged) {
+    (void)offset, (void)arrived, (void)staged;
   }
   // Unmaps [offset, offset+length): whole blocks become holes, the parts of
   // partial blocks are zeroed.

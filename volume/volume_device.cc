@@ -10,7 +10,10 @@
 // and size under it, so a rollback, shrink or promote (exclusive) sees no
 // I/O in flight, and a device opened before one of them addresses the
 // dataset's new lineage and size after it. TryRead and TryWrite (for event
-// loops) give up with WouldBlock wherever they would wait.
+// loops) give up with WouldBlock wherever they would wait. StageWrite
+// compresses the whole blocks of a write's data that has arrived so far
+// for its TryWrite (D35); it needs no fence, since a prepared block is the
+// same wherever it goes, and the pool checks it is used for its own bytes.
 
 #include <algorithm>
 #include <array>
@@ -81,7 +84,7 @@ class VolumeDevice : public BlockDevice {
   // Whole blocks of data only, in one core call that writes all or nothing:
   // a partial block is read first and a zero block is unmapped, both of
   // which may wait.
-  Status TryWrite(uint64_t offset, ConstByteSpan data) override {
+  Status TryWrite(uint64_t offset, ConstByteSpan data, core::StagedWrite* staged) override {
     std::shared_lock<std::shared_mutex> fenced(cell_->fence, std::try_to_lock);
     if (!fenced.owns_lock()) return BH_ERROR(kWouldBlock, "the volume is being switched");
     BH_RETURN_IF_ERROR(CheckWritable(offset, data.size()));
@@ -92,7 +95,15 @@ class VolumeDevice : public BlockDevice {
       if (AllZero(data.subspan(k, bs_))) return BH_ERROR(kWouldBlock, "a zero block is unmapped");
     }
     const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
-    return pool_->TryWriteBlocks(lineage, offset / bs_, bs_, data, options_);
+    return pool_->TryWriteBlocks(lineage, offset / bs_, bs_, data, options_, staged);
+  }
+
+  // Only what TryWrite would take: whole blocks from a block boundary of a
+  // writable volume. The lineage does not matter until the write (a
+  // prepared block is its bytes as stored, wherever it goes).
+  void StageWrite(uint64_t offset, ConstByteSpan arrived, core::StagedWrite* staged) override {
+    if (read_only_ || offset % bs_ != 0 || arrived.size() < bs_) return;
+    pool_->PrepareAhead(staged, bs_, arrived.first(arrived.size() / bs_ * bs_), options_);
   }
 
   Status Unmap(uint64_t offset, uint64_t length) override {

@@ -741,9 +741,66 @@ Status Pool::TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_si
   return impl_->WriteBlocks(lineage, first, block_size, data, options, /*nowait=*/true);
 }
 
+Status Pool::TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                            ConstByteSpan data, const BlockOptions& options,
+                            StagedWrite* staged) {
+  return impl_->WriteBlocks(lineage, first, block_size, data, options, /*nowait=*/true, staged);
+}
+
+void Pool::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
+                        const BlockOptions& options) {
+  impl_->PrepareAhead(staged, block_size, arrived, options);
+}
+
+StagedWrite::StagedWrite() : rep_(std::make_unique<Rep>()) {}
+StagedWrite::~StagedWrite() = default;
+
+void StagedWrite::Reset() {
+  rep_->owner = nullptr;
+  rep_->start = nullptr;
+  rep_->blocks.clear();  // the buffers go back to their pool's cache
+}
+
+size_t StagedWrite::blocks() const { return rep_->blocks.size(); }
+
+void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
+                              const BlockOptions& block_options) {
+  if (options.read_only || block_size < kMinBlockSize || block_size > kMaxBlockSize ||
+      block_size % 512 != 0) {
+    return;
+  }
+  StagedWrite::Rep& r = *staged->rep_;
+  if (r.owner != this || r.start != arrived.data() || r.block_size != block_size ||
+      !(r.options == block_options)) {
+    staged->Reset();
+    r.owner = this;
+    r.start = arrived.data();
+    r.block_size = block_size;
+    r.options = block_options;
+  }
+  for (size_t k = r.blocks.size(); (k + 1) * block_size <= arrived.size(); ++k) {
+    r.blocks.push_back(Prepare(arrived.subspan(k * block_size, block_size), block_options));
+  }
+}
+
 Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                                ConstByteSpan data, const BlockOptions& block_options,
-                               bool nowait) {
+                               bool nowait, StagedWrite* staged) {
+  // Whatever happens, staged blocks serve this one write at most.
+  struct ResetStaged {
+    StagedWrite* staged;
+    ~ResetStaged() {
+      if (staged != nullptr) staged->Reset();
+    }
+  } reset_staged{staged};
+  std::vector<PreparedBlock>* ahead = nullptr;
+  if (staged != nullptr) {
+    StagedWrite::Rep& r = *staged->rep_;
+    if (r.owner == this && r.start == data.data() && r.block_size == block_size &&
+        r.options == block_options) {
+      ahead = &r.blocks;
+    }
+  }
   if (block_size < kMinBlockSize || block_size > kMaxBlockSize || block_size % 512 != 0) {
     return BH_ERROR(kInvalidArgument, "block size {} is not a multiple of 512 in 512..128K",
                     block_size);
@@ -768,16 +825,20 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   thread_local std::vector<PreparedBlock> reused;
   std::vector<PreparedBlock>& blocks = reused;
   blocks.resize(n);
+  const size_t done_ahead = ahead == nullptr ? 0 : std::min(ahead->size(), n);
+  for (size_t k = 0; k < done_ahead; ++k) blocks[k] = std::move((*ahead)[k]);
   auto fill = [&](size_t k) {
+    k += done_ahead;
     blocks[k] = Prepare(data.subspan(k * block_size, block_size), block_options);
   };
+  const size_t to_prepare = n - done_ahead;
   // An event loop (nowait) compresses alone: waking a helper and waiting
   // for it cost more than the helper saved, and the woken helper took the
   // loop's CPU (D33).
-  if (prepare_pool && n > 1 && !nowait) {
-    prepare_pool->ParallelFor(n, fill);
+  if (prepare_pool && to_prepare > 1 && !nowait) {
+    prepare_pool->ParallelFor(to_prepare, fill);
   } else {
-    for (size_t k = 0; k < n; ++k) fill(k);
+    for (size_t k = 0; k < to_prepare; ++k) fill(k);
   }
   Status s = Place(blocks, nowait);
   for (PreparedBlock& b : blocks) b.payload.reset();  // in the data file now

@@ -44,6 +44,7 @@ namespace blockhaus::core {
 class Vdev;
 class KvFaultInjector;
 class SyncContext;
+class StagedWrite;
 
 using LineageId = uint64_t;
 inline constexpr uint64_t kHeadView = std::numeric_limits<uint64_t>::max();
@@ -53,6 +54,8 @@ inline constexpr uint32_t kMaxBlockSize = 128 * 1024;
 struct BlockOptions {
   Compression compression{CompressionAlgo::kLz4, 0};
   ChecksumType checksum = ChecksumType::kXxh3_128;
+
+  bool operator==(const BlockOptions&) const = default;
 };
 
 struct PoolCreateOptions {
@@ -185,6 +188,22 @@ class Pool {
   // compresses every block itself: no prepare_threads helper (D33).
   Status TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
                         ConstByteSpan data, const BlockOptions& options);
+  // TryWriteBlocks that takes the blocks `staged` prepared from the start
+  // of the same data (PrepareAhead) instead of preparing them again, and
+  // prepares the rest. `staged` is emptied whatever the outcome. Blocks
+  // staged from other data (another address, block size or options, or
+  // another pool) are not used.
+  Status TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size,
+                        ConstByteSpan data, const BlockOptions& options, StagedWrite* staged);
+  // Compresses and checksums the whole blocks of `arrived`, the first bytes
+  // of a write's data that is still arriving, which `staged` does not hold
+  // yet, so that the write itself only places and maps them (D35). Calls
+  // for the same write pass the same start and a growing `arrived`; a call
+  // with another start, block size or options starts `staged` afresh.
+  // The bytes of `arrived` must not change until the write or
+  // StagedWrite::Reset. Does nothing on a read-only pool; never waits.
+  void PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
+                    const BlockOptions& options);
   // Unmaps a block at the head: it reads as zeros and frees its space once
   // no snapshot sees it.
   Status Unmap(LineageId lineage, uint64_t blkno);
@@ -278,6 +297,30 @@ class Pool {
  private:
   explicit Pool(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// The blocks of one write prepared ahead of it (Pool::PrepareAhead): their
+// compressed payloads and checksums, not yet placed or visible anywhere.
+// Holds memory only (buffers that may outlive the pool); reusable.
+// Thread safety: none; one writer at a time.
+class StagedWrite {
+ public:
+  StagedWrite();
+  ~StagedWrite();
+  StagedWrite(const StagedWrite&) = delete;
+  StagedWrite& operator=(const StagedWrite&) = delete;
+
+  // Forgets the prepared blocks and gives back their buffers.
+  void Reset();
+  void Swap(StagedWrite& other) { rep_.swap(other.rep_); }
+  // Blocks prepared so far.
+  size_t blocks() const;
+
+  struct Rep;
+
+ private:
+  friend struct Pool::Impl;
+  std::unique_ptr<Rep> rep_;
 };
 
 // What a sync task may do. Valid only during the task's call.

@@ -12,8 +12,9 @@
 //
 // Data structures & on-disk format
 //   Task: one SCSI command. Tasks are recycled through free_tasks_ with
-//   their write buffer, their Response vectors and their R2T vector, so a
-//   steady stream of same-size I/O allocates nothing. active_ holds tasks
+//   their write buffer, their Response vectors, their R2T vector and their
+//   write stage (emptied when freed), so a steady stream of same-size I/O
+//   allocates nothing. active_ holds tasks
 //   between receipt and the queueing of their status (ITT lookup is a
 //   linear scan: at most cmdsn_window entries). Data-In PDUs borrow the
 //   task's response.data_in; the last PDU of a task carries the task as its
@@ -42,6 +43,8 @@
 //   (I/O thread), Target::TryExecute (loop thread: a small read or write,
 //   when nothing else of the connection executes, that runs only if it
 //   needs no wait; ServerOptions::inline_read_bytes, inline_write_bytes),
+//   Target::StageWrite (loop thread: the data of a write alone on its
+//   connection that is in so far, compressed while the rest arrives, D35),
 //   Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
 //   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
@@ -191,6 +194,15 @@ void Connection::ReadSome() {
     ping_ttt_ = kReservedTag;  // anything from the peer proves it alive
     if (into_task) {
       if (!OnReadEvent(reader_.Filled(static_cast<size_t>(n)))) return;
+      const ByteSpan rest = reader_.DirectTarget();
+      if (static_cast<size_t>(n) < dst.size() && !rest.empty()) {
+        // The rest of this data segment is still on its way: prepare what is in.
+        if (routed_task_ != nullptr) {
+          StageArrived(routed_task_, static_cast<uint32_t>(rest.data() - routed_task_->data.data()));
+        } else if (routing_immediate_) {
+          StageImmediate(static_cast<uint32_t>(rest.data() - pending_data_.data()));
+        }
+      }
     } else {
       ConstByteSpan in(inbuf_.data(), static_cast<size_t>(n));
       while (!in.empty() && accepting()) {
@@ -206,7 +218,10 @@ void Connection::ReadSome() {
 }
 
 bool Connection::OnReadEvent(ReadEvent ev) {
-  if (ev != ReadEvent::kNeedMore) routed_task_ = nullptr;  // the PDU is complete
+  if (ev != ReadEvent::kNeedMore) {  // the PDU is complete
+    routed_task_ = nullptr;
+    routing_immediate_ = false;
+  }
   switch (ev) {
     case ReadEvent::kNeedMore: return true;
     case ReadEvent::kPdu:
@@ -247,6 +262,7 @@ ByteSpan Connection::RouteData(const Pdu& header) {
     const DataOutMatch m = MatchDataOut(d);
     if (m.task == nullptr || !m.in_order) return {};  // HandleDataOut answers it
     routed_task_ = m.task;
+    routed_offset_ = d.buffer_offset;
     return ByteSpan(m.task->data.data() + d.buffer_offset, len);
   }
   if (opcode == static_cast<uint8_t>(Opcode::kScsiCommand)) {
@@ -255,6 +271,13 @@ ByteSpan Connection::RouteData(const Pdu& header) {
     const ScsiCommandBhs c = DecodeScsiCommand(header.bhs);
     if (!c.write || c.edtl < len || c.edtl > server_->options.max_command_bytes) return {};
     pending_data_.Reserve(c.edtl);
+    pending_staged_.Reset();  // blocks of an earlier command in the same buffer
+    pending_cmd_.nexus_id = nexus_.id;
+    pending_cmd_.lun = DecodeLun(c.lun);
+    pending_cmd_.cdb = c.cdb;
+    pending_cmd_.expected_length = c.edtl;
+    pending_cmd_.staged = &pending_staged_;
+    routing_immediate_ = true;
     return ByteSpan(pending_data_.data(), len);
   }
   return {};
@@ -471,7 +494,7 @@ Task* Connection::NewTask() {
   t->state = Task::State::kGathering;
   t->aborted = false;
   t->received = t->unsolicited_end = t->unsolicited_next = t->unsolicited_datasn = 0;
-  t->next_r2t_offset = t->r2tsn = 0;
+  t->next_r2t_offset = t->r2tsn = t->staged_through = 0;
   t->r2ts.clear();
   t->response.status = scsi::kStatusGood;
   t->response.sense.clear();
@@ -490,6 +513,7 @@ void Connection::FreeTask(Task* task) {
     server_->buffer_bytes.fetch_sub(task->charged, std::memory_order_relaxed);
     task->charged = 0;
   }
+  task->staged.Reset();
   // Keep buffers for reuse, but not huge ones (bounded idle memory).
   if (task->data.capacity() > server_->options.offers.max_burst_length) task->data.Release();
   task->state = Task::State::kFree;
@@ -553,6 +577,7 @@ void Connection::HandleScsiCommand(const Pdu& pdu) {
   t->cmd.attr = static_cast<scsi::TaskAttr>(c.attr <= 4 ? c.attr : 1);
   t->cmd.expected_length = c.edtl;
   t->cmd.data_out = {};
+  t->cmd.staged = c.write ? &t->staged : nullptr;
   active_.push_back(t);
   if (!c.immediate) ++window_used_;
   if (record_) record_->commands.fetch_add(1, std::memory_order_relaxed);
@@ -579,7 +604,9 @@ void Connection::HandleScsiCommand(const Pdu& pdu) {
   }
   if (immediate > 0 && reader_.data_routed()) {
     t->data.Swap(pending_data_);  // RouteData reserved edtl bytes there
+    t->staged.Swap(pending_staged_);
   }
+  pending_staged_.Reset();
   t->data.Reserve(c.edtl);
   if (immediate > 0 && !reader_.data_routed()) {
     std::memcpy(t->data.data(), pdu.data.data(), immediate);
@@ -596,6 +623,7 @@ void Connection::HandleScsiCommand(const Pdu& pdu) {
     return;
   }
   SendR2ts(t);
+  if (t->unsolicited_end == immediate) StageArrived(t, 0);  // else more is on its way at once
 }
 
 // Solicits the rest of a write: up to MaxOutstandingR2T R2Ts of at most
@@ -677,18 +705,66 @@ void Connection::HandleDataOut(const Pdu& pdu) {
   t->received += len;
   t->last_activity = Clock::now();
   if (record_) record_->bytes_written.fetch_add(len, std::memory_order_relaxed);
+  bool burst_done = false;
   if (r2t == nullptr) {
     t->unsolicited_next = end;
     ++t->unsolicited_datasn;
+    burst_done = end == t->unsolicited_end;
   } else {
     r2t->received += len;
     ++r2t->datasn;
     if (r2t->received == r2t->length) {
       t->r2ts.erase(t->r2ts.begin() + (r2t - t->r2ts.data()));
       SendR2ts(t);
+      burst_done = true;
     }
   }
-  if (t->received == t->edtl) Dispatch(t);
+  if (t->received == t->edtl) {
+    Dispatch(t);
+  } else if (burst_done) {
+    StageArrived(t, 0);
+  }
+}
+
+// A write alone on its connection is most likely run by this loop once its
+// data is in (Dispatch, TryExecute). Its data comes in bursts, and a burst
+// in pieces as the socket delivers them; between two the loop waits for
+// the initiator. Compressing the blocks that are in during those waits
+// leaves only the last piece's blocks to prepare, then placing and mapping.
+// Only data before the first byte still missing counts: unsolicited data
+// arrives in order after the immediate data, and R2Ts are sent in order,
+// so everything before the lowest outstanding R2T's next byte is in, and
+// so is the Data-Out being read up to `reading_end` if it starts there.
+void Connection::StageImmediate(uint32_t reading_end) {
+  const ServerOptions& o = server_->options;
+  if (server_->pool == nullptr || !active_.empty() || inflight_ != 0 ||
+      pending_cmd_.expected_length > o.inline_write_bytes) {
+    return;
+  }
+  pending_cmd_.data_out = ConstByteSpan(pending_data_.data(), reading_end);
+  session_.target->luns->StageWrite(nexus_, pending_cmd_);
+  pending_cmd_.data_out = {};
+}
+
+void Connection::StageArrived(Task* t, uint32_t reading_end) {
+  const ServerOptions& o = server_->options;
+  if (server_->pool == nullptr || !t->write || t->edtl > o.inline_write_bytes ||
+      inflight_ != 0 || active_.size() != 1) {
+    return;
+  }
+  uint32_t prefix = t->unsolicited_next;
+  if (prefix == t->unsolicited_end) {
+    prefix = t->next_r2t_offset;
+    for (const Task::R2t& r : t->r2ts) prefix = std::min(prefix, r.offset + r.received);
+  }
+  if (t == routed_task_ && routed_offset_ == prefix) prefix = std::max(prefix, reading_end);
+  if (prefix <= t->staged_through) return;
+  t->staged_through = prefix;
+  FlushOut();  // the R2T first, so the initiator sends while this loop works
+  if (state_ != State::kFullFeature) return;
+  t->cmd.data_out = ConstByteSpan(t->data.data(), prefix);
+  session_.target->luns->StageWrite(nexus_, t->cmd);
+  t->cmd.data_out = {};
 }
 
 void Connection::Dispatch(Task* t) {

@@ -320,6 +320,19 @@ bool Unit::TryExecute(const Nexus& nexus, const Command& cmd, Response* response
   return true;
 }
 
+void Unit::StageWrite(const Nexus& nexus, const Command& cmd) {
+  const uint8_t opcode = cmd.cdb[0];
+  if (cmd.staged == nullptr || (opcode != op::kWrite10 && opcode != op::kWrite16) ||
+      !FastPathAllowed(cmd)) {
+    return;
+  }
+  std::shared_lock<std::shared_mutex> pin(io_mu_, std::try_to_lock);
+  if (!pin.owns_lock()) return;  // a device swap is waiting
+  Ctx c{*this, nexus, cmd, /*rsp=*/nullptr, *device_};
+  c.nowait = true;
+  StageWriteData(c);
+}
+
 void Unit::Dispatch(const Nexus& nexus, const Command& cmd, Response* rsp) {
   const CommandEntry& entry = kCommandTable[cmd.cdb[0]];
   Handler fn = entry.fn;

@@ -138,6 +138,11 @@ bool LunMap::TryExecute(const Nexus& nexus, const Command& cmd, Response* respon
   return unit != nullptr && unit->TryExecute(nexus, cmd, response);
 }
 
+void LunMap::StageWrite(const Nexus& nexus, const Command& cmd) {
+  std::shared_ptr<LogicalUnit> unit = Find(cmd.lun);
+  if (unit != nullptr) unit->StageWrite(nexus, cmd);
+}
+
 bool LunMap::HasLun(uint64_t lun) const { return Find(lun) != nullptr; }
 
 bool LunMap::ResetLun(const Nexus& nexus, uint64_t lun) {

@@ -193,7 +193,7 @@ bool WriteBlocks(Ctx& c, const BlockRange& r, uint64_t bytes) {
   got -= got % c.unit.lbs();
   if (got == 0) return true;
   const uint64_t offset = r.lba * c.unit.lbs();
-  Status s = c.nowait ? c.dev.TryWrite(offset, c.cmd.data_out.first(got))
+  Status s = c.nowait ? c.dev.TryWrite(offset, c.cmd.data_out.first(got), c.cmd.staged)
                       : c.dev.Write(offset, c.cmd.data_out.first(got));
   if (c.nowait && s.code() == Code::kWouldBlock) {
     c.would_block = true;
@@ -221,6 +221,19 @@ void Write(Ctx& c) {
   }
   if (!WriteBlocks(c, r, *bytes)) return;
   if (WantsFua(c, r)) Flush(c);
+}
+
+void StageWriteData(Ctx& c) {
+  if (ReadOnly(c)) return;
+  BlockRange r = DecodeBlockRange(c.cmd.cdb);
+  uint64_t end = 0;
+  if (HasProtection(c, r) || WantsFua(c, r) || __builtin_add_overflow(r.lba, r.blocks, &end) ||
+      end > Capacity(c)) {
+    return;  // the command fails or goes to an I/O thread: nothing to stage
+  }
+  const uint64_t bytes = uint64_t{r.blocks} * c.unit.lbs();
+  const ConstByteSpan arrived = c.cmd.data_out.first(std::min<uint64_t>(c.cmd.data_out.size(), bytes));
+  c.dev.StageWrite(r.lba * c.unit.lbs(), arrived, c.cmd.staged);
 }
 
 // SBC-3 §5.37: the data is written and made durable (our medium verifies

@@ -35,7 +35,10 @@
 // event loop. An event loop may call TryExecute, which runs a command only
 // when it can finish without waiting for a device or a commit (a READ whose
 // data and metadata are in memory, a WRITE of whole blocks the pool takes
-// at once) and otherwise changes nothing.
+// at once) and otherwise changes nothing. While a WRITE's data arrives in
+// bursts, an event loop may call StageWrite with the bytes so far, which
+// compresses the whole blocks among them ahead of TryExecute (D35) and
+// changes nothing else.
 #pragma once
 
 #include <array>
@@ -80,6 +83,10 @@ struct Command {
   TaskAttr attr = TaskAttr::kSimple;
   uint32_t expected_length = 0;    // EDTL from the transport
   ConstByteSpan data_out;          // write data as received (may be shorter than the CDB asks)
+  // The transport's stage for this write's blocks, or null: filled by
+  // StageWrite while data_out is still arriving, taken by the TryExecute
+  // of the whole command (D35). The transport Resets it afterwards.
+  core::StagedWrite* staged = nullptr;
 };
 
 struct Response {
@@ -147,6 +154,10 @@ class LogicalUnit {
     (void)nexus, (void)cmd, (void)response;
     return false;
   }
+  // With cmd.data_out the first bytes of a WRITE(10/16) TryExecute could
+  // run, prepares their whole blocks into cmd.staged; otherwise nothing.
+  // Never waits, never answers, changes no state a command can see.
+  virtual void StageWrite(const Nexus& nexus, const Command& cmd) { (void)nexus, (void)cmd; }
 
   // Swaps the backing device (after a live rollback or a resize): pending
   // commands finish on the old one first. Every nexus then gets UNIT
@@ -182,6 +193,8 @@ class Target {
     (void)nexus, (void)cmd, (void)response;
     return false;
   }
+  // LogicalUnit::StageWrite for the command's LUN; the default does nothing.
+  virtual void StageWrite(const Nexus& nexus, const Command& cmd) { (void)nexus, (void)cmd; }
   // False when `lun` is not mapped (TMF answers "LUN does not exist").
   virtual bool HasLun(uint64_t lun) const = 0;
   // LOGICAL UNIT RESET from `nexus` after the transport aborted the LUN's
@@ -200,6 +213,7 @@ class LunMap : public Target {
   ~LunMap() override;
   void Execute(const Nexus& nexus, const Command& cmd, Response* response) override;
   bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) override;
+  void StageWrite(const Nexus& nexus, const Command& cmd) override;
   bool HasLun(uint64_t lun) const override;
   bool ResetLun(const Nexus& nexus, uint64_t lun) override;
   void NexusLost(uint64_t nexus_id) override;

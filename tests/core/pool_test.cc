@@ -481,6 +481,82 @@ TEST_CASE("pool: TryWriteBlocks compresses on the calling thread alone") {
   CHECK(got == data);
 }
 
+// D35: blocks prepared while a write's data arrives (PrepareAhead) are what
+// the write stores; it prepares only the rest. The staged blocks serve one
+// write of the same bytes, block size, options and pool, and go with it.
+TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the same data") {
+  TempDir tmp;
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30);
+  Pool& pool = *opened;
+  LineageId l = NewLineage(pool);
+  const BlockOptions lz4{*ParseCompression("lz4"), ChecksumType::kXxh3_128};
+  std::vector<uint8_t> data;
+  for (uint64_t k = 0; k < 8; ++k) {
+    auto one = PatternBlock(kBs, 11, k);
+    data.insert(data.end(), one.begin(), one.end());
+  }
+  std::atomic<int> prepared{0};
+  SyncPoints::Set("pool:prepare-block", [&] { ++prepared; });
+  auto read8 = [&](uint64_t first) {
+    std::vector<uint8_t> got(8 * kBs);
+    REQUIRE(pool.ReadBlocks(l, first, kHeadView, kBs, got).ok());
+    return got;
+  };
+
+  StagedWrite staged;
+  // Arrival in pieces: whole blocks only, each prepared once.
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), kBs + 100), lz4);
+  CHECK(staged.blocks() == 1);
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 5 * kBs), lz4);
+  CHECK(staged.blocks() == 5);
+  CHECK(prepared == 5);
+  // The write stores what was staged: bytes changed after staging (which a
+  // caller must never do) show that the staged blocks were not redone.
+  std::vector<uint8_t> expect = data;
+  data[0] ^= 0xff;
+  data[6 * kBs] ^= 0xff;
+  expect[6 * kBs] ^= 0xff;
+  REQUIRE(pool.TryWriteBlocks(l, 0, kBs, data, lz4, &staged).ok());
+  CHECK(prepared == 8);
+  CHECK(staged.blocks() == 0);
+  CHECK(read8(0) == expect);
+  data[0] ^= 0xff;
+
+  // Staged from other bytes (another buffer), other options or another
+  // block size: not used, the write prepares everything itself.
+  std::vector<uint8_t> copy = data;
+  auto write_after = [&](ConstByteSpan staged_from, uint32_t staged_bs, const BlockOptions& o,
+                         uint64_t first) {
+    pool.PrepareAhead(&staged, staged_bs, staged_from, o);
+    REQUIRE(staged.blocks() > 0);
+    prepared = 0;
+    REQUIRE(pool.TryWriteBlocks(l, first, kBs, data, lz4, &staged).ok());
+    CHECK(prepared == 8);
+    CHECK(staged.blocks() == 0);
+    CHECK(read8(first) == data);
+  };
+  write_after(ConstByteSpan(copy.data(), 4 * kBs), kBs, lz4, 8);
+  write_after(ConstByteSpan(data.data(), 4 * kBs), kBs, kRaw, 16);
+  write_after(ConstByteSpan(data.data(), 4 * kBs), kBs / 2, lz4, 24);
+
+  // A write that fails takes the staged blocks with it too.
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  CHECK(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(data.data(), kBs + 1), lz4, &staged).code() ==
+        Code::kInvalidArgument);
+  CHECK(staged.blocks() == 0);
+  // Restarting at another address starts afresh; Reset forgets.
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(copy.data(), 3 * kBs), lz4);
+  CHECK(staged.blocks() == 3);
+  staged.Reset();
+  CHECK(staged.blocks() == 0);
+  SyncPoints::Clear();
+  REQUIRE(pool.Flush().ok());
+  auto report = pool.Scrub();
+  REQUIRE(report.ok());
+  CHECK(report->clean());
+}
+
 // For event loops (D32): a write goes in whole at once, or WouldBlock with
 // nothing written, wherever WriteBlocks would wait (here: the throttle, with
 // a commit held at its metadata write and more than the dirty limit open).

@@ -93,6 +93,29 @@ class RamTarget : public scsi::Target {
       default: return Check(r, 0x20);
     }
   }
+  // Every StageWrite offered (D35): how many bytes, whether they were the
+  // bytes the test sent (`expected`, set by the test), and a stage came along.
+  struct StageCall {
+    uint32_t bytes = 0;
+    bool bytes_match = false;
+    bool has_stage = false;
+  };
+  std::vector<uint8_t> expected_write;
+  std::vector<StageCall> stage_calls;
+  void StageWrite(const scsi::Nexus&, const scsi::Command& cmd) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    StageCall c;
+    c.bytes = static_cast<uint32_t>(cmd.data_out.size());
+    c.bytes_match = cmd.data_out.size() <= expected_write.size() &&
+                    std::equal(cmd.data_out.begin(), cmd.data_out.end(), expected_write.begin());
+    c.has_stage = cmd.staged != nullptr;
+    stage_calls.push_back(c);
+  }
+  std::vector<StageCall> StageCalls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stage_calls;
+  }
+
   bool HasLun(uint64_t lun) const override {
     std::lock_guard<std::mutex> lock(mu_);
     return disks_.count(lun) != 0;

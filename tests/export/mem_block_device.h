@@ -36,7 +36,8 @@ class MemBlockDevice : public volume::BlockDevice {
     return Read(offset, out);
   }
   // As TryRead: WouldBlock while a test says a write would wait.
-  Status TryWrite(uint64_t offset, ConstByteSpan in) override {
+  Status TryWrite(uint64_t offset, ConstByteSpan in, core::StagedWrite* staged) override {
+    (void)staged;
     if (!write_ready) return BH_ERROR(kWouldBlock, "test device: a write would wait");
     return Write(offset, in);
   }

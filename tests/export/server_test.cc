@@ -137,6 +137,93 @@ TEST_CASE("server: write with immediate data and R2T, read back, sessions listed
   CHECK(sessions[0].commands == 2);
 }
 
+// D35: while a write alone on its connection waits for its next burst, the
+// target is offered the data so far (StageWrite), once the R2T asking for
+// that burst is out. Only bytes that arrived, in order, ever; never the
+// whole (that is the command itself), and not while another command runs.
+TEST_CASE("server: a write's data is offered for staging between its bursts") {
+  ServerRig rig;
+  auto c = rig.Connect({{"ImmediateData", "Yes"}, {"InitialR2T", "Yes"},
+                        {"MaxBurstLength", "16384"}, {"FirstBurstLength", "8192"},
+                        {"MaxRecvDataSegmentLength", "8192"}});
+  std::vector<uint8_t> data(65536);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13 + 5);
+  rig.ram->expected_write = data;
+  // Sends what an R2T asks for, in 8 KiB Data-Out PDUs.
+  auto send_burst = [&](uint32_t itt, const R2tBhs& r) {
+    for (uint32_t off = 0, sn = 0; off < r.desired_length; off += 8192, ++sn) {
+      DataOutBhs d;
+      d.itt = itt;
+      d.ttt = r.ttt;
+      d.buffer_offset = r.buffer_offset + off;
+      d.datasn = sn;
+      d.final = off + 8192 >= r.desired_length;
+      Bhs b;
+      EncodeDataOut(d, &b);
+      c->Send(b, std::vector<uint8_t>(data.begin() + d.buffer_offset,
+                                      data.begin() + d.buffer_offset + 8192));
+    }
+  };
+  // Answers each R2T until the status; returns it.
+  auto answer_r2ts = [&](uint32_t itt) {
+    while (true) {
+      auto p = c->Recv();
+      REQUIRE(p.has_value());
+      if (BhsOpcode(p->bhs) == 0x21) return DecodeScsiResponse(p->bhs).status;
+      REQUIRE(BhsOpcode(p->bhs) == 0x31);
+      send_burst(itt, DecodeR2t(p->bhs));
+    }
+  };
+  uint32_t itt = c->Command(Cdb10(0x2a, 0, 128), 65536, false, true,
+                            std::vector<uint8_t>(data.begin(), data.begin() + 8192));
+  CHECK(answer_r2ts(itt) == 0);
+  auto calls = rig.ram->StageCalls();
+  std::vector<uint32_t> sizes;
+  for (const auto& call : calls) {
+    CHECK(call.bytes_match);
+    CHECK(call.has_stage);
+    CHECK(call.bytes < 65536);
+    if (!sizes.empty()) CHECK(call.bytes > sizes.back());
+    sizes.push_back(call.bytes);
+  }
+  // The immediate data, then each 16 KiB burst but the last.
+  for (uint32_t boundary : {8192u, 24576u, 40960u, 57344u}) {
+    CHECK_MESSAGE(std::count(sizes.begin(), sizes.end(), boundary) == 1, boundary);
+  }
+  auto disk = rig.ram->Snapshot(0);
+  CHECK(std::equal(data.begin(), data.end(), disk.begin()));
+
+  // With a READ still running on an I/O thread the write would not run on
+  // the loop, so its data is not staged.
+  std::atomic<bool> release{false}, reading{false};
+  rig.ram->hook = [&](const scsi::Command& cmd) {
+    if (cmd.cdb[0] != 0x28) return;
+    reading = true;
+    for (int i = 0; i < 3000 && !release; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  const uint32_t read_itt = c->Command(Cdb10(0x28, 0, 8), 4096, true, false);
+  REQUIRE(Eventually([&] { return reading.load(); }));
+  itt = c->Command(Cdb10(0x2a, 256, 128), 65536, false, true,
+                   std::vector<uint8_t>(data.begin(), data.begin() + 8192));
+  // The first R2T comes while the READ is still held.
+  auto p = c->Recv();
+  REQUIRE(p.has_value());
+  REQUIRE(BhsOpcode(p->bhs) == 0x31);
+  CHECK(rig.ram->StageCalls().size() == calls.size());
+  release = true;
+  while (true) {
+    auto q = c->Recv();
+    REQUIRE(q.has_value());
+    REQUIRE(BhsOpcode(q->bhs) == 0x25);  // nothing else until the first burst is sent
+    if (DecodeDataIn(q->bhs).itt == read_itt && DecodeDataIn(q->bhs).has_status) break;
+  }
+  send_burst(itt, DecodeR2t(p->bhs));  // the R2T received, then the rest
+  CHECK(answer_r2ts(itt) == 0);
+  rig.ram->hook = nullptr;
+  disk = rig.ram->Snapshot(0);
+  CHECK(std::equal(data.begin(), data.end(), disk.begin() + 256 * 512));
+}
+
 TEST_CASE("D2-21: SendTargets with MRDSL=512 and 200 targets is split and filtered") {
   ServerRig rig({}, false);
   for (int i = 0; i < 200; ++i) {

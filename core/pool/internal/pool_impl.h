@@ -78,6 +78,16 @@ struct PreparedBlock {
 };
 using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 
+// Blocks [0, blocks.size()) of the write whose data starts at `start`,
+// prepared by `owner` with `block_size` and `options` (D35).
+struct StagedWrite::Rep {
+  const Pool::Impl* owner = nullptr;
+  const uint8_t* start = nullptr;
+  uint32_t block_size = 0;
+  BlockOptions options;
+  std::vector<PreparedBlock> blocks;
+};
+
 struct SyncTask {
   Pool::CheckFn check;
   Pool::SyncFn sync;
@@ -178,9 +188,13 @@ struct Pool::Impl {
   // nothing stays reserved.
   // nowait: WouldBlock (nothing reserved) where it would have waited.
   Status Place(std::vector<PreparedBlock>& blocks, bool nowait = false);
-  // Pool::WriteBlocks and TryWriteBlocks.
+  // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
+  // data are taken from it (staged may be null).
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
-                     const BlockOptions& options, bool nowait);
+                     const BlockOptions& options, bool nowait, StagedWrite* staged = nullptr);
+  // Pool::PrepareAhead.
+  void PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
+                    const BlockOptions& options);
   // Puts a block into the open txg and counts it; returns the dirty block
   // it replaced (a hole if none), for the caller to retire.
   BlockPtr InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)

@@ -86,6 +86,13 @@ class Connection : public Pollable {
   void Unlink(Task* task);
   void Dispatch(Task* task);
   void SendR2ts(Task* task);
+  // Has the target prepare a write's data so far while the initiator sends
+  // the rest (D35); `reading_end` is where the Data-Out being read into the
+  // task's buffer has got to (0: none). May close the connection (it
+  // flushes output first).
+  void StageArrived(Task* task, uint32_t reading_end);
+  // The same for the immediate data of a command still being read.
+  void StageImmediate(uint32_t reading_end);
   void FinishTask(Task* task);
   // Queues Data-In PDUs for `length` bytes; returns how many.
   uint32_t SendDataIn(Task* task, uint32_t length, bool collapse, bool overflow, bool underflow,
@@ -133,7 +140,13 @@ class Connection : public Pollable {
   // swapped into its task), and the task whose buffer the Data-Out being
   // read is routed into (FreeTask drops the route).
   DataBuffer pending_data_;
+  // The command whose immediate data is being routed there, and its blocks
+  // prepared as they come in (D35), swapped into its task with the data.
+  scsi::Command pending_cmd_;
+  core::StagedWrite pending_staged_;
+  bool routing_immediate_ = false;
   Task* routed_task_ = nullptr;
+  uint32_t routed_offset_ = 0;  // where that Data-Out's data starts in the task
   std::vector<void*> released_;
   bool want_write_ = false;
   bool reading_paused_ = false;

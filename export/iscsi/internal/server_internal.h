@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/base/thread_annotations.h"
+#include "core/pool/pool.h"
 #include "export/iscsi/chap.h"
 #include "export/iscsi/discovery.h"
 #include "export/iscsi/iscsi_spec.h"
@@ -100,6 +101,10 @@ struct Task {
   uint32_t r2tsn = 0;
   std::vector<R2t> r2ts;
   Clock::time_point last_activity;
+  // Blocks of the data so far, prepared while the rest arrives (D35);
+  // cmd.staged points here for writes. Reset when the task is freed.
+  core::StagedWrite staged;
+  uint32_t staged_through = 0;  // data bytes offered to StageWrite so far
 };
 
 // Runs scsi::Target::Execute off the event loops (it blocks on block I/O).

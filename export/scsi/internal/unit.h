@@ -128,6 +128,10 @@ void ReadCapacity10(Ctx& c);
 void ReadCapacity16(Ctx& c);
 void Read(Ctx& c);
 void Write(Ctx& c);
+// LogicalUnit::StageWrite for a WRITE(10/16): the blocks of cmd.data_out a
+// Write would take at once go to BlockDevice::StageWrite. Touches nothing
+// else (c.rsp may be null).
+void StageWriteData(Ctx& c);
 void WriteAndVerify(Ctx& c);
 void Verify(Ctx& c);
 void SynchronizeCache(Ctx& c);
@@ -206,6 +210,7 @@ class Unit : public LogicalUnit {
 
   void Execute(const Nexus& nexus, const Command& cmd, Response* response) override;
   bool TryExecute(const Nexus& nexus, const Command& cmd, Response* response) override;
+  void StageWrite(const Nexus& nexus, const Command& cmd) override;
   void ReplaceDevice(std::unique_ptr<volume::BlockDevice> device, uint8_t asc,
                      uint8_t ascq) override;
   void SetUnitAttention(uint8_t asc, uint8_t ascq, uint64_t except_nexus) override;
