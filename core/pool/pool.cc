@@ -200,11 +200,16 @@ Status Pool::Create(const std::string& dir, const PoolCreateOptions& options) {
   return s;
 }
 
-Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  MutexLock lock(&impl_->stage_anchor->mu);
+  impl_->stage_anchor->pool = impl_.get();
+}
 
 Pool::~Pool() {
   Status s = Close();
   if (!s.ok()) BH_LOG(kError, "closing pool {}: {}", impl_->label.name, s.ToString());
+  MutexLock lock(&impl_->stage_anchor->mu);
+  impl_->stage_anchor->pool = nullptr;
 }
 
 namespace {
@@ -407,6 +412,10 @@ PoolStats Pool::stats() const {
   MutexLock lock(&impl_->mu);
   PoolStats s = impl_->counters;
   s.dirty = impl_->open_bytes + impl_->syncing_bytes;
+  if (impl_->alloc) {
+    MutexLock alloc_lock(&impl_->alloc_mu);  // mu, then alloc_mu (RefreshCounters)
+    s.reserved = impl_->alloc->reserved_bytes();
+  }
   s.open_txg = impl_->open_txg;
   s.synced_txg = impl_->synced_txg;
   return s;
@@ -549,10 +558,10 @@ BlockPtr Pool::Impl::InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock b
   return replaced;
 }
 
-void Pool::Impl::UnreservePlaced(const std::vector<PreparedBlock>& blocks, size_t from) {
+void Pool::Impl::UnreservePlaced(std::span<const PreparedBlock> blocks) {
   MutexLock lock(&alloc_mu);
-  for (size_t k = from; k < blocks.size(); ++k) {
-    alloc->Unreserve(Extent{blocks[k].ptr.offset, alloc->RoundUp(blocks[k].ptr.psize)});
+  for (const PreparedBlock& b : blocks) {
+    alloc->Unreserve(Extent{b.ptr.offset, alloc->RoundUp(b.ptr.psize)});
   }
 }
 
@@ -567,7 +576,7 @@ Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
     if (!failure.ok() || closing ||
         !CheckWritable(lineage, blocks.size() * uint64_t{block_size}, false).ok()) {
       guard.unlock();
-      UnreservePlaced(blocks, 0);
+      UnreservePlaced(blocks);
       return BH_ERROR(kWouldBlock, "the write would wait for a commit");
     }
     for (size_t k = 0; k < blocks.size(); ++k) {
@@ -622,7 +631,7 @@ void Pool::Impl::ReleaseRetired() {
   retired_bytes = 0;
 }
 
-Status Pool::Impl::Place(std::vector<PreparedBlock>& blocks, bool nowait) {
+Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
   std::vector<Extent> runs;
   uint64_t remaining = 0;
@@ -753,12 +762,20 @@ void Pool::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan 
 }
 
 StagedWrite::StagedWrite() : rep_(std::make_unique<Rep>()) {}
-StagedWrite::~StagedWrite() = default;
+StagedWrite::~StagedWrite() { Reset(); }
 
 void StagedWrite::Reset() {
-  rep_->owner = nullptr;
-  rep_->start = nullptr;
-  rep_->blocks.clear();  // the buffers go back to their pool's cache
+  Rep& r = *rep_;
+  if (r.placed > 0) {
+    MutexLock lock(&r.anchor->mu);
+    if (r.anchor->pool != nullptr) {
+      r.anchor->pool->UnreservePlaced(std::span<const PreparedBlock>(r.blocks).first(r.placed));
+    }
+  }
+  r.placed = 0;
+  r.anchor.reset();
+  r.start = nullptr;
+  r.blocks.clear();  // the buffers go back to their pool's cache
 }
 
 size_t StagedWrite::blocks() const { return rep_->blocks.size(); }
@@ -770,16 +787,29 @@ void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByt
     return;
   }
   StagedWrite::Rep& r = *staged->rep_;
-  if (r.owner != this || r.start != arrived.data() || r.block_size != block_size ||
+  if (r.anchor != stage_anchor || r.start != arrived.data() || r.block_size != block_size ||
       !(r.options == block_options)) {
     staged->Reset();
-    r.owner = this;
+    r.anchor = stage_anchor;
     r.start = arrived.data();
     r.block_size = block_size;
     r.options = block_options;
   }
   for (size_t k = r.blocks.size(); (k + 1) * block_size <= arrived.size(); ++k) {
     r.blocks.push_back(Prepare(arrived.subspan(k * block_size, block_size), block_options));
+  }
+  // Into the data file too, where there is room without waiting (else the
+  // write places them). The space stays reserved until the write maps the
+  // blocks or the stage is reset.
+  bool healthy;
+  {
+    MutexLock lock(&mu);
+    healthy = failure.ok() && !closing;
+  }
+  if (healthy && r.placed < r.blocks.size() &&
+      Place(std::span<PreparedBlock>(r.blocks).subspan(r.placed), /*nowait=*/true).ok()) {
+    for (size_t k = r.placed; k < r.blocks.size(); ++k) r.blocks[k].payload.reset();
+    r.placed = r.blocks.size();
   }
 }
 
@@ -793,12 +823,12 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
       if (staged != nullptr) staged->Reset();
     }
   } reset_staged{staged};
-  std::vector<PreparedBlock>* ahead = nullptr;
+  StagedWrite::Rep* ahead = nullptr;
   if (staged != nullptr) {
     StagedWrite::Rep& r = *staged->rep_;
-    if (r.owner == this && r.start == data.data() && r.block_size == block_size &&
+    if (r.anchor == stage_anchor && r.start == data.data() && r.block_size == block_size &&
         r.options == block_options) {
-      ahead = &r.blocks;
+      ahead = &r;
     }
   }
   if (block_size < kMinBlockSize || block_size > kMaxBlockSize || block_size % 512 != 0) {
@@ -825,8 +855,19 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   thread_local std::vector<PreparedBlock> reused;
   std::vector<PreparedBlock>& blocks = reused;
   blocks.resize(n);
-  const size_t done_ahead = ahead == nullptr ? 0 : std::min(ahead->size(), n);
-  for (size_t k = 0; k < done_ahead; ++k) blocks[k] = std::move((*ahead)[k]);
+  // Blocks [0, done_ahead) were prepared ahead, the first placed_ahead of
+  // them placed too; their reservations are this write's from here on.
+  const size_t done_ahead = ahead == nullptr ? 0 : std::min(ahead->blocks.size(), n);
+  const size_t placed_ahead = ahead == nullptr ? 0 : std::min(ahead->placed, done_ahead);
+  for (size_t k = 0; k < done_ahead; ++k) blocks[k] = std::move(ahead->blocks[k]);
+  if (ahead != nullptr) {
+    if (ahead->placed > placed_ahead) {  // placed, but past this write's data
+      UnreservePlaced(std::span<const PreparedBlock>(ahead->blocks)
+                          .subspan(placed_ahead, ahead->placed - placed_ahead));
+    }
+    ahead->placed = 0;
+    ahead->blocks.clear();
+  }
   auto fill = [&](size_t k) {
     k += done_ahead;
     blocks[k] = Prepare(data.subspan(k * block_size, block_size), block_options);
@@ -840,14 +881,18 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   } else {
     for (size_t k = 0; k < to_prepare; ++k) fill(k);
   }
-  Status s = Place(blocks, nowait);
+  Status s = Place(std::span<PreparedBlock>(blocks).subspan(placed_ahead), nowait);
   for (PreparedBlock& b : blocks) b.payload.reset();  // in the data file now
-  BH_RETURN_IF_ERROR(s);
+  if (!s.ok()) {
+    UnreservePlaced(std::span<const PreparedBlock>(blocks).first(placed_ahead));
+    return s;
+  }
   if (nowait) return PutDirtyNoWait(lineage, first, blocks, block_size);
   for (size_t k = 0; k < n; ++k) {
     s = PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
     if (!s.ok()) {
-      UnreservePlaced(blocks, k);  // not in the map, so no reader has seen them
+      // Not in the map, so no reader has seen them.
+      UnreservePlaced(std::span<const PreparedBlock>(blocks).subspan(k));
       return s;
     }
   }

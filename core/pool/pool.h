@@ -98,6 +98,8 @@ struct PoolStats {
   uint64_t deferred = 0;   // freed bytes waiting for their txg to be durable
   uint64_t slop = 0;       // bytes kept back so that frees always commit
   uint64_t dirty = 0;      // bytes written but not yet committed
+  uint64_t reserved = 0;   // data file bytes held by blocks not yet committed
+                           // (dirty, or staged by Pool::PrepareAhead); counted in free
   uint64_t open_txg = 0;
   uint64_t synced_txg = 0;
   uint64_t txgs_committed = 0;  // since open
@@ -197,10 +199,12 @@ class Pool {
                         ConstByteSpan data, const BlockOptions& options, StagedWrite* staged);
   // Compresses and checksums the whole blocks of `arrived`, the first bytes
   // of a write's data that is still arriving, which `staged` does not hold
-  // yet, so that the write itself only places and maps them (D35). Calls
-  // for the same write pass the same start and a growing `arrived`; a call
-  // with another start, block size or options starts `staged` afresh.
-  // The bytes of `arrived` must not change until the write or
+  // yet, and writes them to space reserved in the data file where there is
+  // room without waiting, so that the write itself only maps them (D35).
+  // Nothing is visible to readers, and nothing of it survives a crash.
+  // Calls for the same write pass the same start and a growing `arrived`;
+  // a call with another start, block size or options starts `staged`
+  // afresh. The bytes of `arrived` must not change until the write or
   // StagedWrite::Reset. Does nothing on a read-only pool; never waits.
   void PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
                     const BlockOptions& options);
@@ -300,8 +304,10 @@ class Pool {
 };
 
 // The blocks of one write prepared ahead of it (Pool::PrepareAhead): their
-// compressed payloads and checksums, not yet placed or visible anywhere.
-// Holds memory only (buffers that may outlive the pool); reusable.
+// compressed payloads and checksums, or their pointers once they are in the
+// data file, in space reserved for them but not mapped. The write takes
+// them; Reset (or the destructor) gives the space back. It may outlive its
+// pool, which takes back every reservation when it goes. Reusable.
 // Thread safety: none; one writer at a time.
 class StagedWrite {
  public:
@@ -310,7 +316,7 @@ class StagedWrite {
   StagedWrite(const StagedWrite&) = delete;
   StagedWrite& operator=(const StagedWrite&) = delete;
 
-  // Forgets the prepared blocks and gives back their buffers.
+  // Forgets the prepared blocks, gives back their buffers and their space.
   void Reset();
   void Swap(StagedWrite& other) { rep_.swap(other.rep_); }
   // Blocks prepared so far.

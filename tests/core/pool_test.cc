@@ -504,12 +504,15 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   };
 
   StagedWrite staged;
-  // Arrival in pieces: whole blocks only, each prepared once.
+  // Arrival in pieces: whole blocks only, each prepared once, placed in
+  // reserved space at once.
   pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), kBs + 100), lz4);
   CHECK(staged.blocks() == 1);
   pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 5 * kBs), lz4);
   CHECK(staged.blocks() == 5);
   CHECK(prepared == 5);
+  CHECK(pool.stats().dirty == 0);  // nothing in the txg, nothing readable
+  CHECK(read8(0) == std::vector<uint8_t>(8 * kBs, 0));
   // The write stores what was staged: bytes changed after staging (which a
   // caller must never do) show that the staged blocks were not redone.
   std::vector<uint8_t> expect = data;
@@ -544,17 +547,39 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   CHECK(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(data.data(), kBs + 1), lz4, &staged).code() ==
         Code::kInvalidArgument);
   CHECK(staged.blocks() == 0);
-  // Restarting at another address starts afresh; Reset forgets.
+  // Restarting at another address starts afresh; Reset forgets and gives
+  // the space back.
+  REQUIRE(pool.Flush().ok());
+  const uint64_t reserved = pool.stats().reserved;
   pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  const uint64_t two = pool.stats().reserved - reserved;
+  CHECK(two > 0);
   pool.PrepareAhead(&staged, kBs, ConstByteSpan(copy.data(), 3 * kBs), lz4);
   CHECK(staged.blocks() == 3);
+  CHECK(pool.stats().reserved - reserved == two / 2 * 3);
   staged.Reset();
   CHECK(staged.blocks() == 0);
+  CHECK(pool.stats().reserved == reserved);
+  // The write's own blocks are reserved until their commit, staged or not.
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  REQUIRE(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(data.data(), 4 * kBs), lz4, &staged).ok());
+  CHECK(pool.stats().reserved - reserved == two * 2);
+  REQUIRE(pool.Flush().ok());
+  CHECK(pool.stats().reserved == reserved);
   SyncPoints::Clear();
   REQUIRE(pool.Flush().ok());
   auto report = pool.Scrub();
   REQUIRE(report.ok());
   CHECK(report->clean());
+  CHECK(read8(0) == expect);
+
+  // A stage may outlive its pool (a connection closing after the daemon's
+  // pool): it then has nothing to give back.
+  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  CHECK(staged.blocks() == 2);
+  opened.reset();
+  staged.Reset();
+  CHECK(staged.blocks() == 0);
 }
 
 // For event loops (D32): a write goes in whole at once, or WouldBlock with

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -78,14 +79,24 @@ struct PreparedBlock {
 };
 using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 
+// How a StagedWrite reaches the pool that placed its blocks, to give their
+// space back: `pool` is cleared when the pool goes, and a stage that
+// outlives it has nothing to give back.
+struct StageAnchor {
+  Mutex mu;
+  Pool::Impl* pool BH_GUARDED_BY(mu) = nullptr;
+};
+
 // Blocks [0, blocks.size()) of the write whose data starts at `start`,
-// prepared by `owner` with `block_size` and `options` (D35).
+// prepared by the pool of `anchor` with `block_size` and `options`; the
+// first `placed` are in the data file, in space reserved for them (D35).
 struct StagedWrite::Rep {
-  const Pool::Impl* owner = nullptr;
+  std::shared_ptr<StageAnchor> anchor;
   const uint8_t* start = nullptr;
   uint32_t block_size = 0;
   BlockOptions options;
   std::vector<PreparedBlock> blocks;
+  size_t placed = 0;
 };
 
 struct SyncTask {
@@ -120,6 +131,9 @@ struct Pool::Impl {
   // Helps a write of many blocks compress and checksum them (null for
   // read-only pools and one-CPU machines).
   std::unique_ptr<WorkPool> prepare_pool;
+  // Shared with the StagedWrites this pool placed blocks for (Pool's
+  // constructor and destructor set and clear it).
+  std::shared_ptr<StageAnchor> stage_anchor = std::make_shared<StageAnchor>();
 
   // Lock order: sync_mu, then read_gate, then mu, then alloc_mu.
   Mutex sync_mu;  // held for a whole commit, and by Scrub
@@ -187,7 +201,7 @@ struct Pool::Impl {
   // writes them there (not synced) and sets their offsets. On error
   // nothing stays reserved.
   // nowait: WouldBlock (nothing reserved) where it would have waited.
-  Status Place(std::vector<PreparedBlock>& blocks, bool nowait = false);
+  Status Place(std::span<PreparedBlock> blocks, bool nowait = false);
   // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
   // data are taken from it (staged may be null).
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
@@ -199,10 +213,9 @@ struct Pool::Impl {
   // it replaced (a hole if none), for the caller to retire.
   BlockPtr InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)
       BH_REQUIRES(mu);
-  // Gives back the reservations of placed blocks [from, end) that never
-  // entered the map.
-  void UnreservePlaced(const std::vector<PreparedBlock>& blocks, size_t from)
-      BH_EXCLUDES(alloc_mu);
+  // Gives back the reservations of placed blocks that never entered the
+  // map.
+  void UnreservePlaced(std::span<const PreparedBlock> blocks) BH_EXCLUDES(alloc_mu);
   // PutDirty of placed blocks [first, first + blocks.size()) at once,
   // without waiting: WouldBlock (nothing put) when the space check fails.
   Status PutDirtyNoWait(LineageId lineage, uint64_t first, const std::vector<PreparedBlock>& blocks,
