@@ -229,6 +229,7 @@ bool Connection::OnReadEvent(ReadEvent ev) {
         HandleLoginPdu(reader_.pdu());
       } else if (state_ == State::kFullFeature) {
         HandlePdu(reader_.pdu());
+        pending_staged_.Reset();  // its task took it, or its command was refused
       } else if (state_ == State::kWaitReinstate) {
         Close("PDU while waiting for session reinstatement");
       }
@@ -606,7 +607,6 @@ void Connection::HandleScsiCommand(const Pdu& pdu) {
     t->data.Swap(pending_data_);  // RouteData reserved edtl bytes there
     t->staged.Swap(pending_staged_);
   }
-  pending_staged_.Reset();
   t->data.Reserve(c.edtl);
   if (immediate > 0 && !reader_.data_routed()) {
     std::memcpy(t->data.data(), pdu.data.data(), immediate);
@@ -735,17 +735,6 @@ void Connection::HandleDataOut(const Pdu& pdu) {
 // arrives in order after the immediate data, and R2Ts are sent in order,
 // so everything before the lowest outstanding R2T's next byte is in, and
 // so is the Data-Out being read up to `reading_end` if it starts there.
-void Connection::StageImmediate(uint32_t reading_end) {
-  const ServerOptions& o = server_->options;
-  if (server_->pool == nullptr || !active_.empty() || inflight_ != 0 ||
-      pending_cmd_.expected_length > o.inline_write_bytes) {
-    return;
-  }
-  pending_cmd_.data_out = ConstByteSpan(pending_data_.data(), reading_end);
-  session_.target->luns->StageWrite(nexus_, pending_cmd_);
-  pending_cmd_.data_out = {};
-}
-
 void Connection::StageArrived(Task* t, uint32_t reading_end) {
   const ServerOptions& o = server_->options;
   if (server_->pool == nullptr || !t->write || t->edtl > o.inline_write_bytes ||
@@ -765,6 +754,20 @@ void Connection::StageArrived(Task* t, uint32_t reading_end) {
   t->cmd.data_out = ConstByteSpan(t->data.data(), prefix);
   session_.target->luns->StageWrite(nexus_, t->cmd);
   t->cmd.data_out = {};
+}
+
+// The same for the immediate data of a command still being read: its task
+// does not exist yet, so the stage is the connection's until
+// HandleScsiCommand swaps it into the task with the data.
+void Connection::StageImmediate(uint32_t reading_end) {
+  const ServerOptions& o = server_->options;
+  if (server_->pool == nullptr || !active_.empty() || inflight_ != 0 ||
+      pending_cmd_.expected_length > o.inline_write_bytes) {
+    return;
+  }
+  pending_cmd_.data_out = ConstByteSpan(pending_data_.data(), reading_end);
+  session_.target->luns->StageWrite(nexus_, pending_cmd_);
+  pending_cmd_.data_out = {};
 }
 
 void Connection::Dispatch(Task* t) {
