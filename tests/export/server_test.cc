@@ -45,6 +45,22 @@ struct ServerRig {
   }
 };
 
+// Sends the part of `data` an R2T asks for, in 8 KiB Data-Out PDUs.
+void SendBurst(RawClient& c, uint32_t itt, const R2tBhs& r, const std::vector<uint8_t>& data) {
+  for (uint32_t off = 0, sn = 0; off < r.desired_length; off += 8192, ++sn) {
+    DataOutBhs d;
+    d.itt = itt;
+    d.ttt = r.ttt;
+    d.buffer_offset = r.buffer_offset + off;
+    d.datasn = sn;
+    d.final = off + 8192 >= r.desired_length;
+    Bhs b;
+    EncodeDataOut(d, &b);
+    c.Send(b, std::vector<uint8_t>(data.begin() + d.buffer_offset,
+                                   data.begin() + d.buffer_offset + 8192));
+  }
+}
+
 // Waits (bounded) for a predicate that another thread makes true.
 template <typename F>
 bool Eventually(F f) {
@@ -93,19 +109,8 @@ TEST_CASE("server: write with immediate data and R2T, read back, sessions listed
     REQUIRE(BhsOpcode(p->bhs) == 0x31);
     R2tBhs r = DecodeR2t(p->bhs);
     CHECK(r.desired_length <= 16384);
-    for (uint32_t off = 0, sn = 0; off < r.desired_length; off += 8192, ++sn) {
-      DataOutBhs d;
-      d.itt = itt;
-      d.ttt = r.ttt;
-      d.buffer_offset = r.buffer_offset + off;
-      d.datasn = sn;
-      d.final = off + 8192 >= r.desired_length;
-      Bhs b;
-      EncodeDataOut(d, &b);
-      c->Send(b, std::vector<uint8_t>(data.begin() + d.buffer_offset,
-                                      data.begin() + d.buffer_offset + 8192));
-      sent += 8192;
-    }
+    SendBurst(*c, itt, r, data);
+    sent += r.desired_length;
   }
   CHECK(sent == 65536);
   auto disk = rig.ram->Snapshot(0);
@@ -149,21 +154,6 @@ TEST_CASE("server: a write's data is offered for staging between its bursts") {
   std::vector<uint8_t> data(65536);
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13 + 5);
   rig.ram->expected_write = data;
-  // Sends what an R2T asks for, in 8 KiB Data-Out PDUs.
-  auto send_burst = [&](uint32_t itt, const R2tBhs& r) {
-    for (uint32_t off = 0, sn = 0; off < r.desired_length; off += 8192, ++sn) {
-      DataOutBhs d;
-      d.itt = itt;
-      d.ttt = r.ttt;
-      d.buffer_offset = r.buffer_offset + off;
-      d.datasn = sn;
-      d.final = off + 8192 >= r.desired_length;
-      Bhs b;
-      EncodeDataOut(d, &b);
-      c->Send(b, std::vector<uint8_t>(data.begin() + d.buffer_offset,
-                                      data.begin() + d.buffer_offset + 8192));
-    }
-  };
   // Answers each R2T until the status; returns it.
   auto answer_r2ts = [&](uint32_t itt) {
     while (true) {
@@ -171,7 +161,7 @@ TEST_CASE("server: a write's data is offered for staging between its bursts") {
       REQUIRE(p.has_value());
       if (BhsOpcode(p->bhs) == 0x21) return DecodeScsiResponse(p->bhs).status;
       REQUIRE(BhsOpcode(p->bhs) == 0x31);
-      send_burst(itt, DecodeR2t(p->bhs));
+      SendBurst(*c, itt, DecodeR2t(p->bhs), data);
     }
   };
   uint32_t itt = c->Command(Cdb10(0x2a, 0, 128), 65536, false, true,
@@ -217,7 +207,7 @@ TEST_CASE("server: a write's data is offered for staging between its bursts") {
     REQUIRE(BhsOpcode(q->bhs) == 0x25);  // nothing else until the first burst is sent
     if (DecodeDataIn(q->bhs).itt == read_itt && DecodeDataIn(q->bhs).has_status) break;
   }
-  send_burst(itt, DecodeR2t(p->bhs));  // the R2T received, then the rest
+  SendBurst(*c, itt, DecodeR2t(p->bhs), data);  // the R2T received, then the rest
   CHECK(answer_r2ts(itt) == 0);
   rig.ram->hook = nullptr;
   disk = rig.ram->Snapshot(0);
