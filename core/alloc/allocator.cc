@@ -78,6 +78,7 @@
 #include "core/alloc/allocator.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/alloc/allocator_format.h"
 #include "core/base/check.h"
@@ -331,8 +332,15 @@ void Allocator::Free(uint64_t txg, const Extent& extent) {
 }
 
 void Allocator::ReleaseDeferred(uint64_t txg) {
-  while (!deferred_.empty() && deferred_.begin()->first <= txg) {
-    for (const auto& [start, sectors] : deferred_.begin()->second) {
+  ReleaseDeferred(txg, std::numeric_limits<size_t>::max());
+}
+
+bool Allocator::ReleaseDeferred(uint64_t txg, size_t max_extents) {
+  for (size_t n = 0; !deferred_.empty() && deferred_.begin()->first <= txg;) {
+    auto& extents = deferred_.begin()->second;
+    for (; !extents.empty(); extents.pop_back()) {
+      if (n++ == max_extents) return false;
+      const auto [start, sectors] = extents.back();
       Slab& slab = SlabOf(start);
       InsertFree(slab, start, sectors);
       slab.free_sectors += sectors;
@@ -341,6 +349,7 @@ void Allocator::ReleaseDeferred(uint64_t txg) {
     }
     deferred_.erase(deferred_.begin());
   }
+  return true;
 }
 
 std::vector<Allocator::SlabRecord> Allocator::TakeDirtySlabs(uint64_t txg) {

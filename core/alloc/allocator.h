@@ -93,6 +93,10 @@ class Allocator {
   void Free(uint64_t txg, const Extent& extent);
   // Makes the extents freed in txgs <= txg allocatable again.
   void ReleaseDeferred(uint64_t txg);
+  // The same, at most `max_extents` extents per call: true once nothing
+  // freed in txgs <= txg is left. For a caller that lets go of its lock
+  // between calls, so that a big txg's release does not hold up writers.
+  bool ReleaseDeferred(uint64_t txg, size_t max_extents);
 
   // What the metadata store must hold for the slabs changed since the last
   // call: a log record of `txg`'s changes, or a full map (txg == 0) that

@@ -79,6 +79,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <set>
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
@@ -86,6 +87,10 @@
 
 namespace blockhaus::core {
 namespace {
+
+// Allocator calls per hold of alloc_mu in a commit: a slice takes tens of
+// microseconds, where a whole txg's took milliseconds of every writer's time.
+constexpr size_t kAllocSlice = 512;
 
 // A block of the syncing txg: its key and its pointer (placed already).
 struct TxgBlock {
@@ -147,17 +152,23 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   Recycle(blocks, map.size());
   batch.Clear();
   std::vector<Extent> dropped;
+  // Blocks of lineages destroyed meanwhile are dropped; their space goes
+  // back after the commit, when no read can be using it. The map is the
+  // syncing txg's, which nothing changes any more: only the lineages are
+  // looked at under mu, so writers and readers are not held up for a walk
+  // over tens of thousands of blocks (D36).
+  std::set<LineageId> live;
   {
-    // Blocks of lineages destroyed meanwhile are dropped; their space goes
-    // back after the commit, when no read can be using it.
     MutexLock guard(&mu);
-    for (const auto& [key, dirty] : map) {
-      auto it = lineages.find(key.lineage);
-      if (it != lineages.end() && !it->second.destroying) {
-        blocks.push_back(TxgBlock{key, dirty.ptr});
-      } else if (!dirty.ptr.hole) {
-        dropped.push_back(Extent{dirty.ptr.offset, alloc->RoundUp(dirty.ptr.psize)});
-      }
+    for (const auto& [id, info] : lineages) {
+      if (!info.destroying) live.insert(id);
+    }
+  }
+  for (const auto& [key, dirty] : map) {
+    if (live.contains(key.lineage)) {
+      blocks.push_back(TxgBlock{key, dirty.ptr});
+    } else if (!dirty.ptr.hole) {
+      dropped.push_back(Extent{dirty.ptr.offset, alloc->RoundUp(dirty.ptr.psize)});
     }
   }
   std::sort(blocks.begin(), blocks.end(),
@@ -171,12 +182,14 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     BH_SYNC_POINT("txg:data-written");
     return vdev->Sync();
   });
-  {
-    // Their allocations go into this txg's slab records, ahead of the frees
-    // the batch makes.
+  // Their allocations go into this txg's slab records, ahead of the frees
+  // the batch makes; alloc_mu is let go between slices, so writers
+  // reserve space meanwhile.
+  for (size_t i = 0; i < blocks.size();) {
     MutexLock lock(&alloc_mu);
-    for (const TxgBlock& b : blocks) {
-      if (!b.ptr.hole) alloc->Commit(Extent{b.ptr.offset, alloc->RoundUp(b.ptr.psize)});
+    for (size_t end = std::min(blocks.size(), i + kAllocSlice); i < end; ++i) {
+      const BlockPtr& ptr = blocks[i].ptr;
+      if (!ptr.hole) alloc->Commit(Extent{ptr.offset, alloc->RoundUp(ptr.psize)});
     }
   }
 
@@ -201,14 +214,28 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_SYNC_POINT("txg:before-metadata");
   BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
   BH_SYNC_POINT("txg:committed");
+  // I4: the space this txg freed, and that of blocks replaced while it was
+  // open, is reused only after every read that may hold a pointer to it.
+  // Taking the gate once waits for those reads; the ones after it find
+  // only the new pointers (the batch is in, replaced blocks are out of the
+  // maps). The release itself then runs in slices under alloc_mu alone.
+  std::vector<Extent> released;
   {
     std::unique_lock<std::shared_mutex> gate(read_gate);
     MutexLock lock(&alloc_mu);
-    alloc->ReleaseDeferred(txg);
-    for (const Extent& e : dropped) alloc->Unreserve(e);
-    for (const Extent& e : retired) alloc->Unreserve(e);
-    retired.clear();
+    released.swap(retired);
     retired_bytes = 0;
+  }
+  released.insert(released.end(), dropped.begin(), dropped.end());
+  for (bool done = false; !done;) {
+    MutexLock lock(&alloc_mu);
+    done = alloc->ReleaseDeferred(txg, kAllocSlice);
+  }
+  for (size_t i = 0; i < released.size();) {
+    MutexLock lock(&alloc_mu);
+    for (size_t end = std::min(released.size(), i + kAllocSlice); i < end; ++i) {
+      alloc->Unreserve(released[i]);
+    }
   }
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::steady_clock::now() - start).count();

@@ -45,6 +45,28 @@ TEST_CASE("allocator: frees are deferred until their txg is released") {
   CHECK(a.AllocatedExtents().empty());
 }
 
+TEST_CASE("allocator: deferred frees can be released a slice at a time") {
+  Allocator a(SmallGeometry());
+  std::vector<Extent> held;
+  for (int i = 0; i < 10; ++i) held.push_back(*a.Allocate(4096));
+  for (int i = 0; i < 4; ++i) a.Free(3, held[i]);
+  for (int i = 4; i < 10; ++i) a.Free(5, held[i]);
+  const uint64_t free_before = a.free_bytes();
+  // txg 3's four extents, and txg 5's wait: at most three per call.
+  CHECK_FALSE(a.ReleaseDeferred(4, 3));
+  CHECK(a.free_bytes() == free_before + 3 * 4096);
+  CHECK(a.ReleaseDeferred(4, 3));
+  CHECK(a.free_bytes() == free_before + 4 * 4096);
+  CHECK(a.deferred_bytes() == 6 * 4096);
+  CHECK(a.ReleaseDeferred(4, 3));  // nothing left at or below txg 4
+  // Exactly a slice's worth: done in one call.
+  CHECK(a.ReleaseDeferred(5, 6));
+  CHECK(a.deferred_bytes() == 0);
+  CHECK(a.free_bytes() == free_before + 10 * 4096);
+  CHECK(a.ReleaseDeferred(5, 0));
+  CHECK(a.AllocatedExtents().empty());
+}
+
 TEST_CASE("allocator: exhaustion is ResourceExhausted, never a wrong extent") {
   Allocator a(SmallGeometry());
   for (int i = 0; i < 4; ++i) REQUIRE(a.Allocate(1 << 20).ok());
