@@ -44,16 +44,19 @@
 //      A reservation is free in every slab record on disk until the txg
 //      holding its block commits (alloc/allocator.cc, Reservations).
 //   I4 reads never see reused space: ReleaseDeferred and the release of
-//      retired and dropped reservations run under the exclusive read gate,
-//      after every read that might hold a pointer to that space finished.
+//      retired and dropped reservations run after the commit took the read
+//      gate exclusively once, so after every read that might hold a
+//      pointer to that space finished (later reads find only new pointers).
 //
 // Concurrency & lock order
 //   sync_mu (whole commit; Scrub) -> read_gate -> mu -> alloc_mu (a leaf:
 //   nothing is taken under it). Writers reserve space under alloc_mu alone
 //   and write their blocks holding no lock. The sync thread holds
 //   mu only to swap maps and publish results; device writes and the RocksDB
-//   write run without it. Waiters (Flush, sync tasks,
-//   throttled writers) sleep on done_cv.
+//   write run without it. Its allocator work (Commit, the release) takes
+//   alloc_mu for slices of kAllocSlice calls, so a writer's reservation
+//   waits tens of microseconds, not a whole txg's worth (D36). Waiters
+//   (Flush, sync tasks, throttled writers) sleep on done_cv.
 //
 // Crash consistency
 //   What is durable: every txg up to synced_txg in the metadata store. The
