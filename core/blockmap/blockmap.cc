@@ -108,14 +108,16 @@ Result<Version> SeekVersion(KvIterator& it, uint64_t lineage, uint64_t blkno, ui
   return CurrentVersion(it, key);
 }
 
-// The head version of (lineage, blkno), from an iterator that moves forward
-// through the blocks of a txg in key order. A commit's blocks are sorted, so
-// the next block's head is usually a few keys on: stepping there is cheaper
-// than a Seek, which searches every memtable and file again. Seeks when the
-// iterator is not behind the target or the step budget runs out.
-Result<Version> SeekHead(KvIterator& it, uint64_t lineage, uint64_t blkno) {
+// The newest version of (lineage, blkno) born at or before view, from an
+// iterator that moves forward through blocks in key order (a commit's
+// sorted blocks, a read of consecutive blocks): the next block's version
+// is usually a few keys on, and stepping there is cheaper than a Seek,
+// which searches every memtable and file again. Seeks when the iterator
+// is not behind the target or the step budget runs out; lands where
+// SeekVersion would.
+Result<Version> SeekForward(KvIterator& it, uint64_t lineage, uint64_t blkno, uint64_t view) {
   constexpr int kMaxSteps = 8;
-  std::string key = EncodeBlockKey(lineage, blkno, kHeadView);
+  std::string key = EncodeBlockKey(lineage, blkno, view);
   bool behind = it.Valid() && it.key() < key;
   for (int steps = 0; behind && steps < kMaxSteps; ++steps) {
     it.Next();
@@ -123,6 +125,12 @@ Result<Version> SeekHead(KvIterator& it, uint64_t lineage, uint64_t blkno) {
   }
   it.Seek(key);
   return CurrentVersion(it, key);
+}
+
+// The head version of (lineage, blkno), stepping forward (a commit's
+// blocks are sorted).
+Result<Version> SeekHead(KvIterator& it, uint64_t lineage, uint64_t blkno) {
+  return SeekForward(it, lineage, blkno, kHeadView);
 }
 
 // `death` is the version's death (kHeadView while the head sees it), for
@@ -258,9 +266,12 @@ Result<std::optional<BlockPtr>> Pool::Impl::Resolve(LineageId lineage, uint64_t 
 }
 
 Result<std::optional<BlockPtr>> Pool::Impl::Resolve(KvIterator& it, LineageId lineage,
-                                                    uint64_t blkno, uint64_t view) {
+                                                    uint64_t blkno, uint64_t view,
+                                                    bool forward) {
   for (int depth = 0; depth < 1000; ++depth) {
-    BH_ASSIGN_OR_RETURN(auto found, SeekVersion(it, lineage, blkno, view));
+    BH_ASSIGN_OR_RETURN(auto found, forward && depth == 0
+                                        ? SeekForward(it, lineage, blkno, view)
+                                        : SeekVersion(it, lineage, blkno, view));
     if (found) {
       if (found->second.hole) return std::optional<BlockPtr>();
       return std::optional<BlockPtr>(found->second);

@@ -257,10 +257,12 @@ struct Pool::Impl {
   // The committed version of (lineage, blkno) visible at `view`, following
   // clone origins; nullopt when the block reads as zeros.
   Result<std::optional<BlockPtr>> Resolve(LineageId lineage, uint64_t blkno, uint64_t view);
-  // The same with a caller's iterator over kCfBlocks (same_prefix), for
-  // lookups of many blocks.
+  // The same with a caller's iterator over kCfBlocks, for lookups of many
+  // blocks. forward: the iterator is a total-order one (not same_prefix)
+  // and the lookups come in key order, so the first one steps there with
+  // Next where that is near (see SeekForward in blockmap.cc).
   Result<std::optional<BlockPtr>> Resolve(KvIterator& it, LineageId lineage, uint64_t blkno,
-                                          uint64_t view);
+                                          uint64_t view, bool forward = false);
   // Reads committed blocks [first, first + ptrs.size()) whose versions are
   // `ptrs` (nullopt: zeros; skipped where `skip` is set) into `out`, one
   // device read per physically contiguous run.
