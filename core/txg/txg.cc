@@ -95,6 +95,16 @@ namespace {
 // microseconds, where a whole txg's took milliseconds of every writer's time.
 constexpr size_t kAllocSlice = 512;
 
+// Calls fn(i) for every i in [0, n), holding `mu` for kAllocSlice calls at
+// a time.
+template <typename Fn>
+void InSlices(Mutex& mu, size_t n, const Fn& fn) {
+  for (size_t i = 0; i < n;) {
+    MutexLock lock(&mu);
+    for (size_t end = std::min(n, i + kAllocSlice); i < end; ++i) fn(i);
+  }
+}
+
 // A block of the syncing txg: its key and its pointer (placed already).
 struct TxgBlock {
   DirtyKey key;
@@ -188,13 +198,10 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   // Their allocations go into this txg's slab records, ahead of the frees
   // the batch makes; alloc_mu is let go between slices, so writers
   // reserve space meanwhile.
-  for (size_t i = 0; i < blocks.size();) {
-    MutexLock lock(&alloc_mu);
-    for (size_t end = std::min(blocks.size(), i + kAllocSlice); i < end; ++i) {
-      const BlockPtr& ptr = blocks[i].ptr;
-      if (!ptr.hole) alloc->Commit(Extent{ptr.offset, alloc->RoundUp(ptr.psize)});
-    }
-  }
+  InSlices(alloc_mu, blocks.size(), [&](size_t i) {
+    const BlockPtr& ptr = blocks[i].ptr;
+    if (!ptr.hole) alloc->Commit(Extent{ptr.offset, alloc->RoundUp(ptr.psize)});
+  });
 
   // An overwrite puts a block key and a birth key and deletes the old ones.
   batch.Reserve(4 * blocks.size() + 64);
@@ -234,12 +241,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     MutexLock lock(&alloc_mu);
     done = alloc->ReleaseDeferred(txg, kAllocSlice);
   }
-  for (size_t i = 0; i < released.size();) {
-    MutexLock lock(&alloc_mu);
-    for (size_t end = std::min(released.size(), i + kAllocSlice); i < end; ++i) {
-      alloc->Unreserve(released[i]);
-    }
-  }
+  InSlices(alloc_mu, released.size(), [&](size_t i) { alloc->Unreserve(released[i]); });
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::steady_clock::now() - start).count();
   MutexLock guard(&mu);
