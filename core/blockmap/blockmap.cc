@@ -144,8 +144,7 @@ void FreeVersion(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, uint64
   rep.batch->Delete(kCfBirths, EncodeBirthKey(lineage, birth, blkno));
   if (!ptr.hole) {
     uint64_t len = rep.pool->alloc->RoundUp(ptr.psize);
-    MutexLock lock(&rep.pool->alloc_mu);
-    rep.pool->alloc->Free(rep.txg, Extent{ptr.offset, len});
+    rep.frees.push_back(Extent{ptr.offset, len});
     if (progress) progress->bytes += len;
   }
   if (progress) progress->versions++;
@@ -170,10 +169,7 @@ bool ReplaceHeadOnly(SyncContext::Rep& rep, uint64_t lineage, uint64_t blkno, ui
   std::string key = EncodeBlockKey(lineage, blkno, birth);
   if (!rep.freed_versions.insert(key).second) return false;
   SpaceVersion(*rep.pool, lineage, birth, kHeadView, old, /*add=*/false);
-  if (!old.hole) {
-    MutexLock lock(&rep.pool->alloc_mu);
-    rep.pool->alloc->Free(rep.txg, Extent{old.offset, rep.pool->alloc->RoundUp(old.psize)});
-  }
+  if (!old.hole) rep.frees.push_back(Extent{old.offset, rep.pool->alloc->RoundUp(old.psize)});
   SpaceVersion(*rep.pool, lineage, birth, kHeadView, ptr, /*add=*/true);
   rep.batch->Put(kCfBlocks, key, EncodeBlockPtr(ptr));
   return true;
@@ -570,10 +566,7 @@ Result<FreeProgress> SyncContext::DestroyLineage(LineageId lineage, uint64_t lim
     rep_->batch->Delete(kCfBlocks, it->key());
     if (!ptr.hole) {
       uint64_t len = p.alloc->RoundUp(ptr.psize);
-      {
-        MutexLock lock(&p.alloc_mu);
-        p.alloc->Free(rep_->txg, Extent{ptr.offset, len});
-      }
+      rep_->frees.push_back(Extent{ptr.offset, len});
       progress.bytes += len;
       SpaceDestroyed(p, lineage, BlockTally(p, ptr));
     }

@@ -53,9 +53,11 @@
 //   nothing is taken under it). Writers reserve space under alloc_mu alone
 //   and write their blocks holding no lock. The sync thread holds
 //   mu only to swap maps and publish results; device writes and the RocksDB
-//   write run without it. Its allocator work (Commit, the release) takes
-//   alloc_mu for slices of kAllocSlice calls, so a writer's reservation
-//   waits tens of microseconds, not a whole txg's worth (D36). Waiters
+//   write run without it. Its allocator work (Commit, the frees the block
+//   map and the sync tasks collect in SyncContext::Rep::frees, the
+//   release) takes alloc_mu for slices of kAllocSlice calls, so a writer's
+//   reservation waits tens of microseconds, not a whole txg's worth, and
+//   the two threads do not trade the mutex once per block (D36, D38). Waiters
 //   (Flush, sync tasks, throttled writers) sleep on done_cv.
 //
 // Crash consistency
@@ -205,10 +207,13 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
 
   // An overwrite puts a block key and a birth key and deletes the old ones.
   batch.Reserve(4 * blocks.size() + 64);
-  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}, {}};
+  SyncContext::Rep rep{this, txg, &batch, kv->NewIterator(kCfBlocks), Status(), {}, {}, {}, {}};
+  rep.frees.reserve(blocks.size());
   BH_RETURN_IF_ERROR(ApplyBlocks(rep, blocks));
   RunTasks(rep, txg_tasks);
   BH_RETURN_IF_ERROR(rep.failure);
+  // The frees go into this txg's slab records too, in slices as above.
+  InSlices(alloc_mu, rep.frees.size(), [&](size_t i) { alloc->Free(txg, rep.frees[i]); });
   {
     MutexLock lock(&alloc_mu);
     PutSlabRecords(batch, alloc->TakeDirtySlabs(txg));
