@@ -43,6 +43,17 @@ struct KvOptions {
   // named in prefix_families; 0 disables. Not changeable after open.
   size_t prefix_length = 0;
   std::vector<int> prefix_families;
+  // Inserts into a prefix family keep a hint per this many leading bytes of
+  // the key (RocksDB's memtable_insert_with_hint_prefix_extractor): an
+  // insert near the previous one with the same leading bytes repairs the
+  // memtable skiplist's search path from the level where it stops being
+  // valid, instead of searching again from the top. 0 disables; at most
+  // prefix_length. RocksDB keeps ~250 bytes of memtable per distinct
+  // leading bytes, so they should name something few (a lineage). A
+  // DeleteRange in such a family must begin with a key shorter than this
+  // (Write refuses it otherwise): RocksDB 7.x mixes up the hints of range
+  // deletions and point keys when both are in the hint's domain.
+  size_t insert_hint_length = 0;
   // Block cache size in bytes. Default 64 MiB.
   size_t block_cache_bytes = 64ull << 20;
   // Test seam: route all RocksDB file I/O through this injector (not owned;

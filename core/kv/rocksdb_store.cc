@@ -25,8 +25,9 @@
 //     long as the iterator), and the prefix of the last Seek.
 //   On disk: a plain RocksDB directory (WAL, MANIFEST, SST, OPTIONS, LOG).
 //   Every family uses a block-based table with one shared LRU block cache;
-//   prefix families add a bloom filter, a fixed prefix extractor and a
-//   memtable prefix bloom.
+//   prefix families add a bloom filter, a fixed prefix extractor, a
+//   memtable prefix bloom and, with insert_hint_length, memtable insert
+//   hints (a skiplist splice kept per leading bytes).
 //
 // Invariants
 //   - core->db is null iff the store is closed; then every call returns
@@ -156,6 +157,7 @@ struct DbCore {
   std::vector<rocksdb::ColumnFamilyHandle*> extra_handles;
   std::vector<bool> is_prefix_family;  // Index = cf.
   size_t prefix_length = 0;
+  size_t insert_hint_length = 0;  // On the prefix families; 0: none.
   bool read_only = false;
   Mutex iter_mu;  // After mu.
   std::set<RocksKvIterator*> iterators BH_GUARDED_BY(iter_mu);
@@ -429,6 +431,10 @@ Status ValidateOptions(const KvOptions& o) {
   if (o.read_only && o.create_if_missing) {
     return BH_ERROR(kInvalidArgument, "read_only excludes create_if_missing");
   }
+  if (o.insert_hint_length > o.prefix_length) {
+    return BH_ERROR(kInvalidArgument, "insert hint length {} exceeds the prefix length {}",
+                    o.insert_hint_length, o.prefix_length);
+  }
   for (int cf : o.prefix_families) {
     if (cf < 0 || static_cast<size_t>(cf) >= names.size()) {
       return BH_ERROR(kInvalidArgument, "prefix family {} out of range", cf);
@@ -466,6 +472,10 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(const KvOptions& o, bool prefix,
     t.whole_key_filtering = true;
     c.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(o.prefix_length));
     c.memtable_prefix_bloom_size_ratio = kMemtablePrefixBloomRatio;
+    if (o.insert_hint_length > 0) {
+      c.memtable_insert_with_hint_prefix_extractor.reset(
+          rocksdb::NewFixedPrefixTransform(o.insert_hint_length));
+    }
   }
   c.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   return c;
@@ -531,6 +541,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Open(const std::string& path,
   BH_RETURN_IF_ERROR(ValidateOptions(options));
   auto core = std::make_shared<DbCore>();
   core->prefix_length = options.prefix_length;
+  core->insert_hint_length = options.insert_hint_length;
   core->read_only = options.read_only;
   if (options.fault_injector != nullptr) {
     core->env = rocksdb::NewCompositeEnv(options.fault_injector->rep()->fs);
@@ -612,6 +623,16 @@ Status BuildBatch(const DbCore& core, const KvBatch::Rep& rep, rocksdb::WriteBat
         key.size() < core.prefix_length) {
       return BH_ERROR(kInvalidArgument, "key of {} bytes is shorter than the prefix length {} "
                       "of column family {}", key.size(), core.prefix_length, op.cf);
+    }
+    if (op.kind == Kind::kDeleteRange && core.is_prefix_family[op.cf] &&
+        core.insert_hint_length > 0 && key.size() >= core.insert_hint_length) {
+      // RocksDB before 9.2 (its PR 12558) files a range deletion's memtable
+      // insert under the same hints as the point keys of its prefix, and a
+      // point insert then starts from the other table's nodes: a corrupt
+      // memtable. A begin key shorter than the hint is inserted without one.
+      return BH_ERROR(kInvalidArgument, "range delete from a key of {} bytes in column family {}, "
+                      "which keeps memtable insert hints of {} bytes: the begin key must be "
+                      "shorter", key.size(), op.cf, core.insert_hint_length);
     }
     rocksdb::Status s;
     if (op.kind == Kind::kPut) s = wb->Put(h, ToSlice(key), ToSlice(arg));

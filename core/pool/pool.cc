@@ -59,6 +59,12 @@ KvOptions MetaOptions(bool create, KvFaultInjector* injector, bool read_only = f
   o.read_only = read_only;
   o.prefix_length = kBlockKeyPrefix;
   o.prefix_families = {kCfBlocks};
+  // A commit inserts its blocks in key order, each beside the previous one
+  // of its lineage (D39). The hint is the lineage and the top byte of the
+  // block number (the same for every block of a volume below 2^56 blocks):
+  // one byte longer than the lineage prefixes that lineage-wide range
+  // deletes begin with, which keeps them out of the hints (KvOptions).
+  o.insert_hint_length = sizeof(LineageId) + 1;
   o.fault_injector = injector;
   return o;
 }
