@@ -353,45 +353,77 @@ bool Allocator::ReleaseDeferred(uint64_t txg, size_t max_extents) {
 }
 
 std::vector<Allocator::SlabRecord> Allocator::TakeDirtySlabs(uint64_t txg) {
-  std::vector<SlabRecord> out;
-  std::vector<std::map<uint64_t, uint64_t>> parked;  // built once, if a map is due
-  for (size_t i = 0; i < slabs_.size(); ++i) {
-    Slab& slab = slabs_[i];
+  SlabRecordCursor cursor = BeginSlabRecords(txg);
+  while (!StepSlabRecords(cursor, slabs_.size())) {
+  }
+  return std::move(cursor.records);
+}
+
+Allocator::SlabRecordCursor Allocator::BeginSlabRecords(uint64_t txg) const {
+  SlabRecordCursor c;
+  c.txg = txg;
+  c.parked.resize(slabs_.size());
+  const uint64_t first = geometry_.data_start >> geometry_.ashift;
+  const uint64_t per_slab = geometry_.slab_size >> geometry_.ashift;
+  for (const auto& [parked_txg, list] : deferred_) {
+    for (const auto& [start, sectors] : list) {
+      c.parked[(start - first) / per_slab].emplace_back(start, sectors);
+    }
+  }
+  for (auto& list : c.parked) std::sort(list.begin(), list.end());
+  return c;
+}
+
+bool Allocator::StepSlabRecords(SlabRecordCursor& c, size_t max_slabs) {
+  for (size_t done = 0; c.next < slabs_.size() && done < max_slabs; ++c.next) {
+    Slab& slab = slabs_[c.next];
     if (!slab.needs_map && slab.pending.empty()) continue;
+    ++done;
     uint64_t limit = std::max<uint64_t>(kMinLogOps, 2 * slab.free.size());
     if (!slab.needs_map && slab.logged_ops + slab.pending.size() <= limit) {
-      out.push_back(SlabRecord{i, txg, EncodeSlabLog(slab.pending)});
+      c.records.push_back(SlabRecord{c.next, c.txg, EncodeSlabLog(slab.pending)});
       slab.logged_ops += slab.pending.size();
-      slab.pending.clear();
-      continue;
+    } else {
+      // The full map. Parked frees and reservations count as free on disk
+      // (see Invariants): nothing durable points to them.
+      c.records.push_back(SlabRecord{c.next, 0, EncodeSlabMap(FullMap(slab, c.parked[c.next]))});
+      slab.needs_map = false;
+      slab.logged_ops = 0;
     }
-    // The full map. Parked frees count as free on disk (see Invariants).
-    if (parked.empty()) {
-      parked.resize(slabs_.size());
-      uint64_t first = geometry_.data_start >> geometry_.ashift;
-      uint64_t per_slab = geometry_.slab_size >> geometry_.ashift;
-      for (const auto& [parked_txg, list] : deferred_) {
-        for (const auto& [start, sectors] : list) {
-          parked[(start - first) / per_slab].emplace(start, sectors);
-        }
-      }
-    }
-    // So do reservations: nothing durable points to them yet.
-    Slab merged = slab;
-    for (const auto& [start, sectors] : parked[i]) InsertFree(merged, start, sectors);
-    for (const auto& [start, sectors] : slab.reserved) InsertFree(merged, start, sectors);
-    SectorRanges ranges;
-    ranges.reserve(merged.free.size());
-    for (const auto& [start, len] : merged.free) {
-      ranges.emplace_back(static_cast<uint32_t>(start - slab.start),
-                          static_cast<uint32_t>(len));
-    }
-    out.push_back(SlabRecord{i, 0, EncodeSlabMap(ranges)});
-    slab.needs_map = false;
-    slab.logged_ops = 0;
     slab.pending.clear();
   }
-  return out;
+  return c.next == slabs_.size();
+}
+
+SectorRanges Allocator::FullMap(const Slab& slab,
+                                const std::vector<std::pair<uint64_t, uint64_t>>& parked) {
+  // Three sorted, disjoint sets of extents, merged in address order with
+  // neighbours coalesced (as InsertFree would have them).
+  SectorRanges ranges;
+  ranges.reserve(slab.free.size() + slab.reserved.size() + parked.size());
+  auto f = slab.free.begin();
+  auto r = slab.reserved.begin();
+  auto p = parked.begin();
+  uint64_t end = slab.start;  // where the last range ends
+  for (;;) {
+    const uint64_t fs = f != slab.free.end() ? f->first : UINT64_MAX;
+    const uint64_t rs = r != slab.reserved.end() ? r->first : UINT64_MAX;
+    const uint64_t ps = p != parked.end() ? p->first : UINT64_MAX;
+    const uint64_t start = std::min({fs, rs, ps});
+    if (start == UINT64_MAX) break;
+    uint64_t len = 0;
+    if (start == fs) len = (f++)->second;
+    else if (start == rs) len = (r++)->second;
+    else len = (p++)->second;
+    BH_CHECK(start >= end);  // disjoint: no double free
+    if (!ranges.empty() && start == end) {
+      ranges.back().second += static_cast<uint32_t>(len);
+    } else {
+      ranges.emplace_back(static_cast<uint32_t>(start - slab.start), static_cast<uint32_t>(len));
+    }
+    end = start + len;
+  }
+  return ranges;
 }
 
 std::vector<Extent> Allocator::AllocatedExtents() const {

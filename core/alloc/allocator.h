@@ -109,6 +109,26 @@ class Allocator {
   };
   std::vector<SlabRecord> TakeDirtySlabs(uint64_t txg);
 
+  // TakeDirtySlabs in steps of a few slabs, for a caller that lets its lock
+  // go between steps so writers reserve meanwhile (D40): one slab's full
+  // map walks its free, reserved and parked extents, a txg's dirty slabs
+  // took tens of milliseconds at once. BeginSlabRecords reads only the
+  // parked frees, which no one but the thread calling Free and
+  // ReleaseDeferred changes: that thread may call it without the lock.
+  // StepSlabRecords (under the lock) appends the records of up to
+  // `max_slabs` more slabs and returns true once every slab is done.
+  // Reserve and Unreserve between steps change no record: a full map
+  // counts reservations as free either way.
+  struct SlabRecordCursor {
+    uint64_t txg = 0;
+    size_t next = 0;  // the next slab to look at
+    // Parked frees by slab (start sector, length), sorted.
+    std::vector<std::vector<std::pair<uint64_t, uint64_t>>> parked;
+    std::vector<SlabRecord> records;
+  };
+  SlabRecordCursor BeginSlabRecords(uint64_t txg) const;
+  bool StepSlabRecords(SlabRecordCursor& cursor, size_t max_slabs);
+
   // Every allocated extent, merged and sorted (for scrub's leak check);
   // reservations are not allocated.
   std::vector<Extent> AllocatedExtents() const;
@@ -142,6 +162,9 @@ class Allocator {
   };
 
   static void InsertFree(Slab& slab, uint64_t start, uint64_t len);
+  // The full map of a slab: its free, reserved and parked extents, merged.
+  static SectorRanges FullMap(const Slab& slab,
+                              const std::vector<std::pair<uint64_t, uint64_t>>& parked);
   bool AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
                       uint64_t* start, uint64_t* got);
   Slab& SlabOf(uint64_t sector);

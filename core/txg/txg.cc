@@ -96,6 +96,9 @@ namespace {
 // Allocator calls per hold of alloc_mu in a commit: a slice takes tens of
 // microseconds, where a whole txg's took milliseconds of every writer's time.
 constexpr size_t kAllocSlice = 512;
+// Dirty slabs whose records are built per hold of alloc_mu (a full map of
+// a 64 MiB slab walks up to thousands of extents).
+constexpr size_t kSlabsPerHold = 2;
 
 // Calls fn(i) for every i in [0, n), holding `mu` for kAllocSlice calls at
 // a time.
@@ -214,10 +217,15 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_RETURN_IF_ERROR(rep.failure);
   // The frees go into this txg's slab records too, in slices as above.
   InSlices(alloc_mu, rep.frees.size(), [&](size_t i) { alloc->Free(txg, rep.frees[i]); });
-  {
+  // The slab records, a couple of slabs per hold of alloc_mu: all at once
+  // they held writers up for 9-26 ms a commit (D40). The parked frees are
+  // indexed without the lock: only this thread frees and releases.
+  Allocator::SlabRecordCursor slab_records = alloc->BeginSlabRecords(txg);
+  for (bool done = false; !done;) {
     MutexLock lock(&alloc_mu);
-    PutSlabRecords(batch, alloc->TakeDirtySlabs(txg));
+    done = alloc->StepSlabRecords(slab_records, kSlabsPerHold);
   }
+  PutSlabRecords(batch, slab_records.records);
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
   {
