@@ -28,8 +28,10 @@ std::string Hex(unsigned v, int width) {
 
 Rig::Rig() {
   Volctl({"pool", "create", "tank", "--size", "512M"});
+  // Base pages: the test bounds the daemon's VmRSS growth to 1 MiB.
   daemon_ = std::make_unique<DaemonProcess>(
-      home_.path(), std::vector<std::string>{"--login-timeout", std::to_string(kLoginTimeoutS)});
+      home_.path(), std::vector<std::string>{"--login-timeout", std::to_string(kLoginTimeoutS)},
+      Pages::kBaseOnly);
   for (const char* v : {"plain", "chap", "mutual", "acl"}) {
     Volctl({"create", "-s", "-V", "16M", std::string("tank/") + v});
   }
