@@ -129,10 +129,10 @@ class VolumeDevice : public BlockDevice {
   // zfs "available" (VolumeManager::Available): the pool's unreserved free
   // space plus what is left of this volume's own reservation.
   std::optional<ProvisioningStatus> Provisioning() const override {
+    const core::Pool::Room room = pool_->room(cell_->lineage.load(std::memory_order_relaxed));
     ProvisioningStatus st;
-    st.capacity_bytes = pool_->stats().capacity;
-    const uint64_t lineage = cell_->lineage.load(std::memory_order_relaxed);
-    st.available_bytes = pool_->unreserved_free() + pool_->reservation_room(lineage);
+    st.capacity_bytes = room.capacity;
+    st.available_bytes = room.available;
     return st;
   }
 

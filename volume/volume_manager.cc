@@ -821,7 +821,7 @@ Result<DatasetSpace> VolumeManager::Space(const Dataset& ds) const {
 }
 
 uint64_t VolumeManager::Available(const Dataset& ds) const {
-  return impl_->pool->unreserved_free() + impl_->pool->reservation_room(ds.lineage);
+  return impl_->pool->room(ds.lineage).available;
 }
 
 CoalescerStatus VolumeManager::coalescer() const {

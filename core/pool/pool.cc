@@ -414,6 +414,11 @@ uint64_t Pool::reservation_room(LineageId lineage) const {
   return impl_->ReservationRoom(lineage);
 }
 
+Pool::Room Pool::room(LineageId lineage) const {
+  MutexLock lock(&impl_->mu);
+  return {impl_->counters.capacity, impl_->UnreservedFree(0) + impl_->ReservationRoom(lineage)};
+}
+
 PoolStats Pool::stats() const {
   MutexLock lock(&impl_->mu);
   PoolStats s = impl_->counters;

@@ -291,6 +291,15 @@ class Pool {
   // What is left of a lineage's reservation: reservation - bytes born
   // after its newest snapshot - its dirty data (0 when none).
   uint64_t reservation_room(LineageId lineage) const;
+  // The capacity, and what a write to `lineage` could still get
+  // (unreserved_free() + reservation_room(lineage)), read together under
+  // one hold of the pool's lock: the thin-provisioning check asks for
+  // every write, and stats() would also take the allocator's lock.
+  struct Room {
+    uint64_t capacity = 0;
+    uint64_t available = 0;
+  };
+  Room room(LineageId lineage) const;
   // Recomputes a lineage's tallies from the block map (slow: reads every
   // version of the lineage; for scrub and tests). Commits are held off.
   // For a lineage being destroyed only `total` is meaningful.

@@ -86,6 +86,22 @@ TEST_CASE("reservations: thick volumes hold space, thin writes stop short of it"
   CHECK(a.used == 24 * kMiB);
   CHECK(a.referenced == 0);
 
+  // Pool::room, what the thin-provisioning check reads for every write, is
+  // the capacity and the two figures it replaces, read at once (nothing
+  // writes here in between).
+  auto expect_room = [&](const std::string& name) {
+    auto ds = rig.vm->Get(name);
+    REQUIRE(ds.ok());
+    const core::Pool::Room room = rig.pool->room(ds->lineage);
+    CHECK(room.capacity == rig.pool->stats().capacity);
+    CHECK(room.available ==
+          rig.pool->unreserved_free() + rig.pool->reservation_room(ds->lineage));
+    CHECK(rig.vm->Available(*ds) == room.available);
+    return room.available;
+  };
+  // The thick volume's reservation is all room for it, none for others.
+  CHECK(expect_room("a") >= 24 * kMiB);
+
   // A thick volume that does not fit is refused; nothing is created.
   Status big = rig.Create("b", 48 * kMiB, true);
   CHECK(big.code() == Code::kResourceExhausted);
@@ -104,6 +120,8 @@ TEST_CASE("reservations: thick volumes hold space, thin writes stop short of it"
 
   // The thick volume still fills its whole reservation, and overwrites it
   // all again although the pool is otherwise full.
+  CHECK(expect_room("c") < kMiB);
+  CHECK(expect_room("a") >= 24 * kMiB);
   auto [filled, fs] = rig.Fill("a", 24, 200);
   CHECK_MESSAGE(fs.ok(), fs.ToString());
   CHECK(filled == 24);
