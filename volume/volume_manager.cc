@@ -112,6 +112,7 @@
 
 #include "core/base/logging.h"
 #include "core/base/thread_annotations.h"
+#include "core/base/thread_name.h"
 #include "core/base/units.h"
 #include "volume/dataset_format.h"
 #include "volume/internal/manager_impl.h"
@@ -396,7 +397,12 @@ Result<std::unique_ptr<VolumeManager>> VolumeManager::Open(core::Pool* pool,
   impl->options = options;
   BH_RETURN_IF_ERROR(impl->Load());
   Impl* raw = impl.get();
-  if (options.start_coalescer) raw->worker = std::thread([raw] { raw->WorkerLoop(); });
+  if (options.start_coalescer) {
+    raw->worker = std::thread([raw] {
+      NameThisThread("bh-coalesce");
+      raw->WorkerLoop();
+    });
+  }
   return std::unique_ptr<VolumeManager>(new VolumeManager(std::move(impl)));
 }
 

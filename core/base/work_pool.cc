@@ -1,9 +1,16 @@
 #include "core/base/work_pool.h"
 
+#include "core/base/thread_name.h"
+
 namespace blockhaus {
 
-WorkPool::WorkPool(int helpers) {
-  for (int i = 0; i < helpers; ++i) threads_.emplace_back([this] { Help(); });
+WorkPool::WorkPool(int helpers, std::string name) {
+  for (int i = 0; i < helpers; ++i) {
+    threads_.emplace_back([this, name] {
+      NameThisThread(name);
+      Help();
+    });
+  }
 }
 
 WorkPool::~WorkPool() {

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,7 +24,8 @@ namespace blockhaus {
 
 class WorkPool {
  public:
-  explicit WorkPool(int helpers);
+  // Its threads are named `name` (core/base/thread_name.h).
+  WorkPool(int helpers, std::string name);
   ~WorkPool();
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;

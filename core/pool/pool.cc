@@ -16,6 +16,7 @@
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
+#include "core/base/thread_name.h"
 #include "core/pool/internal/pool_impl.h"
 
 namespace blockhaus::core {
@@ -362,10 +363,15 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
     if (helpers < 0) {
       helpers = std::clamp(static_cast<int>(std::thread::hardware_concurrency()) - 1, 0, 3);
     }
-    if (helpers > 0) impl->prepare_pool = std::make_unique<WorkPool>(helpers);
+    if (helpers > 0) impl->prepare_pool = std::make_unique<WorkPool>(helpers, "bh-prepare");
   }
   Impl* raw_impl = impl.get();
-  if (!options.read_only) impl->sync_thread = std::thread([raw_impl] { raw_impl->SyncLoop(); });
+  if (!options.read_only) {
+    impl->sync_thread = std::thread([raw_impl, name = "bh-sync-" + impl->label.name] {
+      NameThisThread(name);
+      raw_impl->SyncLoop();
+    });
+  }
   return std::unique_ptr<Pool>(new Pool(std::move(impl)));
 }
 

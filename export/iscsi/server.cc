@@ -76,6 +76,7 @@
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
+#include "core/base/thread_name.h"
 #include "export/iscsi/internal/connection.h"
 #include "export/iscsi/internal/server_internal.h"
 
@@ -144,7 +145,12 @@ std::string AddressText(const sockaddr_storage& ss, uint16_t* port) {
 // --- IoPool ---
 
 IoPool::IoPool(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      NameThisThread("bh-io-" + std::to_string(i));
+      Run();
+    });
+  }
 }
 
 IoPool::~IoPool() {
@@ -350,7 +356,12 @@ Status EventLoop::Init() {
   return Status::Ok();
 }
 
-void EventLoop::Start() { thread_ = std::thread([this] { Loop(); }); }
+void EventLoop::Start() {
+  thread_ = std::thread([this] {
+    NameThisThread("bh-loop-" + std::to_string(index_));
+    Loop();
+  });
+}
 
 void EventLoop::RequestStop() {
   {

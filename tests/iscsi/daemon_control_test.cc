@@ -2,6 +2,10 @@
 // control socket, exports are stored in the pool and survive a restart.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <set>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/iscsi/daemon_process.h"
@@ -26,6 +30,19 @@ TEST_CASE("commands go to the running daemon and act on its open pools") {
   TempDir home;
   Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
   DaemonProcess daemon(home.path());
+  // Its threads say what they are (top -H, perf, gdb).
+  std::multiset<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(daemon.pid()) + "/task")) {
+    std::string comm = ReadFile(e.path().string() + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    names.insert(comm);
+  }
+  CAPTURE(names.size());
+  for (const char* n : {"bh-loop-0", "bh-io-0", "bh-io-1", "bh-sync-tank", "bh-control",
+                        "bh-coalesce"}) {
+    CHECK_MESSAGE(names.count(n) == 1, n);
+  }
   // The daemon holds the pool's lock: these only work because they are
   // forwarded to it.
   Ok(home.path(), {"create", "-s", "-V", "64M", "tank/vm1"});

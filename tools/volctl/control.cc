@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/base/logging.h"
+#include "core/base/thread_name.h"
 #include "core/pool/pool_dir.h"
 
 namespace blockhaus::tools {
@@ -150,7 +151,10 @@ ControlServer::ControlServer(std::string path, int fd, CommandRunner runner)
       fd_(fd),
       stop_fd_(::eventfd(0, EFD_CLOEXEC)),
       runner_(std::move(runner)),
-      thread_([this] { AcceptLoop(); }) {}
+      thread_([this] {
+        NameThisThread("bh-control");
+        AcceptLoop();
+      }) {}
 
 ControlServer::~ControlServer() {
   uint64_t one = 1;
