@@ -42,7 +42,8 @@
 //   Loop-confined. Calls out, without holding any lock: Target::Execute
 //   (I/O thread), Target::TryExecute (loop thread: a small read or write,
 //   when nothing else of the connection executes, that runs only if it
-//   needs no wait; ServerOptions::inline_read_bytes, inline_write_bytes),
+//   needs no wait; ServerOptions::inline_read_bytes, inline_write_bytes;
+//   a large read only when no further input waits, D43),
 //   Target::StageWrite (loop thread: the data of a write alone on its
 //   connection that is in so far, compressed while the rest arrives, D35),
 //   Target::ResetLun/NexusLost (loop thread, after the
@@ -74,6 +75,7 @@
 
 #include <errno.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -209,12 +211,21 @@ void Connection::ReadSome() {
         size_t used = 0;
         const ReadEvent ev = reader_.Feed(in, &used);
         in = in.subspan(used);
-        if (!OnReadEvent(ev)) return;
+        unfed_ = in.size();
+        const bool go_on = OnReadEvent(ev);
+        unfed_ = 0;
+        if (!go_on) return;
       }
     }
     if (static_cast<size_t>(n) < dst.size()) break;  // drained for now
   }
   FlushOut();
+}
+
+bool Connection::MoreInputWaiting() const {
+  if (unfed_ > 0) return true;
+  int queued = 0;
+  return ::ioctl(fd_, FIONREAD, &queued) == 0 && queued > 0;
 }
 
 bool Connection::OnReadEvent(ReadEvent ev) {
@@ -783,8 +794,11 @@ void Connection::Dispatch(Task* t) {
   // hand-offs. Anything that would wait for a device or a commit goes to
   // the I/O threads as usual.
   const ServerOptions& o = server_->options;
-  const bool small = t->read != t->write &&
-                     t->edtl <= (t->read ? o.inline_read_bytes : o.inline_write_bytes);
+  bool small = t->read != t->write &&
+               t->edtl <= (t->read ? o.inline_read_bytes : o.inline_write_bytes);
+  if (small && t->read && t->edtl > o.inline_read_queued_bytes && MoreInputWaiting()) {
+    small = false;
+  }
   if (small && inflight_ == 0 && session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
     FinishTask(t);
     return;

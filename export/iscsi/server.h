@@ -45,7 +45,12 @@ struct ServerOptions {
   // command. It runs there only if its data and metadata are in memory, so
   // the loop never waits for a device. 0: every command goes to the I/O
   // threads.
-  uint32_t inline_read_bytes = 128u << 10;
+  uint32_t inline_read_bytes = 1u << 20;
+  // A read larger than this is tried there only when no more input of its
+  // connection is waiting: with further commands queued, I/O threads
+  // decompress the large reads side by side while the loop reads and
+  // sends (docs/DECISIONS.md D43).
+  uint32_t inline_read_queued_bytes = 128u << 10;
   // The same for a write of at most this many bytes (whole blocks, no FUA):
   // it runs on the event loop when the pool takes it without waiting for a
   // commit, space or a fence. The hand-offs it spares cost more than the

@@ -37,6 +37,25 @@ class RamTarget : public scsi::Target {
   std::atomic<int> nexus_lost{0};
   std::atomic<int> executed{0};
 
+  // With try_reads set, READ(10) runs when an event loop tries it
+  // (TryExecute), and its EDTL is recorded; everything else, and every
+  // command without it, goes to Execute on an I/O thread.
+  std::atomic<bool> try_reads{false};
+  bool TryExecute(const scsi::Nexus& nexus, const scsi::Command& cmd,
+                  scsi::Response* r) override {
+    if (!try_reads || cmd.cdb[0] != 0x28) return false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tried_reads_.push_back(cmd.expected_length);
+    }
+    Execute(nexus, cmd, r);
+    return true;
+  }
+  std::vector<uint32_t> TriedReads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tried_reads_;
+  }
+
   void Execute(const scsi::Nexus&, const scsi::Command& cmd, scsi::Response* r) override {
     if (hook) hook(cmd);
     ++executed;
@@ -126,6 +145,11 @@ class RamTarget : public scsi::Target {
   }
   void NexusLost(uint64_t) override { ++nexus_lost; }
 
+  void Fill(uint64_t lun, const std::function<uint8_t(size_t)>& byte) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& disk = disks_[lun];
+    for (size_t i = 0; i < disk.size(); ++i) disk[i] = byte(i);
+  }
   std::vector<uint8_t> Snapshot(uint64_t lun) {
     std::lock_guard<std::mutex> lock(mu_);
     return disks_[lun];
@@ -173,6 +197,7 @@ class RamTarget : public scsi::Target {
     }
   }
 
+  std::vector<uint32_t> tried_reads_;
   mutable std::mutex mu_;
   std::map<uint64_t, std::vector<uint8_t>> disks_;
 };

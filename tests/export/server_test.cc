@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "core/base/sync_point.h"
@@ -262,6 +263,83 @@ TEST_CASE("server: immediate data is offered for staging while it arrives") {
   }
   auto disk = rig.ram->Snapshot(0);
   CHECK(std::equal(data.begin(), data.end(), disk.begin() + 16 * 512));
+}
+
+// D43: a read up to inline_read_bytes is tried on the event loop when
+// nothing else of its connection executes, but one larger than
+// inline_read_queued_bytes only when no further command is waiting: queued
+// large reads go to the I/O threads, which run them side by side.
+TEST_CASE("server: a large read runs on the event loop only when no other command waits") {
+  ServerOptions o;
+  o.inline_read_bytes = 512u << 10;
+  o.inline_read_queued_bytes = 64u << 10;
+  ServerRig rig(o);
+  rig.ram->try_reads = true;
+  rig.ram->Fill(0, [](size_t i) { return static_cast<uint8_t>(i * 7 + i / 4096); });
+  auto c = rig.Connect({{"MaxRecvDataSegmentLength", "262144"}});
+  // Receives Data-In until `n` commands have their status; checks each
+  // command's data against the disk.
+  auto answers = [&](const std::vector<std::pair<uint32_t, uint32_t>>& itt_lba, uint32_t bytes) {
+    size_t done = 0;
+    std::map<uint32_t, std::vector<uint8_t>> got;
+    while (done < itt_lba.size()) {
+      auto p = c->Recv();
+      REQUIRE(p.has_value());
+      REQUIRE(BhsOpcode(p->bhs) == 0x25);
+      const DataInBhs d = DecodeDataIn(p->bhs);
+      got[d.itt].insert(got[d.itt].end(), p->data.begin(), p->data.end());
+      if (d.has_status) {
+        CHECK(d.status == 0);
+        ++done;
+      }
+    }
+    const auto disk = rig.ram->Snapshot(0);
+    for (auto [itt, lba] : itt_lba) {
+      REQUIRE(got[itt].size() == bytes);
+      CHECK(std::equal(got[itt].begin(), got[itt].end(), disk.begin() + lba * 512));
+    }
+  };
+  // Several commands in one send, so they reach the target together.
+  auto send_together = [&](uint32_t blocks, int count) {
+    std::vector<uint8_t> wire;
+    std::vector<std::pair<uint32_t, uint32_t>> sent;
+    for (int i = 0; i < count; ++i) {
+      ScsiCommandBhs cmd;
+      cmd.final = true;
+      cmd.read = true;
+      cmd.attr = 1;
+      cmd.itt = ++c->itt;
+      cmd.edtl = blocks * 512;
+      cmd.cmdsn = c->cmdsn++;
+      cmd.expstatsn = c->expstatsn;
+      const uint32_t lba = static_cast<uint32_t>(i) * blocks / 2;
+      cmd.cdb = Cdb10(0x28, lba, static_cast<uint16_t>(blocks));
+      Bhs b;
+      EncodeScsiCommand(cmd, &b);
+      AppendPdu(b, {}, false, false, &wire);
+      sent.emplace_back(cmd.itt, lba);
+    }
+    REQUIRE(c->SendRaw(wire));
+    return sent;
+  };
+
+  // Alone: a 512 KiB read runs on the loop.
+  const uint32_t itt = c->Command(Cdb10(0x28, 0, 1024), 512u << 10, true, false);
+  answers({{itt, 0}}, 512u << 10);
+  CHECK(rig.ram->TriedReads() == std::vector<uint32_t>{512u << 10});
+  // Four 256 KiB reads at once: the loop tries none of them.
+  answers(send_together(512, 4), 256u << 10);
+  CHECK(rig.ram->TriedReads().size() == 1);
+  // Four 64 KiB reads at once: the first one (nothing executing yet) is
+  // tried on the loop as before.
+  answers(send_together(128, 4), 64u << 10);
+  const auto tried = rig.ram->TriedReads();
+  REQUIRE(tried.size() >= 2);
+  CHECK(tried[1] == (64u << 10));
+  // Larger than inline_read_bytes: never on the loop.
+  const uint32_t big = c->Command(Cdb10(0x28, 0, 2048), 1u << 20, true, false);
+  answers({{big, 0}}, 1u << 20);
+  CHECK(rig.ram->TriedReads().size() == tried.size());
 }
 
 TEST_CASE("D2-21: SendTargets with MRDSL=512 and 200 targets is split and filtered") {

@@ -55,6 +55,9 @@ class Connection : public Pollable {
   // buffer, a SCSI Command's immediate data into pending_data_.
   ByteSpan RouteData(const Pdu& header);
   void FlushOut();
+  // Whether more of the peer's bytes wait to be parsed: read but not fed
+  // yet, or still in the socket.
+  bool MoreInputWaiting() const;
   void UpdateInterest();
   void ReleaseCookies();
   // Login
@@ -136,6 +139,7 @@ class Connection : public Pollable {
   PduReader reader_;
   PduWriter writer_;
   std::vector<uint8_t> inbuf_;
+  size_t unfed_ = 0;  // bytes of inbuf_ after the PDU being handled
   // Immediate data of the SCSI Command being read (routed here, then
   // swapped into its task), and the task whose buffer the Data-Out being
   // read is routed into (FreeTask drops the route).
