@@ -807,6 +807,7 @@ void Connection::Dispatch(Task* t) {
   t->loop = loop_;
   t->target = session_.target->luns.get();
   t->nexus = &nexus_;
+  loop_->TaskAway();
   server_->pool->Submit(t);
 }
 

@@ -13,6 +13,10 @@
 //
 //   With io_threads = 0 the loop calls Execute itself: no hop at all, right
 //   for RAM-backed targets and tests, wrong for disk-backed ones.
+//   Before a loop sleeps in epoll_wait it polls for up to
+//   poll_before_sleep while that keeps finding events and none of its
+//   tasks is on an I/O thread (D44): a queue-depth-1 initiator's next
+//   command then finds it awake.
 //
 // Data structures & on-disk format
 //   Server::Rep (server_internal.h) holds the options, the TargetDirectory,
@@ -66,6 +70,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -495,6 +500,7 @@ void EventLoop::DrainMailbox() {
   }
   while (fifo != nullptr) {
     Task* next = fifo->next;
+    --away_;
     fifo->conn->OnTaskDone(fifo);
     fifo = next;
   }
@@ -516,11 +522,32 @@ void EventLoop::Sweep(Clock::time_point now) {
   for (auto& [id, conn] : conns_) conn->Tick(now);
 }
 
+int EventLoop::Wait(epoll_event* events, int max) {
+  const std::chrono::microseconds poll = server_->options.poll_before_sleep;
+  // Not while a task is on an I/O thread: on a small machine the poll
+  // would take the CPU that thread needs.
+  if (poll.count() > 0 && polling_ && away_ == 0) {
+    const Clock::time_point until = Clock::now() + poll;
+    do {
+      const int n = ::epoll_wait(epfd_, events, max, 0);
+      if (n != 0) return n;
+      // A thread woken onto this CPU (the initiator, the sync thread)
+      // runs now rather than after the poll.
+      sched_yield();
+    } while (Clock::now() < until);
+    polling_ = false;  // nothing came in time: sleep until events come quickly again
+  }
+  const Clock::time_point slept = Clock::now();
+  const int n = ::epoll_wait(epfd_, events, max, static_cast<int>(kTick.count()));
+  if (poll.count() > 0 && n > 0 && Clock::now() - slept < poll) polling_ = true;
+  return n;
+}
+
 void EventLoop::Loop() {
   epoll_event events[64];
   Clock::time_point last_sweep = Clock::now();
   while (true) {
-    const int n = ::epoll_wait(epfd_, events, 64, static_cast<int>(kTick.count()));
+    const int n = Wait(events, 64);
     for (int i = 0; i < n; ++i) static_cast<Pollable*>(events[i].data.ptr)->OnEvents(events[i].events);
     DrainMailbox();
     const Clock::time_point now = Clock::now();
@@ -571,7 +598,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   if (directory == nullptr) return BH_ERROR(kInvalidArgument, "no target directory");
   if (options.listen.empty()) return BH_ERROR(kInvalidArgument, "no listen address");
   if (options.event_loops < 1 || options.event_loops > 16 || options.io_threads < 0 ||
-      options.io_threads > 64 || options.cmdsn_window < 1 || options.cmdsn_window > 512) {
+      options.io_threads > 64 || options.cmdsn_window < 1 || options.cmdsn_window > 512 ||
+      options.poll_before_sleep.count() < 0 || options.poll_before_sleep.count() > 1000) {
     return BH_ERROR(kInvalidArgument, "server options out of range");
   }
   auto rep = std::make_unique<Rep>();

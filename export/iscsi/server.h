@@ -57,6 +57,15 @@ struct ServerOptions {
   // write itself on small machines (docs/DECISIONS.md D32). 0: never.
   uint32_t inline_write_bytes = 1u << 20;
 
+  // Before an event loop sleeps in epoll_wait, it polls its sockets for up
+  // to this long, as long as polling pays off (docs/DECISIONS.md D44): an
+  // initiator at queue depth 1 sends its next command tens of microseconds
+  // after the answer, and a loop that slept pays a wake-up and often waits
+  // for its CPU. A poll that finds nothing stops the polling until a sleep
+  // ends sooner than this again, so an idle loop sleeps. 0..1000 us; 0
+  // never polls.
+  std::chrono::microseconds poll_before_sleep{50};
+
   std::chrono::milliseconds login_timeout{15000};   // accept -> full feature phase (SR-L1)
   int max_prelogin_connections = 64;   // global (SR-L2)
   int max_prelogin_per_address = 8;    // per source address (SR-L2)

@@ -3,6 +3,8 @@
 // theory-of-operation comments of server.cc and connection.cc.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -188,6 +190,8 @@ class EventLoop : public Pollable {
   // drops `fn` unrun, once the loop has exited: whatever `fn` would have
   // taken over (an accepted socket) is still the caller's to release.
   bool Post(std::function<void()> fn);
+  // A task of this loop goes to the I/O pool (loop thread).
+  void TaskAway() { ++away_; }
   // A task came back from the I/O pool (called on an I/O thread).
   void Complete(Task* task);
   // Takes ownership of an accepted socket (on the loop thread).
@@ -210,6 +214,9 @@ class EventLoop : public Pollable {
 
  private:
   void Loop();
+  // epoll_wait for at most a tick, polling first while that pays off
+  // (ServerOptions::poll_before_sleep, D44).
+  int Wait(epoll_event* events, int max);
   void DrainMailbox();
   // The loop's last act: refuse further Posts and run what is left.
   void CloseMailbox();
@@ -221,6 +228,8 @@ class EventLoop : public Pollable {
   int wakefd_ = -1;
   std::thread thread_;
   bool stopping_ = false;        // loop thread only
+  bool polling_ = true;          // loop thread only: the last poll or short sleep found events
+  int away_ = 0;                 // loop thread only: tasks on I/O threads
   Mutex mu_;
   std::vector<std::function<void()>> mailbox_ BH_GUARDED_BY(mu_);
   Task* completed_ BH_GUARDED_BY(mu_) = nullptr;
