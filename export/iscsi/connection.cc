@@ -794,12 +794,13 @@ void Connection::Dispatch(Task* t) {
   // hand-offs. Anything that would wait for a device or a commit goes to
   // the I/O threads as usual.
   const ServerOptions& o = server_->options;
-  bool small = t->read != t->write &&
-               t->edtl <= (t->read ? o.inline_read_bytes : o.inline_write_bytes);
-  if (small && t->read && t->edtl > o.inline_read_queued_bytes && MoreInputWaiting()) {
-    small = false;
-  }
-  if (small && inflight_ == 0 && session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
+  const bool small = t->read != t->write &&
+                     t->edtl <= (t->read ? o.inline_read_bytes : o.inline_write_bytes);
+  // A large read only when no further command waits (D43); the socket is
+  // asked only for a read that could otherwise run here.
+  const bool large_read = t->read && t->edtl > o.inline_read_queued_bytes;
+  if (small && inflight_ == 0 && !(large_read && MoreInputWaiting()) &&
+      session_.target->luns->TryExecute(nexus_, t->cmd, &t->response)) {
     FinishTask(t);
     return;
   }
