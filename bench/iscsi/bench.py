@@ -3,13 +3,16 @@
 
   bench.py freeport                      a TCP port free on 127.0.0.1 now
   bench.py fio FILE                      one fio JSON -> a TSV row of metrics
+  bench.py fiocpu FILE                   one fio JSON -> fio's CPU seconds
   bench.py sniff PORT SECONDS READY      login keys seen on lo for PORT
   bench.py iperf FILE                    iperf3 JSON -> received bits/s
   bench.py sample PID DIR                RSS and load samples into DIR/rss.tsv
   bench.py report TSV [label=text ...]   the markdown tables of a run
 
 The TSV the run writes has one row per fio run:
-  phase case run target iops mbps p99_us bytes cpu_s status
+  phase case run target iops mbps p99_us bytes cpu_s status fio_cpu_s machine_busy
+(cpu_s is the target's CPU; machine_busy the fraction of every CPU that was
+busy while fio ran. Rows of older runs without the last two still load.)
 """
 import json
 import os
@@ -61,6 +64,15 @@ def cmd_fio(args):
             if "99.000000" in pct:
                 p99 = max(p99, pct["99.000000"] / 1000.0)
     print(f"{iops:.1f}\t{mbps:.2f}\t{p99:.1f}\t{byts}\t{errors}")
+
+
+def cmd_fiocpu(args):
+    """CPU seconds (user + system) fio spent in its jobs."""
+    text = open(args[0]).read()
+    doc = json.loads(text[text.index("{"):])
+    secs = sum((job["usr_cpu"] + job["sys_cpu"]) / 100.0 * job["job_runtime"] / 1000.0
+               for job in doc["jobs"])
+    print(f"{secs:.3f}")
 
 
 # iSCSI keys whose negotiated value must match between the targets.
@@ -175,6 +187,14 @@ def cmd_iperf(args):
     print(f"{doc['end']['sum_received']['bits_per_second']:.0f}")
 
 
+def optional_float(fields, i):
+    """fields[i] as a float; nan when the row is older and lacks it."""
+    try:
+        return float(fields[i])
+    except (IndexError, ValueError):
+        return float("nan")
+
+
 def load_rows(path):
     rows = []
     for line in open(path):
@@ -183,7 +203,8 @@ def load_rows(path):
             continue
         rows.append(dict(phase=f[0], case=f[1], run=int(f[2]), target=f[3],
                          iops=float(f[4]), mbps=float(f[5]), p99=float(f[6]),
-                         bytes=int(f[7]), cpu=float(f[8]), ok=f[9] == "ok"))
+                         bytes=int(f[7]), cpu=float(f[8]), ok=f[9] == "ok",
+                         client=optional_float(f, 10), busy=optional_float(f, 11)))
     return rows
 
 
@@ -202,8 +223,10 @@ def fmt(x, digits=0):
 def side_stats(rows):
     ok = [r for r in rows if r["ok"]]
     cpu_per_gb = [r["cpu"] / (r["bytes"] / 1e9) for r in ok if r["bytes"] > 0]
+    client_per_gb = [r["client"] / (r["bytes"] / 1e9) for r in ok if r["bytes"] > 0]
     return dict(iops=med([r["iops"] for r in ok]), mbps=med([r["mbps"] for r in ok]),
                 p99=med([r["p99"] for r in ok]) / 1000.0, cpu=med(cpu_per_gb),
+                client=med(client_per_gb), busy=med([r["busy"] for r in ok]),
                 failed=len(rows) - len(ok))
 
 
@@ -242,6 +265,29 @@ def table(rows, phase, a, b, a_label, b_label):
     return "\n".join(out)
 
 
+def cpu_table(rows, phase, a, b, a_label, b_label):
+    """Where the CPUs went: the target's and fio's CPU seconds per GB and
+    how busy the machine was (every CPU = 100%). A case whose machine is
+    near 100% is bounded by CPU, where the target's s/GB decides; one well
+    below it waits (wake-ups, round trips, the device)."""
+    cases = []
+    for r in rows:
+        if r["phase"] == phase and r["case"] not in cases:
+            cases.append(r["case"])
+    out = [f"| case | {a_label} s/GB | fio s/GB | machine busy | "
+           f"{b_label} s/GB | fio s/GB | machine busy |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for c in cases:
+        sa = side_stats([r for r in rows if r["phase"] == phase and r["case"] == c
+                         and r["target"] == a])
+        sb = side_stats([r for r in rows if r["phase"] == phase and r["case"] == c
+                         and r["target"] == b])
+        out.append(f"| {c} | {fmt(sa['cpu'], 2)} | {fmt(sa['client'], 2)} | "
+                   f"{fmt(sa['busy'] * 100)}% | {fmt(sb['cpu'], 2)} | "
+                   f"{fmt(sb['client'], 2)} | {fmt(sb['busy'] * 100)}% |")
+    return "\n".join(out)
+
+
 def cmd_report(args):
     rows = load_rows(args[0])
     labels = dict(a.split("=", 1) for a in args[1:])
@@ -249,6 +295,12 @@ def cmd_report(args):
     if any(r["phase"] == "main" for r in rows):
         parts.append(table(rows, "main", "tgt", "bh",
                            labels.get("tgt", "tgt"), labels.get("bh", "Blockhaus")))
+        if any(r["client"] == r["client"] for r in rows if r["phase"] == "main"):
+            parts.append("CPU per case (medians): the target's and fio's CPU seconds per "
+                         "GB moved, and how busy the whole machine was while fio ran "
+                         "(100% = every CPU):\n\n" +
+                         cpu_table(rows, "main", "tgt", "bh", labels.get("tgt", "tgt"),
+                                   labels.get("bh", "Blockhaus")))
     if any(r["phase"] == "snap" for r in rows):
         parts.append(table(rows, "snap", "none", "snap",
                            labels.get("none", "no snapshots"),
@@ -259,7 +311,7 @@ def cmd_report(args):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    cmd = {"freeport": cmd_freeport, "fio": cmd_fio, "sniff": cmd_sniff,
+    cmd = {"freeport": cmd_freeport, "fio": cmd_fio, "fiocpu": cmd_fiocpu, "sniff": cmd_sniff,
            "iperf": cmd_iperf, "report": cmd_report, "sample": cmd_sample}.get(sys.argv[1])
     if cmd is None:
         sys.exit(__doc__)
