@@ -243,17 +243,23 @@ def ratio_text(a_rows, b_rows):
     return f"**{med(rs):.2f}x** ({rs[0]:.2f}-{rs[-1]:.2f})"
 
 
-def table(rows, phase, a, b, a_label, b_label):
+def by_case(rows, phase, a, b):
+    """(case, rows of target a, rows of target b) for each case of `phase`,
+    in the order the cases ran."""
     cases = []
     for r in rows:
         if r["phase"] == phase and r["case"] not in cases:
             cases.append(r["case"])
+    for c in cases:
+        mine = [r for r in rows if r["phase"] == phase and r["case"] == c]
+        yield (c, [r for r in mine if r["target"] == a], [r for r in mine if r["target"] == b])
+
+
+def table(rows, phase, a, b, a_label, b_label):
     out = [f"| case | {a_label} IOPS | MB/s | p99 ms | CPU s/GB | "
            f"{b_label} IOPS | MB/s | p99 ms | CPU s/GB | {b_label}/{a_label} |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for c in cases:
-        ar = [r for r in rows if r["phase"] == phase and r["case"] == c and r["target"] == a]
-        br = [r for r in rows if r["phase"] == phase and r["case"] == c and r["target"] == b]
+    for c, ar, br in by_case(rows, phase, a, b):
         sa, sb = side_stats(ar), side_stats(br)
         note = ""
         if sa["failed"] or sb["failed"]:
@@ -270,18 +276,11 @@ def cpu_table(rows, phase, a, b, a_label, b_label):
     how busy the machine was (every CPU = 100%). A case whose machine is
     near 100% is bounded by CPU, where the target's s/GB decides; one well
     below it waits (wake-ups, round trips, the device)."""
-    cases = []
-    for r in rows:
-        if r["phase"] == phase and r["case"] not in cases:
-            cases.append(r["case"])
     out = [f"| case | {a_label} s/GB | fio s/GB | machine busy | "
            f"{b_label} s/GB | fio s/GB | machine busy |",
            "|---|---:|---:|---:|---:|---:|---:|"]
-    for c in cases:
-        sa = side_stats([r for r in rows if r["phase"] == phase and r["case"] == c
-                         and r["target"] == a])
-        sb = side_stats([r for r in rows if r["phase"] == phase and r["case"] == c
-                         and r["target"] == b])
+    for c, ar, br in by_case(rows, phase, a, b):
+        sa, sb = side_stats(ar), side_stats(br)
         out.append(f"| {c} | {fmt(sa['cpu'], 2)} | {fmt(sa['client'], 2)} | "
                    f"{fmt(sa['busy'] * 100)}% | {fmt(sb['cpu'], 2)} | "
                    f"{fmt(sb['client'], 2)} | {fmt(sb['busy'] * 100)}% |")
