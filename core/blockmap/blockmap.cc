@@ -16,6 +16,9 @@
 //   see them, keyed lineage|death|blkno|birth. "births" indexes versions by
 //   birth, so rollback and diff touch only what changed after a txg. A hole
 //   version records an unmap (or a clone's unmap) and reads as zeros.
+//   The pool's head cache (HeadCache, D45) remembers the committed head of
+//   the blocks recent txgs wrote, so a commit overwriting them again takes
+//   the D31 path without a lookup; a txg with sync tasks drops it.
 //
 // Invariants
 //   * Overwriting at the head in txg N with previous version p:
@@ -88,6 +91,14 @@ bool SamePrefix(std::string_view key, std::string_view prefix) {
 std::string NextPrefix(uint64_t lineage) { return LineagePrefix(lineage + 1); }
 
 using Version = std::optional<std::pair<uint64_t, BlockPtr>>;
+
+// One head-cache hit in this many is checked against the block map (D45);
+// every one where assertions are on (the sanitizer tree runs every test so).
+#ifdef NDEBUG
+constexpr uint64_t kHeadCacheCheckEvery = 64;
+#else
+constexpr uint64_t kHeadCacheCheckEvery = 1;
+#endif
 
 // The version the iterator stands on, if it is of the block whose keys
 // start like `key`.
@@ -220,12 +231,40 @@ Status ExtendPredecessor(SyncContext::Rep& rep, LineageId lineage, const DeadKey
 // death = this txg when the new version supersedes it.
 Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const LineageInfo& info,
                          uint64_t blkno, const BlockPtr& ptr) {
+  Pool::Impl& p = *rep.pool;
   KvIterator& it = *rep.blocks_it;
+  const DirtyKey key{lineage, blkno};
+  // D45: new data over a head-only version the cache knows takes over its
+  // key without a lookup. A sample of the hits (every one in builds with
+  // assertions) is checked against the block map: a cache that disagrees
+  // fails the commit, which suspends the pool, before anything is freed.
+  if (const HeadCache::Head* cached = p.head_cache.Find(key);
+      cached && cached->birth > info.fence_txg && !ptr.hole) {
+    const HeadCache::Head head = *cached;
+    if (p.head_cache_hits++ % kHeadCacheCheckEvery == 0) {
+      BH_ASSIGN_OR_RETURN(auto stored, SeekHead(it, lineage, blkno));
+      if (!stored || stored->first != head.birth || !(stored->second == head.ptr)) {
+        p.head_cache.Clear();
+        return BH_ERROR(kInternal,
+                        "head cache disagrees with the block map at lineage {} block {} "
+                        "(cached birth {}, stored {})",
+                        lineage, blkno, head.birth, stored ? stored->first : 0);
+      }
+    }
+    if (ReplaceHeadOnly(rep, lineage, blkno, head.birth, head.ptr, ptr)) {
+      p.head_cache.Stage(key, HeadCache::Head{head.birth, ptr});
+      return Status::Ok();
+    }
+  }
   BH_ASSIGN_OR_RETURN(auto cur, SeekHead(it, lineage, blkno));
   if (cur && cur->first > info.fence_txg && !ptr.hole &&
       ReplaceHeadOnly(rep, lineage, blkno, cur->first, cur->second, ptr)) {
+    p.head_cache.Stage(key, HeadCache::Head{cur->first, ptr});
     return Status::Ok();
   }
+  // What follows leaves a new version on top, or a hole, or nothing new:
+  // only the first is worth remembering.
+  p.head_cache.Stage(key, std::nullopt);
   bool first_version = !cur;
   while (cur && cur->first > info.fence_txg) {
     auto [birth, version] = *cur;
@@ -252,6 +291,7 @@ Status ApplyBlockVersion(SyncContext::Rep& rep, LineageId lineage, const Lineage
     if (hidden) SpaceShadow(*rep.pool, lineage, BlockTally(*rep.pool, *hidden), true);
   }
   PutVersion(rep, lineage, blkno, ptr);
+  if (!ptr.hole) p.head_cache.Stage(key, HeadCache::Head{rep.txg, ptr});
   return Status::Ok();
 }
 

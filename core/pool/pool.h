@@ -104,6 +104,9 @@ struct PoolStats {
   uint64_t synced_txg = 0;
   uint64_t txgs_committed = 0;  // since open
   uint64_t last_commit_us = 0;  // duration of the last commit
+  // Block versions commits found in the head cache instead of the block
+  // map (D45), since open.
+  uint64_t head_cache_hits = 0;
 };
 
 struct ScrubReport {

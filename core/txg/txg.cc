@@ -169,6 +169,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   thread_local KvBatch batch;
   Recycle(blocks, map.size());
   batch.Clear();
+  head_cache.DropStaged();  // of a commit that failed (D45)
   std::vector<Extent> dropped;
   // Blocks of lineages destroyed meanwhile are dropped; their space goes
   // back after the commit, when no read can be using it. The map is the
@@ -237,6 +238,13 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   BH_SYNC_POINT("txg:before-metadata");
   BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
   BH_SYNC_POINT("txg:committed");
+  // The heads this txg's blocks left are the committed ones now; a sync
+  // task may have changed any block's (D45).
+  if (txg_tasks.empty()) {
+    head_cache.Publish();
+  } else {
+    head_cache.Clear();
+  }
   // I4: the space this txg freed, and that of blocks replaced while it was
   // open, is reused only after every read that may hold a pointer to it.
   // Taking the gate once waits for those reads; the ones after it find
@@ -265,6 +273,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   RefreshCounters();
   counters.txgs_committed++;
   counters.last_commit_us = static_cast<uint64_t>(us);
+  counters.head_cache_hits = head_cache_hits;
   for (SyncTask* t : txg_tasks) t->done = true;
   done_cv.notify_all();
   return Status::Ok();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <span>
@@ -79,6 +80,74 @@ struct PreparedBlock {
 };
 using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 
+// The committed head version of the blocks recent txgs wrote, so that a
+// commit overwriting them again need not look them up in the block map
+// (D45). A commit over blocks written a moment ago stepped a RocksDB
+// iterator over every older entry of the same keys still in the memtables
+// (D31 rewrites a head-only version under its key): half of the sync
+// thread in sequential writes.
+//
+// An entry says what the block map's committed state holds as the newest
+// version of (lineage, blkno) in that lineage: its birth and pointer. Only
+// the sync thread uses the cache, under sync_mu. Only ApplyBlockVersion
+// changes heads outside sync tasks, and it stages what it leaves as each
+// block's head; Publish() takes the staged entries in once the txg's batch
+// is durable, Clear() drops everything: after a txg that ran sync tasks
+// (snapshots move fences, rollback, promote, destroy and the freeing steps
+// rewrite versions wholesale) and when a commit fails. Memory: two
+// generations of at most `generation` entries each (about 100 bytes an
+// entry); a full one becomes the older, whose entries are dropped.
+class HeadCache {
+ public:
+  struct Head {
+    uint64_t birth = 0;
+    BlockPtr ptr;
+  };
+  explicit HeadCache(size_t generation = 128 * 1024) : generation_(generation) {}
+
+  const Head* Find(const DirtyKey& key) const {
+    if (auto it = current_.find(key); it != current_.end()) return &it->second;
+    if (auto it = previous_.find(key); it != previous_.end()) return &it->second;
+    return nullptr;
+  }
+  // What the txg being built leaves as the head of `key` (nullopt: not
+  // known, or none).
+  void Stage(const DirtyKey& key, std::optional<Head> head) {
+    staged_.emplace_back(key, std::move(head));
+  }
+  // The txg's batch is durable: its staged heads are the committed ones.
+  void Publish() {
+    for (auto& [key, head] : staged_) {
+      previous_.erase(key);
+      if (!head) {
+        current_.erase(key);
+        continue;
+      }
+      current_.insert_or_assign(key, *head);
+      if (current_.size() >= generation_) {
+        previous_.swap(current_);
+        current_.clear();
+      }
+    }
+    staged_.clear();
+  }
+  // Forgets everything, staged entries too.
+  void Clear() {
+    current_.clear();
+    previous_.clear();
+    staged_.clear();
+  }
+  // Drops staged entries only (a txg starts).
+  void DropStaged() { staged_.clear(); }
+  size_t size() const { return current_.size() + previous_.size(); }
+
+ private:
+  using Map = std::unordered_map<DirtyKey, Head, DirtyKeyHash>;
+  size_t generation_;
+  Map current_, previous_;
+  std::vector<std::pair<DirtyKey, std::optional<Head>>> staged_;
+};
+
 // How a StagedWrite reaches the pool that placed its blocks, to give their
 // space back: `pool` is cleared when the pool goes, and a stage that
 // outlives it has nothing to give back.
@@ -137,6 +206,8 @@ struct Pool::Impl {
 
   // Lock order: sync_mu, then read_gate, then mu, then alloc_mu.
   Mutex sync_mu;  // held for a whole commit, and by Scrub
+  HeadCache head_cache;  // used under sync_mu only (D45)
+  uint64_t head_cache_hits = 0;  // under sync_mu; published in counters
   // Readers hold it shared from block-pointer lookup to the end of the data
   // read; the sync thread takes it exclusively before space freed by a
   // committed txg becomes allocatable, so no read sees reused space.
