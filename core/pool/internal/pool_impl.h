@@ -95,7 +95,7 @@ using DirtyMap = std::unordered_map<DirtyKey, DirtyBlock, DirtyKeyHash>;
 // is durable, Clear() drops everything: after a txg that ran sync tasks
 // (snapshots move fences, rollback, promote, destroy and the freeing steps
 // rewrite versions wholesale) and when a commit fails. Memory: two
-// generations of at most `generation` entries each (about 100 bytes an
+// generations of at most `generation` entries each (about 120 bytes an
 // entry); a full one becomes the older, whose entries are dropped.
 class HeadCache {
  public:
