@@ -6,13 +6,13 @@
 
 #include "core/pool/internal/pool_impl.h"
 #include "core/pool/pool.h"
+#include "tests/core/pool_rig.h"
 #include "tests/test_util.h"
 
 namespace blockhaus::core {
 namespace {
 
 using testing::PatternBlock;
-using testing::TempDir;
 
 constexpr size_t kBs = 16384;
 constexpr uint64_t kBlocks = 24;
@@ -76,25 +76,11 @@ TEST_CASE("head cache: two generations bound it, the newest heads stay") {
   CHECK(cache.Find({1, 7}) == nullptr);
 }
 
-class Rig {
+// The shared rig, with one lineage written and read whole.
+class Rig : public testing::PoolRig {
  public:
-  Rig() {
-    PoolCreateOptions o;
-    o.name = "tank";
-    o.data_size = 64 << 20;
-    REQUIRE(Pool::Create(tmp_ / "pool", o).ok());
-    auto p = Pool::Open(tmp_ / "pool");
-    REQUIRE(p.ok());
-    pool = std::move(p).value();
-    lineage = Task([](SyncContext& ctx) { return ctx.CreateLineage({}); });
-  }
+  Rig() : lineage(NewLineage()) {}
 
-  template <typename Fn>
-  uint64_t Task(Fn fn) {
-    uint64_t out = 0;
-    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& ctx) { out = fn(ctx); }).ok());
-    return out;
-  }
   // Writes every block with `tag` and commits.
   void WriteAll(uint64_t tag) {
     for (uint64_t b = 0; b < kBlocks; ++b) {
@@ -109,17 +95,9 @@ class Rig {
       CHECK_MESSAGE(out == PatternBlock(kBs, tag, b), "block ", b, " view ", view);
     }
   }
-  void CheckClean() {
-    auto r = pool->Scrub();
-    REQUIRE(r.ok());
-    for (const auto& p : r->problems) MESSAGE(p);
-    CHECK(r->clean());
-  }
   uint64_t hits() { return pool->stats().head_cache_hits; }
 
-  TempDir tmp_;
-  std::unique_ptr<Pool> pool;
-  LineageId lineage = 0;
+  LineageId lineage;
 };
 
 TEST_CASE("head cache: overwrites of blocks the last txgs wrote skip the lookup") {
@@ -132,7 +110,7 @@ TEST_CASE("head cache: overwrites of blocks the last txgs wrote skip the lookup"
   CHECK(rig.hits() == 2 * kBlocks);
   rig.CheckAll(3);
   // Only the newest versions hold space: the replaced ones were freed.
-  rig.CheckClean();
+  rig.Clean();
   REQUIRE(rig.pool->Close().ok());
 }
 
@@ -140,7 +118,7 @@ TEST_CASE("head cache: a snapshot makes commits look again, and keeps its versio
   Rig rig;
   rig.WriteAll(1);
   rig.WriteAll(2);
-  uint64_t snap = rig.Task([&](SyncContext& ctx) { return ctx.SnapshotLineage(rig.lineage); });
+  uint64_t snap = rig.Snapshot(rig.lineage);
   uint64_t before = rig.hits();
   rig.WriteAll(3);  // over versions the snapshot sees: dead-listed, not replaced
   CHECK(rig.hits() == before);
@@ -148,13 +126,13 @@ TEST_CASE("head cache: a snapshot makes commits look again, and keeps its versio
   CHECK(rig.hits() == before + kBlocks);
   rig.CheckAll(2, snap);
   rig.CheckAll(4);
-  rig.CheckClean();
+  rig.Clean();
 }
 
 TEST_CASE("head cache: unmaps, rollback and reopen leave nothing stale") {
   Rig rig;
   rig.WriteAll(1);
-  uint64_t snap = rig.Task([&](SyncContext& ctx) { return ctx.SnapshotLineage(rig.lineage); });
+  uint64_t snap = rig.Snapshot(rig.lineage);
   rig.WriteAll(2);
   rig.WriteAll(3);
   // Unmap half the blocks: their heads are not cached any more.
@@ -164,13 +142,13 @@ TEST_CASE("head cache: unmaps, rollback and reopen leave nothing stale") {
   rig.WriteAll(4);
   CHECK(rig.hits() == before + kBlocks / 2);  // the odd blocks only
   rig.CheckAll(4);
-  rig.CheckClean();
+  rig.Clean();
 
   // A rollback rewrites the lineage in a sync task: the cache is dropped
   // and the next commit finds the revived versions in the block map.
-  CHECK(rig.Task([&](SyncContext& ctx) {
-    return ctx.RollbackLineage(rig.lineage, snap, 1000).ok() ? uint64_t{1} : uint64_t{0};
-  }) == 1);
+  REQUIRE(rig.pool->RunSyncTask(nullptr, [&](SyncContext& ctx) {
+    CHECK(ctx.RollbackLineage(rig.lineage, snap, 1000).ok());
+  }).ok());
   rig.CheckAll(1);
   before = rig.hits();
   rig.WriteAll(5);  // over the snapshot's versions
@@ -179,14 +157,11 @@ TEST_CASE("head cache: unmaps, rollback and reopen leave nothing stale") {
   CHECK(rig.hits() == before + kBlocks);
   rig.CheckAll(6);
   rig.CheckAll(1, snap);
-  rig.CheckClean();
+  rig.Clean();
 
   // A reopened pool starts with an empty cache.
   REQUIRE(rig.pool->Close().ok());
-  rig.pool.reset();
-  auto again = Pool::Open(rig.tmp_ / "pool");
-  REQUIRE(again.ok());
-  rig.pool = std::move(again).value();
+  rig.Reopen();
   CHECK(rig.hits() == 0);
   rig.WriteAll(7);
   CHECK(rig.hits() == 0);
@@ -194,7 +169,7 @@ TEST_CASE("head cache: unmaps, rollback and reopen leave nothing stale") {
   CHECK(rig.hits() == kBlocks);
   rig.CheckAll(8);
   rig.CheckAll(1, snap);
-  rig.CheckClean();
+  rig.Clean();
 }
 
 }  // namespace

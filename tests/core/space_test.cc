@@ -8,6 +8,7 @@
 #include "core/kv/kv_store.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/pool/pool.h"
+#include "tests/core/pool_rig.h"
 #include "tests/test_util.h"
 
 namespace blockhaus::core {
@@ -73,31 +74,9 @@ TEST_CASE("space format: golden bytes and round trip") {
   CHECK(DecodeSpaceKey("abc").status().code() == Code::kCorruption);
 }
 
-class Rig {
+// The shared rig, plus writes of uncompressed blocks and checked tallies.
+class Rig : public testing::PoolRig {
  public:
-  Rig() {
-    PoolCreateOptions o;
-    o.name = "tank";
-    o.data_size = 64 << 20;
-    REQUIRE(Pool::Create(tmp / "pool", o).ok());
-    Reopen();
-  }
-  void Reopen() {
-    pool.reset();
-    auto p = Pool::Open(tmp / "pool");
-    REQUIRE(p.ok());
-    pool = std::move(p).value();
-  }
-  LineageId NewLineage(LineageInfo info = {}) {
-    LineageId id = 0;
-    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& c) { id = c.CreateLineage(info); }).ok());
-    return id;
-  }
-  uint64_t Snapshot(LineageId l) {
-    uint64_t t = 0;
-    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& c) { t = c.SnapshotLineage(l); }).ok());
-    return t;
-  }
   void Write(LineageId l, uint64_t b, uint64_t tag) {
     REQUIRE(pool->Write(l, b, PatternBlock(kBs, 3, tag), kOff).ok());
   }
@@ -110,15 +89,6 @@ class Rig {
     CHECK(*recount == *s);
     return *s;
   }
-  void Clean() {
-    auto r = pool->Scrub();
-    REQUIRE(r.ok());
-    for (const auto& p : r->problems) MESSAGE(p);
-    CHECK(r->clean());
-  }
-
-  TempDir tmp;
-  std::unique_ptr<Pool> pool;
 };
 
 TEST_CASE("space: snapshots, overwrites, release, clone and rollback keep exact tallies") {
