@@ -11,8 +11,11 @@
 
 The TSV the run writes has one row per fio run:
   phase case run target iops mbps p99_us bytes cpu_s status fio_cpu_s machine_busy
+  disk_bytes
 (cpu_s is the target's CPU; machine_busy the fraction of every CPU that was
-busy while fio ran. Rows of older runs without the last two still load.)
+busy while fio ran; disk_bytes what reached the work directory's device
+while fio ran, -1 when unknown. Rows of older runs without the last three
+still load.)
 """
 import json
 import os
@@ -204,7 +207,8 @@ def load_rows(path):
         rows.append(dict(phase=f[0], case=f[1], run=int(f[2]), target=f[3],
                          iops=float(f[4]), mbps=float(f[5]), p99=float(f[6]),
                          bytes=int(f[7]), cpu=float(f[8]), ok=f[9] == "ok",
-                         client=optional_float(f, 10), busy=optional_float(f, 11)))
+                         client=optional_float(f, 10), busy=optional_float(f, 11),
+                         disk=optional_float(f, 12)))
     return rows
 
 
@@ -224,10 +228,11 @@ def side_stats(rows):
     ok = [r for r in rows if r["ok"]]
     cpu_per_gb = [r["cpu"] / (r["bytes"] / 1e9) for r in ok if r["bytes"] > 0]
     client_per_gb = [r["client"] / (r["bytes"] / 1e9) for r in ok if r["bytes"] > 0]
+    disk_per_gb = [r["disk"] / r["bytes"] for r in ok if r["bytes"] > 0 and r["disk"] >= 0]
     return dict(iops=med([r["iops"] for r in ok]), mbps=med([r["mbps"] for r in ok]),
                 p99=med([r["p99"] for r in ok]) / 1000.0, cpu=med(cpu_per_gb),
                 client=med(client_per_gb), busy=med([r["busy"] for r in ok]),
-                failed=len(rows) - len(ok))
+                disk=med(disk_per_gb), failed=len(rows) - len(ok))
 
 
 def ratio_text(a_rows, b_rows):
@@ -275,15 +280,17 @@ def cpu_table(rows, phase, a, b, a_label, b_label):
     """Where the CPUs went: the target's and fio's CPU seconds per GB and
     how busy the machine was (every CPU = 100%). A case whose machine is
     near 100% is bounded by CPU, where the target's s/GB decides; one well
-    below it waits (wake-ups, round trips, the device)."""
-    out = [f"| case | {a_label} s/GB | fio s/GB | machine busy | "
-           f"{b_label} s/GB | fio s/GB | machine busy |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    below it waits (wake-ups, round trips, the device). The disk column is
+    the bytes that reached the device while fio ran per byte fio moved: a
+    target whose writes stay in the page cache through the run shows ~0."""
+    out = [f"| case | {a_label} s/GB | fio s/GB | machine busy | disk GB/GB | "
+           f"{b_label} s/GB | fio s/GB | machine busy | disk GB/GB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c, ar, br in by_case(rows, phase, a, b):
         sa, sb = side_stats(ar), side_stats(br)
         out.append(f"| {c} | {fmt(sa['cpu'], 2)} | {fmt(sa['client'], 2)} | "
-                   f"{fmt(sa['busy'] * 100)}% | {fmt(sb['cpu'], 2)} | "
-                   f"{fmt(sb['client'], 2)} | {fmt(sb['busy'] * 100)}% |")
+                   f"{fmt(sa['busy'] * 100)}% | {fmt(sa['disk'], 2)} | {fmt(sb['cpu'], 2)} | "
+                   f"{fmt(sb['client'], 2)} | {fmt(sb['busy'] * 100)}% | {fmt(sb['disk'], 2)} |")
     return "\n".join(out)
 
 
@@ -296,8 +303,9 @@ def cmd_report(args):
                            labels.get("tgt", "tgt"), labels.get("bh", "Blockhaus")))
         if any(r["client"] == r["client"] for r in rows if r["phase"] == "main"):
             parts.append("CPU per case (medians): the target's and fio's CPU seconds per "
-                         "GB moved, and how busy the whole machine was while fio ran "
-                         "(100% = every CPU):\n\n" +
+                         "GB moved, how busy the whole machine was while fio ran "
+                         "(100% = every CPU), and the bytes that reached the disk "
+                         "while fio ran per byte moved:\n\n" +
                          cpu_table(rows, "main", "tgt", "bh", labels.get("tgt", "tgt"),
                                    labels.get("bh", "Blockhaus")))
     if any(r["phase"] == "snap" for r in rows):
