@@ -4,7 +4,8 @@
 // snapshot), in units the initiator chooses. Writes smaller than a volume
 // block read-modify-write it under a per-block lock; whole blocks of zeros
 // are stored as holes (they use no space). Writes are acknowledged from the
-// open txg and are durable after Flush() (what SYNCHRONIZE CACHE maps to).
+// open txg and are durable after Flush() (what SYNCHRONIZE CACHE maps to;
+// a volume flushes through the pool's intent log, core::Pool::FlushWrites).
 //
 // Errors: InvalidArgument (range beyond the volume, or overflow),
 // PermissionDenied (write to a snapshot or a readonly volume),

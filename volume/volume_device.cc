@@ -124,7 +124,7 @@ class VolumeDevice : public BlockDevice {
     return Status::Ok();
   }
 
-  Status Flush() override { return pool_->Flush().status(); }
+  Status Flush() override { return pool_->FlushWrites(); }
 
   // zfs "available" (VolumeManager::Available): the pool's unreserved free
   // space plus what is left of this volume's own reservation.

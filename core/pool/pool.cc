@@ -18,6 +18,7 @@
 #include "core/base/sync_point.h"
 #include "core/base/thread_name.h"
 #include "core/pool/internal/pool_impl.h"
+#include "core/txg/intent_format.h"
 
 namespace blockhaus::core {
 namespace {
@@ -253,10 +254,18 @@ Status LoadMetadata(Pool::Impl& p) {
   }
   BH_ASSIGN_OR_RETURN(auto format_v, p.kv->Get(kCfDefault, kMetaKeyFormat));
   BH_ASSIGN_OR_RETURN(uint64_t format, DecodeU64(format_v, kMetaKeyFormat));
-  if (format != kMetaFormatVersion) {
+  if (format < kMetaFormatOldest || format > kMetaFormatVersion) {
     return BH_ERROR(kFailedPrecondition,
-                    "pool {} has metadata format {}, this build reads only format {}; "
-                    "recreate the pool", p.label.name, format, kMetaFormatVersion);
+                    "pool {} has metadata format {}, this build reads formats {} to {}; "
+                    "recreate the pool", p.label.name, format, kMetaFormatOldest,
+                    kMetaFormatVersion);
+  }
+  if (format < kMetaFormatVersion && !p.options.read_only) {
+    // From here on the pool may hold intent log records, which a build of
+    // the older format would not replay: it must refuse the pool.
+    KvBatch upgrade;
+    upgrade.Put(kCfDefault, kMetaKeyFormat, EncodeU64(kMetaFormatVersion));
+    BH_RETURN_IF_ERROR(p.kv->Write(upgrade, /*sync=*/true));
   }
   BH_ASSIGN_OR_RETURN(auto txg_v, p.kv->Get(kCfDefault, kMetaKeySyncedTxg));
   BH_ASSIGN_OR_RETURN(uint64_t synced, DecodeU64(txg_v, kMetaKeySyncedTxg));
@@ -372,7 +381,9 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
       raw_impl->SyncLoop();
     });
   }
-  return std::unique_ptr<Pool>(new Pool(std::move(impl)));
+  std::unique_ptr<Pool> pool(new Pool(std::move(impl)));
+  BH_RETURN_IF_ERROR(raw_impl->ReplayIntentLog());
+  return pool;
 }
 
 Status Pool::Close() {
@@ -568,6 +579,10 @@ BlockPtr Pool::Impl::InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock b
     open_bytes -= it->second.ptr.lsize;
     open_by_lineage[lineage] -= it->second.ptr.lsize;
     replaced = it->second.ptr;
+  }
+  if (options.intent_log_max_bytes > 0) {
+    open_unlogged.push_back(it->first);
+    open_unlogged_bytes += kIntentEntryOverhead + (block.ptr.hole ? 0 : block.ptr.psize);
   }
   it->second = std::move(block);
   open_bytes += bytes;
@@ -1018,6 +1033,13 @@ Result<uint64_t> Pool::Flush() {
     }
   }
   return p.WaitForTxg(target);
+}
+
+Status Pool::FlushWrites() {
+  if (impl_->options.read_only) return Status::Ok();
+  BH_ASSIGN_OR_RETURN(bool logged, impl_->LogWrites());
+  if (logged) return Status::Ok();
+  return Flush().status();
 }
 
 Result<uint64_t> Pool::RunSyncTask(CheckFn check, SyncFn sync) {

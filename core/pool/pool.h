@@ -6,8 +6,11 @@
 // commits on a timer, past a dirty-data limit, or on Flush(). A committed txg
 // is durable: its data was fdatasync'ed before one synced RocksDB batch made
 // the block pointers, allocator maps and sync-task changes visible together.
-// See core/txg/txg.cc for the commit protocol and core/blockmap/blockmap.cc
-// for versions, views, holes and dead lists.
+// FlushWrites() makes writes durable without a commit when they are few:
+// their blocks go into an intent log, replayed by the next Open after a
+// crash. See core/txg/txg.cc for the commit protocol, core/txg/intent_log.cc
+// for the intent log and core/blockmap/blockmap.cc for versions, views,
+// holes and dead lists.
 //
 // Views: Read(..., kHeadView, ...) sees the newest data, including the open
 // txg. Read(..., T, ...) sees the newest version born at or before committed
@@ -85,6 +88,11 @@ struct PoolOptions {
   // checksum them beside the writing thread; -1: one fewer than the CPUs,
   // at most 3.
   int prepare_threads = -1;
+  // FlushWrites() logs the uncommitted writes and unmaps (core/txg/
+  // intent_log.cc) instead of committing them while they take at most this
+  // many bytes (payloads plus ~80 bytes a block); beyond, it commits. 0:
+  // never log, FlushWrites() is Flush().
+  uint64_t intent_log_max_bytes = 1ull << 20;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;
@@ -107,6 +115,12 @@ struct PoolStats {
   // Block versions commits found in the head cache instead of the block
   // map (D45), since open.
   uint64_t head_cache_hits = 0;
+  // Intent log (core/txg/intent_log.cc), since open: FlushWrites() calls
+  // made durable by a record instead of a commit, the records' bytes, and
+  // the blocks Open replayed from records a crash left.
+  uint64_t intent_records = 0;
+  uint64_t intent_bytes = 0;
+  uint64_t intent_replayed_blocks = 0;
 };
 
 struct ScrubReport {
@@ -239,6 +253,12 @@ class Pool {
   // Commits everything written so far and returns the txg that made it
   // durable. Concurrent callers share one commit (group commit).
   Result<uint64_t> Flush();
+  // Makes every write and unmap done so far durable (SYNCHRONIZE CACHE, FUA):
+  // with at most options.intent_log_max_bytes of them uncommitted and no
+  // sync task waiting, by one synced intent log record, else by Flush().
+  // Logged blocks stay in their txg, which commits as usual; committed
+  // state (LookupCommitted, ChangedBlocks, views) does not see them before.
+  Status FlushWrites();
 
   // Runs `check` and then `sync` on the sync thread inside one txg and waits
   // until that txg is durable (ZFS sync task). `check` may fail (nothing

@@ -30,7 +30,9 @@
 //        allocation of each block's reserved space (Allocator::Commit),
 //        superseded versions (freed, or moved to the dead list when a
 //        snapshot sees them), sync-task changes, dirty slab maps, the
-//        changed space tallies (blockmap/accounting.cc), and synced_txg.
+//        changed space tallies (blockmap/accounting.cc), synced_txg, and
+//        the deletion of the intent log records this txg makes obsolete
+//        (intent_log.cc).
 //   The txg is durable when 2 returns. Flush() returns then.
 //
 // Invariants
@@ -84,11 +86,13 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <set>
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
 #include "core/pool/internal/pool_impl.h"
+#include "core/txg/intent_format.h"
 
 namespace blockhaus::core {
 namespace {
@@ -177,12 +181,23 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   // looked at under mu, so writers and readers are not held up for a walk
   // over tens of thousands of blocks (D36).
   std::set<LineageId> live;
+  // Intent log records of this txg and before are obsolete once it is
+  // durable: the batch deletes them (intent_log.cc). Records written from
+  // here on (the next txg's) are left to the next commit.
+  std::optional<uint64_t> trim_end;
   {
     MutexLock guard(&mu);
     for (const auto& [id, info] : lineages) {
       if (!info.destroying) live.insert(id);
     }
+    if (intent_untrimmed) {
+      trim_end = std::max(txg, intent_trim_floor) + 1;
+      intent_untrimmed = false;
+      intent_untrimmed_bytes = 0;
+      intent_trim_floor = 0;
+    }
   }
+
   for (const auto& [key, dirty] : map) {
     if (live.contains(key.lineage)) {
       blocks.push_back(TxgBlock{key, dirty.ptr});
@@ -229,6 +244,9 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   PutSlabRecords(batch, slab_records.records);
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
+  if (trim_end) {
+    batch.DeleteRange(kCfDefault, EncodeIntentKey(0, 0), EncodeIntentKey(*trim_end, 0));
+  }
   {
     MutexLock guard(&mu);
     PutMeta(batch, kMetaKeyNextLineage, next_lineage);
@@ -270,6 +288,8 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   syncing.reset();
   syncing_bytes = 0;
   syncing_by_lineage.clear();
+  syncing_unlogged.clear();
+  syncing_unlogged_bytes = 0;
   RefreshCounters();
   counters.txgs_committed++;
   counters.last_commit_us = static_cast<uint64_t>(us);
@@ -305,6 +325,10 @@ void Pool::Impl::SyncLoop() {
     open_bytes = 0;
     syncing_by_lineage = std::move(open_by_lineage);
     open_by_lineage.clear();
+    syncing_unlogged = std::move(open_unlogged);
+    open_unlogged.clear();
+    syncing_unlogged_bytes = open_unlogged_bytes;
+    open_unlogged_bytes = 0;
     std::vector<SyncTask*> batch_tasks = std::move(pending_tasks);
     pending_tasks.clear();
     done_cv.notify_all();  // throttled writers may go on

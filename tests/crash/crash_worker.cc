@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
       Log(CrashOp::kUnmap, b, 0);
       s = (*pool)->Unmap(lineage, b);
     } else {
+      // Half of the flushes go through the intent log (D46), half commit.
       Log(CrashOp::kFlushStart, 0, 0);
-      s = (*pool)->Flush().status();
+      s = dice < 92 ? (*pool)->FlushWrites() : (*pool)->Flush().status();
       if (s.ok()) Log(CrashOp::kFlushDone, 0, 0);
     }
     if (!s.ok()) {

@@ -36,13 +36,14 @@ struct FaultRig : CrashPoolRig {
   }
 };
 
-// Writes new versions of the 8 blocks and flushes; returns the flush status.
-Status OverwriteAndFlush(Pool& pool, LineageId lineage) {
+// Writes new versions of the 8 blocks and flushes (by a commit, or through
+// the intent log); returns the flush status.
+Status OverwriteAndFlush(Pool& pool, LineageId lineage, bool intent_log = false) {
   for (uint64_t b = 0; b < 8; ++b) {
     Status s = pool.Write(lineage, b, PatternBlock(kCrashBlockSize, 1, 100 + b), {});
     if (!s.ok()) return s;
   }
-  return pool.Flush().status();
+  return intent_log ? pool.FlushWrites() : pool.Flush().status();
 }
 
 TEST_CASE("fault: data vdev errors suspend the pool and lose nothing durable") {
@@ -74,8 +75,10 @@ TEST_CASE("fault: data vdev errors suspend the pool and lose nothing durable") {
 }
 
 TEST_CASE("fault: metadata write and sync errors suspend the pool") {
-  for (int kind = 0; kind < 3; ++kind) {
+  for (int kind = 0; kind < 6; ++kind) {
     CAPTURE(kind);
+    // Kinds 3-5 fail the intent log record instead of the commit's batch.
+    const bool intent_log = kind >= 3;
     FaultRig rig;
     KvFaultInjector kv(7);
     PoolOptions po;
@@ -83,12 +86,13 @@ TEST_CASE("fault: metadata write and sync errors suspend the pool") {
     {
       auto pool = Pool::Open(rig.tmp / "pool", po);
       REQUIRE(pool.ok());
-      if (kind == 0) kv.FailNthWrite(1, /*enospc=*/false);
-      if (kind == 1) kv.FailNthWrite(1, /*enospc=*/true);
-      if (kind == 2) kv.FailNthSync(1);
-      Status s = OverwriteAndFlush(**pool, rig.lineage);
+      if (kind % 3 == 0) kv.FailNthWrite(1, /*enospc=*/false);
+      if (kind % 3 == 1) kv.FailNthWrite(1, /*enospc=*/true);
+      if (kind % 3 == 2) kv.FailNthSync(1);
+      Status s = OverwriteAndFlush(**pool, rig.lineage, intent_log);
       CHECK(!s.ok());
       CHECK(!(*pool)->health().ok());
+      if (intent_log) CHECK((*pool)->stats().intent_records == 0);
       (*pool)->Close().IgnoreError();  // reports the same failure
     }
     kv.ClearFaults();

@@ -48,7 +48,11 @@ inline constexpr std::string_view kMetaKeySyncedTxg = "synced_txg";
 inline constexpr std::string_view kMetaKeyNextLineage = "next_lineage";
 inline constexpr std::string_view kMetaKeyFormat = "format_version";
 // 2: the "space" column family (space accounting). Older pools are refused.
-inline constexpr uint64_t kMetaFormatVersion = 2;
+// 3: intent log records in the default family (txg/intent_format.h). A
+// format 2 pool is upgraded by its first read-write open, so that a build
+// that would not replay the log refuses the pool instead of ignoring it.
+inline constexpr uint64_t kMetaFormatVersion = 3;
+inline constexpr uint64_t kMetaFormatOldest = 2;
 
 struct DirtyKey {
   uint64_t lineage;
@@ -204,7 +208,10 @@ struct Pool::Impl {
   // constructor and destructor set and clear it).
   std::shared_ptr<StageAnchor> stage_anchor = std::make_shared<StageAnchor>();
 
-  // Lock order: sync_mu, then read_gate, then mu, then alloc_mu.
+  // Lock order: intent_mu, sync_mu, then read_gate, then mu, then alloc_mu.
+  // One intent log record is built and written at a time, in seq order
+  // (core/txg/intent_log.cc).
+  Mutex intent_mu;
   Mutex sync_mu;  // held for a whole commit, and by Scrub
   HeadCache head_cache;  // used under sync_mu only (D45)
   uint64_t head_cache_hits = 0;  // under sync_mu; published in counters
@@ -235,6 +242,23 @@ struct Pool::Impl {
   uint64_t next_lineage BH_GUARDED_BY(mu) = 1;
   PoolStats counters BH_GUARDED_BY(mu);
   std::thread sync_thread;
+  // Intent log (core/txg/intent_log.cc). The blocks of the open and the
+  // syncing txg put since the last record (a key may repeat), and what
+  // logging them would take (kIntentEntryOverhead + psize each).
+  std::vector<DirtyKey> open_unlogged BH_GUARDED_BY(mu);
+  std::vector<DirtyKey> syncing_unlogged BH_GUARDED_BY(mu);
+  uint64_t open_unlogged_bytes BH_GUARDED_BY(mu) = 0;
+  uint64_t syncing_unlogged_bytes BH_GUARDED_BY(mu) = 0;
+  uint64_t intent_seq BH_GUARDED_BY(mu) = 0;
+  // Records were written since the last commit's trim; the next commit
+  // deletes those of its txg and before (and, after a replay, every record
+  // up to intent_trim_floor).
+  bool intent_untrimmed BH_GUARDED_BY(mu) = false;
+  uint64_t intent_trim_floor BH_GUARDED_BY(mu) = 0;
+  // Bytes of those records: they sit in RocksDB's memtables (its budget is
+  // 64 MiB for every family) until a commit deletes them.
+  uint64_t intent_untrimmed_bytes BH_GUARDED_BY(mu) = 0;
+  static constexpr uint64_t kIntentDueBytes = 16ull << 20;
 
   // Space accounting (blockmap/accounting.cc). Changed only on the sync
   // thread (in syncing context); read by anyone. Innermost lock.
@@ -306,15 +330,25 @@ struct Pool::Impl {
   void ReleaseRetired();
   void RefreshCounters() BH_REQUIRES(mu);
 
+  // --- intent_log.cc
+  // Logs the unlogged blocks of the open and syncing txgs in one synced
+  // record: true once they are durable, false when they must be committed
+  // instead (too many, a sync task waiting, the log off).
+  Result<bool> LogWrites();
+  // Open: puts the blocks of the records a crash left back into the open
+  // txg and commits them (the commit deletes the records).
+  Status ReplayIntentLog();
+
   // --- txg.cc
   // A txg's metadata costs memory per block (its map entry, and at commit
   // four batch operations of ~140 bytes): so many blocks start a commit,
   // and four times as many make writers wait, whatever their bytes.
   static constexpr size_t kTxgBlocksDue = 64 * 1024;
   // The open txg should be committed now: a quarter of the dirty limit,
-  // or kTxgBlocksDue blocks.
+  // kTxgBlocksDue blocks, or kIntentDueBytes of intent log records.
   bool OpenTxgDue() const BH_REQUIRES(mu) {
-    return open_bytes > options.dirty_limit_bytes / 4 || open.size() > kTxgBlocksDue;
+    return open_bytes > options.dirty_limit_bytes / 4 || open.size() > kTxgBlocksDue ||
+           intent_untrimmed_bytes > kIntentDueBytes;
   }
   // Writers wait for the syncing txg: the dirty limit, or 4 x kTxgBlocksDue.
   bool OpenTxgFull() const BH_REQUIRES(mu) {

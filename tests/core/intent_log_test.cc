@@ -1,0 +1,403 @@
+// The intent log (core/txg/intent_log.cc, D46): FlushWrites makes a few
+// writes durable by a record instead of a commit, a power cut keeps them,
+// Open replays them exactly once, and a bad record stops the open without
+// changing the pool.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "core/base/sync_point.h"
+#include "core/io/fault_vdev.h"
+#include "core/kv/kv_store.h"
+#include "core/pool/internal/pool_impl.h"
+#include "core/txg/intent_format.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::core {
+namespace {
+
+using testing::PatternBlock;
+using testing::TempDir;
+
+constexpr uint32_t kBs = 16384;
+const BlockOptions kLz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kXxh3_128};
+
+std::vector<uint8_t> Zeros() { return std::vector<uint8_t>(kBs, 0); }
+
+// A pool whose blocks 0..3 hold committed data (tags 1..4); Open() goes
+// over fault seams with a long txg timeout, so nothing commits unasked.
+struct Rig {
+  TempDir tmp;
+  std::unique_ptr<Vdev> base;
+  LineageId lineage = 0;
+  std::unique_ptr<FaultVdev> vdev;
+  std::unique_ptr<KvFaultInjector> faults;
+  std::unique_ptr<Pool> pool;
+
+  Rig() {
+    PoolCreateOptions o;
+    o.name = "zil";
+    o.data_size = 32 << 20;
+    REQUIRE(Pool::Create(tmp / "pool", o).ok());
+    auto p = Pool::Open(tmp / "pool");
+    REQUIRE(p.ok());
+    REQUIRE((*p)->RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); })
+                .ok());
+    for (uint64_t b = 0; b < 4; ++b) {
+      REQUIRE((*p)->Write(lineage, b, PatternBlock(kBs, 1, b + 1), kLz4).ok());
+    }
+    REQUIRE((*p)->Close().ok());
+    auto v = OpenFileVdev(tmp / "pool/data", FileVdevOptions{});
+    REQUIRE(v.ok());
+    base = std::move(v).value();
+  }
+  Status Open(PoolOptions po = {}) {
+    pool.reset();
+    vdev = std::make_unique<FaultVdev>(base.get());
+    faults = std::make_unique<KvFaultInjector>(7);
+    po.vdev = vdev.get();
+    po.kv_fault_injector = faults.get();
+    if (po.txg_timeout_ms == 5000) po.txg_timeout_ms = 600'000;
+    auto p = Pool::Open(tmp / "pool", po);
+    if (!p.ok()) return p.status();
+    pool = std::move(p).value();
+    return Status::Ok();
+  }
+  // Power goes: whatever was not synced is lost, and the pool with it.
+  void PowerCut() {
+    vdev->PowerCut(PowerCutMode::kDrop);
+    faults->PowerCut(false);
+    pool->Close().IgnoreError();
+    pool.reset();
+  }
+  std::vector<uint8_t> Read(uint64_t b) {
+    std::vector<uint8_t> out(kBs);
+    REQUIRE(pool->Read(lineage, b, kHeadView, out).ok());
+    return out;
+  }
+  // The metadata store as a second, read-only instance sees it (what is
+  // synced), beside the pool's.
+  std::unique_ptr<KvStore> Peek() {
+    KvOptions o;
+    o.column_families = ColumnFamilyNames();
+    o.read_only = true;
+    auto kv = KvStore::Open(tmp / "pool/meta", o);
+    REQUIRE(kv.ok());
+    return std::move(kv).value();
+  }
+  size_t Records() {
+    auto kv = Peek();
+    auto it = kv->NewIterator(kCfDefault);
+    size_t n = 0;
+    for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
+         it->Next()) {
+      ++n;
+    }
+    return n;
+  }
+  void Clean() {
+    auto r = pool->Scrub();
+    REQUIRE(r.ok());
+    for (const auto& p : r->problems) MESSAGE(p);
+    CHECK(r->clean());
+  }
+};
+
+TEST_CASE("intent log: a flush of a few writes logs them, and a power cut keeps them") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 1, 10), kLz4).ok());  // compressed
+  std::vector<uint8_t> noise = PatternBlock(kBs, 2, 11);
+  for (size_t i = 0; i < noise.size(); i += 2) noise[i] ^= static_cast<uint8_t>(i * 131);
+  REQUIRE(rig.pool->Write(rig.lineage, 5, noise, kLz4).ok());  // does not compress
+  REQUIRE(rig.pool->Unmap(rig.lineage, 1).ok());               // a hole over committed data
+  REQUIRE(rig.pool->Write(rig.lineage, 2, PatternBlock(kBs, 1, 12), {}).ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 2, PatternBlock(kBs, 1, 13), {}).ok());  // rewritten
+  REQUIRE(rig.pool->FlushWrites().ok());
+  PoolStats s = rig.pool->stats();
+  CHECK(s.intent_records == 1);
+  CHECK(s.txgs_committed == 0);
+  CHECK(rig.Records() == 1);
+  // A second flush with nothing new writes nothing.
+  REQUIRE(rig.pool->FlushWrites().ok());
+  CHECK(rig.pool->stats().intent_records == 1);
+  // Written after the flush: may be lost.
+  REQUIRE(rig.pool->Write(rig.lineage, 3, PatternBlock(kBs, 1, 14), kLz4).ok());
+  rig.PowerCut();
+
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 4);
+  CHECK(rig.Read(0) == PatternBlock(kBs, 1, 10));
+  CHECK(rig.Read(1) == Zeros());
+  CHECK(rig.Read(2) == PatternBlock(kBs, 1, 13));
+  CHECK(rig.Read(3) == PatternBlock(kBs, 1, 4));
+  CHECK(rig.Read(5) == noise);
+  CHECK(rig.Records() == 0);  // the replay's commit deleted the record
+  rig.Clean();
+  // Replayed once: a later power cut finds nothing to replay and the
+  // committed data.
+  rig.PowerCut();
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 0);
+  CHECK(rig.Read(2) == PatternBlock(kBs, 1, 13));
+  rig.Clean();
+}
+
+TEST_CASE("intent log: a commit deletes the records of its txg") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(rig.pool->Write(rig.lineage, round, PatternBlock(kBs, 3, round), kLz4).ok());
+    REQUIRE(rig.pool->FlushWrites().ok());
+  }
+  CHECK(rig.Records() == 3);
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.Records() == 0);
+  CHECK(rig.pool->stats().txgs_committed == 1);
+  REQUIRE(rig.pool->Close().ok());
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 0);
+  for (int round = 0; round < 3; ++round) CHECK(rig.Read(round) == PatternBlock(kBs, 3, round));
+}
+
+TEST_CASE("intent log: past its limit, or when off, a flush commits") {
+  Rig rig;
+  for (uint64_t limit : {uint64_t{kBs}, uint64_t{0}}) {  // four blocks take ~33K
+    CAPTURE(limit);
+    PoolOptions po;
+    po.intent_log_max_bytes = limit;
+    REQUIRE(rig.Open(po).ok());
+    for (uint64_t b = 0; b < 4; ++b) {
+      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 4, b), {}).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+    CHECK(rig.pool->stats().intent_records == 0);
+    CHECK(rig.pool->stats().txgs_committed == 1);
+    rig.PowerCut();
+    REQUIRE(rig.Open().ok());
+    for (uint64_t b = 0; b < 4; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 4, b));
+  }
+}
+
+TEST_CASE("intent log: records past 16 MiB start a commit that deletes them") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  // 40 flushes of 32 blocks: ~20 MiB of records (the data does not compress).
+  std::vector<uint8_t> block(kBs);
+  uint64_t x = 88172645463325252ull;
+  for (int round = 0; round < 40; ++round) {
+    for (uint64_t b = 0; b < 32; ++b) {
+      for (size_t i = 0; i < block.size(); i += 8) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        std::memcpy(block.data() + i, &x, 8);
+      }
+      REQUIRE(rig.pool->Write(rig.lineage, b, block, kLz4).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+  }
+  CHECK(rig.pool->stats().intent_records == 40);
+  for (int i = 0; i < 500 && rig.pool->stats().txgs_committed == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(rig.pool->stats().txgs_committed >= 1);
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.Records() == 0);
+}
+
+TEST_CASE("intent log: records of a txg caught syncing replay once, with the open txg's") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  // Txg A holds block 0 and is stopped in its commit, before its batch.
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 5, 1), kLz4).ok());
+  std::promise<void> reached, go;
+  std::shared_future<void> go_f = go.get_future().share();
+  std::atomic<bool> once{false};
+  SyncPoints::Set("txg:before-metadata", [&] {
+    if (once.exchange(true)) return;
+    reached.set_value();
+    go_f.wait();
+  });
+  auto commit = std::async(std::launch::async, [&] { return rig.pool->Flush().status(); });
+  reached.get_future().wait();
+  // Txg B, open meanwhile: block 1, and block 0 again. One record holds
+  // A's block 0 (syncing) and B's blocks; it is keyed by B.
+  REQUIRE(rig.pool->Write(rig.lineage, 1, PatternBlock(kBs, 5, 2), kLz4).ok());
+  REQUIRE(rig.pool->FlushWrites().ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 5, 3), kLz4).ok());
+  REQUIRE(rig.pool->FlushWrites().ok());
+  CHECK(rig.pool->stats().intent_records == 2);
+  // Power goes while A is still committing: A never lands.
+  rig.vdev->PowerCut(PowerCutMode::kDrop);
+  rig.faults->PowerCut(false);
+  go.set_value();
+  commit.wait();
+  SyncPoints::Clear();
+  rig.pool->Close().IgnoreError();
+  rig.pool.reset();
+
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 3);
+  CHECK(rig.Read(0) == PatternBlock(kBs, 5, 3));
+  CHECK(rig.Read(1) == PatternBlock(kBs, 5, 2));
+  CHECK(rig.Records() == 0);  // B's records too, though keyed past the replay's txg
+  // New writes after the replay, then another power cut: nothing old comes
+  // back over them.
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 5, 4), kLz4).ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 1, PatternBlock(kBs, 5, 5), kLz4).ok());
+  REQUIRE(rig.pool->Flush().ok());
+  rig.PowerCut();
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 0);
+  CHECK(rig.Read(0) == PatternBlock(kBs, 5, 4));
+  CHECK(rig.Read(1) == PatternBlock(kBs, 5, 5));
+  rig.Clean();
+}
+
+TEST_CASE("intent log: a read-only open leaves the records, a read-write open replays them") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 6, 1), kLz4).ok());
+  REQUIRE(rig.pool->FlushWrites().ok());
+  rig.PowerCut();
+  PoolOptions ro;
+  ro.read_only = true;
+  REQUIRE(rig.Open(ro).ok());
+  CHECK(rig.Read(0) == PatternBlock(kBs, 1, 1));  // the committed version
+  CHECK(rig.Records() == 1);
+  rig.pool.reset();
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.Read(0) == PatternBlock(kBs, 6, 1));
+}
+
+TEST_CASE("intent log: a damaged record stops the open and changes nothing") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 7, 1), kLz4).ok());
+  REQUIRE(rig.pool->FlushWrites().ok());
+  rig.PowerCut();
+  // Damage the payload's first byte: the record decodes, the checksum fails.
+  std::string key, value;
+  {
+    auto kv = rig.Peek();
+    auto it = kv->NewIterator(kCfDefault);
+    it->Seek(kIntentKeyPrefix);
+    REQUIRE(it->Valid());
+    key = std::string(it->key());
+    value = std::string(it->value());
+  }
+  auto rewrite = [&](const std::string& v) {
+    KvOptions o;
+    o.column_families = ColumnFamilyNames();
+    auto kv = KvStore::Open(rig.tmp / "pool/meta", o);
+    REQUIRE(kv.ok());
+    KvBatch b;
+    b.Put(kCfDefault, key, v);
+    REQUIRE((*kv)->Write(b, true).ok());
+    REQUIRE((*kv)->Close().ok());
+  };
+  std::string bad = value;
+  bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
+  rewrite(bad);
+  Status s = rig.Open();
+  CHECK(s.code() == Code::kCorruption);
+  CHECK(s.message().find("checksum") != std::string::npos);
+  CHECK(s.message().find("intent log") != std::string::npos);
+  rewrite(value.substr(0, value.size() - 1));  // truncated
+  s = rig.Open();
+  CHECK(s.code() == Code::kCorruption);
+  // Nothing was lost meanwhile: the intact record still replays.
+  rewrite(value);
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.Read(0) == PatternBlock(kBs, 7, 1));
+  rig.Clean();
+}
+
+TEST_CASE("intent log: records decode only when whole and sane") {
+  BlockPtr ptr;
+  ptr.lsize = 4096;
+  ptr.psize = 100;
+  std::string r;
+  StartIntentRecord(&r);
+  uint8_t* p = AppendIntentEntry(&r, 1, 2, 3, ptr);
+  REQUIRE(p != nullptr);
+  std::memset(p, 0xab, 100);
+  BlockPtr hole;
+  hole.hole = true;
+  CHECK(AppendIntentEntry(&r, 1, 9, 4, hole) == nullptr);
+  FinishIntentRecord(&r, 2);
+  auto ok = DecodeIntentRecord(r);
+  REQUIRE(ok.ok());
+  REQUIRE(ok->size() == 2);
+  CHECK((*ok)[0].lineage == 1);
+  CHECK((*ok)[0].blkno == 2);
+  CHECK((*ok)[0].txg == 3);
+  CHECK((*ok)[0].payload.size() == 100);
+  CHECK((*ok)[1].ptr.hole);
+  CHECK((*ok)[1].payload.empty());
+  // Every cut short of the whole record, trailing bytes, a wrong count or
+  // version, an impossible size: Corruption, never a crash.
+  for (size_t n = 0; n < r.size(); ++n) {
+    CHECK(DecodeIntentRecord(std::string_view(r).substr(0, n)).status().code() ==
+          Code::kCorruption);
+  }
+  CHECK(DecodeIntentRecord(r + "x").status().code() == Code::kCorruption);
+  std::string wrong = r;
+  wrong[4] = 3;
+  CHECK(DecodeIntentRecord(wrong).status().code() == Code::kCorruption);
+  wrong = r;
+  EncodeLE32(reinterpret_cast<uint8_t*>(wrong.data()) + 4, 0xffffffffu);
+  CHECK(DecodeIntentRecord(wrong).status().code() == Code::kCorruption);
+  wrong = r;
+  wrong[0] = 9;
+  CHECK(DecodeIntentRecord(wrong).status().code() == Code::kCorruption);
+  wrong = r;
+  EncodeLE32(reinterpret_cast<uint8_t*>(wrong.data()) + kIntentHeaderSize + 24 + 8, 1u << 20);
+  CHECK(DecodeIntentRecord(wrong).status().code() == Code::kCorruption);
+  CHECK(DecodeIntentKey("intent").status().code() == Code::kCorruption);
+  auto key = DecodeIntentKey(EncodeIntentKey(5, 6));
+  REQUIRE(key.ok());
+  CHECK(key->first == 5);
+  CHECK(key->second == 6);
+}
+
+TEST_CASE("intent log: a format 2 pool is upgraded by a read-write open") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  rig.pool.reset();
+  auto set_format = [&](uint64_t v) {
+    KvOptions o;
+    o.column_families = ColumnFamilyNames();
+    auto kv = KvStore::Open(rig.tmp / "pool/meta", o);
+    REQUIRE(kv.ok());
+    KvBatch b;
+    std::string s;
+    PutLE64(&s, v);
+    b.Put(kCfDefault, kMetaKeyFormat, s);
+    REQUIRE((*kv)->Write(b, true).ok());
+    REQUIRE((*kv)->Close().ok());
+  };
+  auto format = [&] {
+    auto v = rig.Peek()->Get(kCfDefault, kMetaKeyFormat);
+    REQUIRE(v.ok());
+    REQUIRE(v->has_value());
+    return DecodeLE64(AsBytes(**v));
+  };
+  set_format(2);
+  REQUIRE(rig.Open(PoolOptions{.read_only = true}).ok());
+  CHECK(format() == 2);  // a read-only open changes nothing
+  REQUIRE(rig.Open().ok());
+  CHECK(format() == 3);
+  rig.pool.reset();
+  set_format(4);
+  Status s = rig.Open();
+  CHECK(s.code() == Code::kFailedPrecondition);
+  CHECK(s.message().find("format 4") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace blockhaus::core
