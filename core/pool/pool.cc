@@ -394,6 +394,10 @@ Status Pool::Close() {
     p.closing = true;
     p.work_cv.notify_all();
   }
+  // An intent log record being written finishes before the last commit
+  // (which deletes it) and before the store closes; later ones see
+  // `closing` and commit instead.
+  { MutexLock order(&p.intent_mu); }
   if (p.sync_thread.joinable()) p.sync_thread.join();
   Status result;
   {

@@ -36,10 +36,16 @@
 //      txg whose blocks it holds: record_txg is the open txg when it was
 //      built and the commit of T deletes records with record_txg <= T.
 //   L3 Replay never puts back a block its txg committed: entries of txgs
-//      up to synced_txg are skipped. The replay commits before the pool is
-//      used and deletes every record, including those keyed past its txg
-//      (a crash during a commit leaves records of two txgs), so no record
-//      is replayed twice.
+//      up to the replay base are skipped, the synced_txg when the first
+//      replay of these records began, kept on disk (kMetaKeyReplayBase)
+//      because commits during a replay (timer, dirty data, space) reuse
+//      the old txg numbers for replayed blocks. The replay commits before
+//      the pool is used, and that commit deletes every record, including
+//      those keyed past its txg (a crash during a commit leaves records of
+//      two txgs), and the base, so no record is replayed over newer data.
+//      A crash during a replay leaves the records and the base: the next
+//      open replays them all again, over what the commits in between
+//      already put back (the same blocks, in the same order).
 //   L4 Payloads are read from the data file under the read gate (shared),
 //      so the space of a block cannot be reused while it is copied (I4).
 //
@@ -53,10 +59,10 @@
 //   RocksDB writes a record atomically (a torn WAL tail is dropped on
 //   recovery) and never acknowledges it before its fdatasync. Replay checks
 //   each payload against its pointer's checksum; a record that does not
-//   decode or verify stops the open with Corruption and leaves the pool
-//   untouched. Replay writes blocks like any writer (reserve, write,
-//   dirty map), so a crash during it loses only the replay, which runs
-//   again.
+//   decode or verify stops the open with Corruption; the records stay
+//   (blocks replayed before it may have been committed: L3 makes a later
+//   replay put them back the same). Replay writes blocks like any writer
+//   (reserve, write, dirty map).
 //
 // Failure handling
 //   A failed record write or payload read suspends the pool (as a failed
@@ -72,7 +78,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/base/endian.h"
 #include "core/base/logging.h"
+#include "core/base/sync_point.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/txg/intent_format.h"
 
@@ -147,11 +155,34 @@ Result<bool> Pool::Impl::LogWrites() {
 }
 
 Status Pool::Impl::ReplayIntentLog() {
-  uint64_t synced;
+  // L3: the synced txg when the replay began, kept on disk until the
+  // replay's commit: commits during the replay (the timer, dirty data,
+  // space) advance synced_txg with replayed blocks, and a crash then must
+  // not skip the entries whose old txg numbers the new commits reused.
+  uint64_t base;
   {
     MutexLock lock(&mu);
-    synced = synced_txg;
+    base = synced_txg;
   }
+  if (!options.read_only) {
+    auto it = kv->NewIterator(kCfDefault);
+    it->Seek(kIntentKeyPrefix);
+    BH_RETURN_IF_ERROR(it->status());
+    if (!it->Valid() || !it->key().starts_with(kIntentKeyPrefix)) return Status::Ok();
+    BH_ASSIGN_OR_RETURN(auto saved, kv->Get(kCfDefault, kMetaKeyReplayBase));
+    if (saved) {
+      if (saved->size() != 8) return BH_ERROR(kCorruption, "metadata key '{}' is malformed",
+                                              kMetaKeyReplayBase);
+      base = DecodeLE64(AsBytes(*saved));
+    } else {
+      KvBatch batch;
+      std::string v;
+      PutLE64(&v, base);
+      batch.Put(kCfDefault, kMetaKeyReplayBase, v);
+      BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
+    }
+  }
+  const uint64_t synced = base;
   uint64_t records = 0;
   uint64_t replayed = 0;
   uint64_t skipped = 0;
@@ -183,6 +214,7 @@ Status Pool::Impl::ReplayIntentLog() {
           hole.ptr.hole = true;
           BH_RETURN_IF_ERROR(PutDirty(e.lineage, e.blkno, hole, 0).Annotate(where));
           ++replayed;
+          BH_SYNC_POINT("intent:replayed-block");
           continue;
         }
         ConstByteSpan payload(reinterpret_cast<const uint8_t*>(e.payload.data()),
@@ -202,16 +234,21 @@ Status Pool::Impl::ReplayIntentLog() {
           return s.Annotate(where);
         }
         ++replayed;
+        BH_SYNC_POINT("intent:replayed-block");
       }
     }
     BH_RETURN_IF_ERROR(it->status());
     if (records == 0) return Status::Ok();
-    // L3: this commit deletes every record, those keyed past its txg too.
-    // An empty sync task makes it happen even when every entry was skipped.
+    // L3: the txg that takes this (empty) sync task deletes every record,
+    // those keyed past its number too, and the replay base; the task
+    // makes it happen even when every entry was skipped. Flags and task go
+    // in under one hold of mu, so the txg that closes with the task is the
+    // one that trims (SyncLoop takes both at once).
     SyncTask commit{[](SyncContext&) { return Status::Ok(); }, [](SyncContext&) {},
                     Status::Ok(), 0, false};
     std::unique_lock<Mutex> lock(mu);
     intent_untrimmed = true;
+    intent_replay_done = true;
     intent_trim_floor = last_record_txg;
     counters.intent_replayed_blocks += replayed;
     pending_tasks.push_back(&commit);
@@ -220,6 +257,8 @@ Status Pool::Impl::ReplayIntentLog() {
     return commit.result;
   };
   if (options.read_only) {
+    // Reads see the last committed txg; the records wait for a read-write
+    // open.
     auto it = kv->NewIterator(kCfDefault);
     it->Seek(kIntentKeyPrefix);
     if (it->Valid() && it->key().starts_with(kIntentKeyPrefix)) {
@@ -230,8 +269,8 @@ Status Pool::Impl::ReplayIntentLog() {
   }
   Status s = replay();
   if (!s.ok()) {
-    // Nothing of a partial replay may commit: the records stay for the
-    // next open.
+    // The records and the replay base stay for the next open; the pool
+    // stops here, so nothing more commits (L3).
     (void)Suspend(s.Annotate("replaying the intent log"));
     return s.Annotate(fmt::format("pool {}: replaying the intent log", label.name));
   }

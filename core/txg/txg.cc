@@ -162,7 +162,8 @@ void PutMeta(KvBatch& batch, std::string_view key, uint64_t v) {
 }  // namespace
 
 Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
-                             std::vector<SyncTask*>& txg_tasks) {
+                             std::vector<SyncTask*>& txg_tasks,
+                             const std::optional<IntentTrim>& trim) {
   MutexLock sync_lock(&sync_mu);
   auto start = std::chrono::steady_clock::now();
   // The block list and the batch keep their memory from one commit to the
@@ -181,20 +182,10 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   // looked at under mu, so writers and readers are not held up for a walk
   // over tens of thousands of blocks (D36).
   std::set<LineageId> live;
-  // Intent log records of this txg and before are obsolete once it is
-  // durable: the batch deletes them (intent_log.cc). Records written from
-  // here on (the next txg's) are left to the next commit.
-  std::optional<uint64_t> trim_end;
   {
     MutexLock guard(&mu);
     for (const auto& [id, info] : lineages) {
       if (!info.destroying) live.insert(id);
-    }
-    if (intent_untrimmed) {
-      trim_end = std::max(txg, intent_trim_floor) + 1;
-      intent_untrimmed = false;
-      intent_untrimmed_bytes = 0;
-      intent_trim_floor = 0;
     }
   }
 
@@ -244,8 +235,9 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   PutSlabRecords(batch, slab_records.records);
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
-  if (trim_end) {
-    batch.DeleteRange(kCfDefault, EncodeIntentKey(0, 0), EncodeIntentKey(*trim_end, 0));
+  if (trim) {
+    batch.DeleteRange(kCfDefault, EncodeIntentKey(0, 0), EncodeIntentKey(trim->end, 0));
+    if (trim->replay) batch.Delete(kCfDefault, kMetaKeyReplayBase);
   }
   {
     MutexLock guard(&mu);
@@ -331,9 +323,20 @@ void Pool::Impl::SyncLoop() {
     open_unlogged_bytes = 0;
     std::vector<SyncTask*> batch_tasks = std::move(pending_tasks);
     pending_tasks.clear();
+    // Intent log records written before this point (keyed this txg or
+    // earlier, or the replay's) are obsolete once this txg is durable;
+    // those written from here on are left to the next commit.
+    std::optional<IntentTrim> trim;
+    if (intent_untrimmed) {
+      trim = IntentTrim{std::max(txg, intent_trim_floor) + 1, intent_replay_done};
+      intent_untrimmed = false;
+      intent_untrimmed_bytes = 0;
+      intent_trim_floor = 0;
+      intent_replay_done = false;
+    }
     done_cv.notify_all();  // throttled writers may go on
     guard.unlock();
-    Status s = CommitTxg(txg, *map, batch_tasks);
+    Status s = CommitTxg(txg, *map, batch_tasks, trim);
     guard.lock();
     if (!s.ok()) {
       failure = s;

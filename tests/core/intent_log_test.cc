@@ -167,20 +167,30 @@ TEST_CASE("intent log: a commit deletes the records of its txg") {
 
 TEST_CASE("intent log: past its limit, or when off, a flush commits") {
   Rig rig;
-  for (uint64_t limit : {uint64_t{kBs}, uint64_t{0}}) {  // four blocks take ~33K
+  const BlockOptions plain{Compression{CompressionAlgo::kOff, 0}, ChecksumType::kXxh3_128};
+  const uint64_t three = 3 * (kBs + kIntentEntryOverhead);
+  for (uint64_t limit : {three, uint64_t{0}}) {
     CAPTURE(limit);
     PoolOptions po;
     po.intent_log_max_bytes = limit;
     REQUIRE(rig.Open(po).ok());
-    for (uint64_t b = 0; b < 4; ++b) {
-      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 4, b), {}).ok());
+    // Three blocks fit the limit exactly: logged (when the log is on).
+    for (uint64_t b = 0; b < 3; ++b) {
+      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 4, b), plain).ok());
     }
     REQUIRE(rig.pool->FlushWrites().ok());
-    CHECK(rig.pool->stats().intent_records == 0);
-    CHECK(rig.pool->stats().txgs_committed == 1);
+    CHECK(rig.pool->stats().intent_records == (limit > 0 ? 1 : 0));
+    CHECK(rig.pool->stats().txgs_committed == (limit > 0 ? 0 : 1));
+    // Four are past it: committed.
+    for (uint64_t b = 0; b < 4; ++b) {
+      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 5, b), plain).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+    CHECK(rig.pool->stats().intent_records == (limit > 0 ? 1 : 0));
+    CHECK(rig.pool->stats().txgs_committed == (limit > 0 ? 1 : 2));
     rig.PowerCut();
     REQUIRE(rig.Open().ok());
-    for (uint64_t b = 0; b < 4; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 4, b));
+    for (uint64_t b = 0; b < 4; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 5, b));
   }
 }
 
@@ -274,21 +284,42 @@ TEST_CASE("intent log: a read-only open leaves the records, a read-write open re
   CHECK(rig.Read(0) == PatternBlock(kBs, 6, 1));
 }
 
-TEST_CASE("intent log: a damaged record stops the open and changes nothing") {
-  Rig rig;
+// Records of blocks 0..n-1 in `records` flushes, then a power cut.
+void LeaveRecords(Rig& rig, uint64_t seed, int records, uint64_t blocks_each) {
   REQUIRE(rig.Open().ok());
-  REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 7, 1), kLz4).ok());
-  REQUIRE(rig.pool->FlushWrites().ok());
+  for (int r = 0; r < records; ++r) {
+    for (uint64_t k = 0; k < blocks_each; ++k) {
+      uint64_t b = r * blocks_each + k;
+      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, seed, b), kLz4).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+  }
+  CHECK(rig.pool->stats().intent_records == static_cast<uint64_t>(records));
   rig.PowerCut();
-  // Damage the payload's first byte: the record decodes, the checksum fails.
+}
+
+// Commits as soon as there is anything: replays meet commits.
+PoolOptions Hasty() {
+  PoolOptions po;
+  po.txg_timeout_ms = 1;
+  return po;
+}
+
+TEST_CASE("intent log: a damaged record stops the open and loses nothing") {
+  Rig rig;
+  LeaveRecords(rig, 7, 3, 16);
+  // The last record's first payload byte damaged: it decodes, its checksum
+  // fails after two records were replayed (and perhaps committed).
   std::string key, value;
   {
     auto kv = rig.Peek();
     auto it = kv->NewIterator(kCfDefault);
-    it->Seek(kIntentKeyPrefix);
-    REQUIRE(it->Valid());
-    key = std::string(it->key());
-    value = std::string(it->value());
+    for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
+         it->Next()) {
+      key = std::string(it->key());
+      value = std::string(it->value());
+    }
+    REQUIRE(!key.empty());
   }
   auto rewrite = [&](const std::string& v) {
     KvOptions o;
@@ -303,17 +334,81 @@ TEST_CASE("intent log: a damaged record stops the open and changes nothing") {
   std::string bad = value;
   bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
   rewrite(bad);
-  Status s = rig.Open();
+  // Slow down the replay so that the timer commits part of it.
+  SyncPoints::Set("intent:replayed-block",
+                  [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
+  Status s = rig.Open(Hasty());
+  SyncPoints::Clear();
   CHECK(s.code() == Code::kCorruption);
   CHECK(s.message().find("checksum") != std::string::npos);
   CHECK(s.message().find("intent log") != std::string::npos);
   rewrite(value.substr(0, value.size() - 1));  // truncated
-  s = rig.Open();
+  s = rig.Open(Hasty());
   CHECK(s.code() == Code::kCorruption);
-  // Nothing was lost meanwhile: the intact record still replays.
+  CHECK(rig.Records() == 3);
+  // Nothing was lost meanwhile: with the record intact, all of it replays.
   rewrite(value);
   REQUIRE(rig.Open().ok());
-  CHECK(rig.Read(0) == PatternBlock(kBs, 7, 1));
+  for (uint64_t b = 0; b < 48; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 7, b));
+  CHECK(rig.Records() == 0);
+  rig.Clean();
+}
+
+TEST_CASE("intent log: power lost while a replay's blocks are being committed") {
+  Rig rig;
+  // Txg A (blocks 0..20) is stopped in its commit; the record (keyed by B)
+  // holds A's blocks and blocks 21..40 of B; the power goes before A
+  // lands. So the record's entries carry the txg numbers A and B, which
+  // the reopened pool's own commits reuse.
+  REQUIRE(rig.Open().ok());
+  for (uint64_t b = 0; b <= 20; ++b) {
+    REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 8, b), kLz4).ok());
+  }
+  std::promise<void> reached, go;
+  std::shared_future<void> go_f = go.get_future().share();
+  std::atomic<bool> once{false};
+  SyncPoints::Set("txg:before-metadata", [&] {
+    if (once.exchange(true)) return;
+    reached.set_value();
+    go_f.wait();
+  });
+  auto commit = std::async(std::launch::async, [&] { return rig.pool->Flush().status(); });
+  reached.get_future().wait();
+  for (uint64_t b = 21; b <= 40; ++b) {
+    REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 8, b), kLz4).ok());
+  }
+  REQUIRE(rig.pool->FlushWrites().ok());
+  rig.vdev->PowerCut(PowerCutMode::kDrop);
+  rig.faults->PowerCut(false);
+  go.set_value();
+  commit.wait();
+  SyncPoints::Clear();
+  rig.pool->Close().IgnoreError();
+  rig.pool.reset();
+
+  // The replay goes slowly; the timer commits what it put back so far, and
+  // the power goes right after that commit.
+  {
+    std::atomic<int> commits{0};
+    Rig* r = &rig;
+    SyncPoints::Set("intent:replayed-block",
+                    [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
+    SyncPoints::Set("txg:committed", [&] {
+      if (commits.fetch_add(1) == 0) {
+        r->vdev->PowerCut(PowerCutMode::kDrop);
+        r->faults->PowerCut(false);
+      }
+    });
+    Status s = rig.Open(Hasty());
+    SyncPoints::Clear();
+    CHECK(commits.load() >= 1);
+    CHECK(!s.ok());  // the power went during the replay
+    rig.pool.reset();
+  }
+  // Every flushed block is still there.
+  REQUIRE(rig.Open().ok());
+  for (uint64_t b = 0; b <= 40; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 8, b));
+  CHECK(rig.Records() == 0);
   rig.Clean();
 }
 

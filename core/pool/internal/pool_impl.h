@@ -47,6 +47,9 @@ inline constexpr std::string_view kMetaKeyGuid = "pool_guid";
 inline constexpr std::string_view kMetaKeySyncedTxg = "synced_txg";
 inline constexpr std::string_view kMetaKeyNextLineage = "next_lineage";
 inline constexpr std::string_view kMetaKeyFormat = "format_version";
+// The synced_txg before a replay of the intent log began (intent_log.cc,
+// L3); present only while a replay is unfinished.
+inline constexpr std::string_view kMetaKeyReplayBase = "replay_base_txg";
 // 2: the "space" column family (space accounting). Older pools are refused.
 // 3: intent log records in the default family (txg/intent_format.h). A
 // format 2 pool is upgraded by its first read-write open, so that a build
@@ -250,11 +253,13 @@ struct Pool::Impl {
   uint64_t open_unlogged_bytes BH_GUARDED_BY(mu) = 0;
   uint64_t syncing_unlogged_bytes BH_GUARDED_BY(mu) = 0;
   uint64_t intent_seq BH_GUARDED_BY(mu) = 0;
-  // Records were written since the last commit's trim; the next commit
-  // deletes those of its txg and before (and, after a replay, every record
-  // up to intent_trim_floor).
+  // Records were written since the last txg closed; the commit of the
+  // next txg to close deletes those of its txg and before (and, for the
+  // txg that ends a replay, every record up to intent_trim_floor and the
+  // replay base). Taken when the txg closes, with its sync tasks.
   bool intent_untrimmed BH_GUARDED_BY(mu) = false;
   uint64_t intent_trim_floor BH_GUARDED_BY(mu) = 0;
+  bool intent_replay_done BH_GUARDED_BY(mu) = false;
   // Bytes of those records: they sit in RocksDB's memtables (its budget is
   // 64 MiB for every family) until a commit deletes them.
   uint64_t intent_untrimmed_bytes BH_GUARDED_BY(mu) = 0;
@@ -355,7 +360,14 @@ struct Pool::Impl {
     return open_bytes > options.dirty_limit_bytes || open.size() > 4 * kTxgBlocksDue;
   }
   void SyncLoop();
-  Status CommitTxg(uint64_t txg, const DirtyMap& blocks, std::vector<SyncTask*>& txg_tasks);
+  // What a commit deletes of the intent log: records keyed before `end`,
+  // and with `replay` the replay base.
+  struct IntentTrim {
+    uint64_t end = 0;
+    bool replay = false;
+  };
+  Status CommitTxg(uint64_t txg, const DirtyMap& blocks, std::vector<SyncTask*>& txg_tasks,
+                   const std::optional<IntentTrim>& trim);
   Result<uint64_t> WaitForTxg(uint64_t txg);
 
   // --- blockmap.cc
