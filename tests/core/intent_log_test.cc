@@ -38,6 +38,8 @@ struct Rig {
   std::unique_ptr<FaultVdev> vdev;
   std::unique_ptr<KvFaultInjector> faults;
   std::unique_ptr<Pool> pool;
+  std::promise<void> go_;
+  std::future<Status> stalled_;
 
   Rig() {
     PoolCreateOptions o;
@@ -89,6 +91,42 @@ struct Rig {
     auto kv = KvStore::Open(tmp / "pool/meta", o);
     REQUIRE(kv.ok());
     return std::move(kv).value();
+  }
+  // Puts one key of the default family while the pool is closed.
+  void PutMetadata(std::string_view key, const std::string& value) {
+    KvOptions o;
+    o.column_families = ColumnFamilyNames();
+    auto kv = KvStore::Open(tmp / "pool/meta", o);
+    REQUIRE(kv.ok());
+    KvBatch b;
+    b.Put(kCfDefault, key, value);
+    REQUIRE((*kv)->Write(b, true).ok());
+    REQUIRE((*kv)->Close().ok());
+  }
+  // Commits the open txg on another thread and stops that commit before
+  // its metadata batch; CutPowerInCommit() then cuts the power
+  // and lets it go on (to fail), so the txg never lands.
+  void StallCommit() {
+    auto reached = std::make_shared<std::promise<void>>();
+    std::future<void> at_batch = reached->get_future();
+    std::shared_future<void> go = go_.get_future().share();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    SyncPoints::Set("txg:before-metadata", [reached, go, once] {
+      if (once->exchange(true)) return;
+      reached->set_value();
+      go.wait();
+    });
+    stalled_ = std::async(std::launch::async, [this] { return pool->Flush().status(); });
+    at_batch.wait();
+  }
+  void CutPowerInCommit() {
+    vdev->PowerCut(PowerCutMode::kDrop);
+    faults->PowerCut(false);
+    go_.set_value();
+    stalled_.wait();
+    SyncPoints::Clear();
+    pool->Close().IgnoreError();
+    pool.reset();
   }
   size_t Records() {
     auto kv = Peek();
@@ -224,16 +262,7 @@ TEST_CASE("intent log: records of a txg caught syncing replay once, with the ope
   REQUIRE(rig.Open().ok());
   // Txg A holds block 0 and is stopped in its commit, before its batch.
   REQUIRE(rig.pool->Write(rig.lineage, 0, PatternBlock(kBs, 5, 1), kLz4).ok());
-  std::promise<void> reached, go;
-  std::shared_future<void> go_f = go.get_future().share();
-  std::atomic<bool> once{false};
-  SyncPoints::Set("txg:before-metadata", [&] {
-    if (once.exchange(true)) return;
-    reached.set_value();
-    go_f.wait();
-  });
-  auto commit = std::async(std::launch::async, [&] { return rig.pool->Flush().status(); });
-  reached.get_future().wait();
+  rig.StallCommit();
   // Txg B, open meanwhile: block 1, and block 0 again. One record holds
   // A's block 0 (syncing) and B's blocks; it is keyed by B.
   REQUIRE(rig.pool->Write(rig.lineage, 1, PatternBlock(kBs, 5, 2), kLz4).ok());
@@ -242,13 +271,7 @@ TEST_CASE("intent log: records of a txg caught syncing replay once, with the ope
   REQUIRE(rig.pool->FlushWrites().ok());
   CHECK(rig.pool->stats().intent_records == 2);
   // Power goes while A is still committing: A never lands.
-  rig.vdev->PowerCut(PowerCutMode::kDrop);
-  rig.faults->PowerCut(false);
-  go.set_value();
-  commit.wait();
-  SyncPoints::Clear();
-  rig.pool->Close().IgnoreError();
-  rig.pool.reset();
+  rig.CutPowerInCommit();
 
   REQUIRE(rig.Open().ok());
   CHECK(rig.pool->stats().intent_replayed_blocks == 3);
@@ -321,16 +344,7 @@ TEST_CASE("intent log: a damaged record stops the open and loses nothing") {
     }
     REQUIRE(!key.empty());
   }
-  auto rewrite = [&](const std::string& v) {
-    KvOptions o;
-    o.column_families = ColumnFamilyNames();
-    auto kv = KvStore::Open(rig.tmp / "pool/meta", o);
-    REQUIRE(kv.ok());
-    KvBatch b;
-    b.Put(kCfDefault, key, v);
-    REQUIRE((*kv)->Write(b, true).ok());
-    REQUIRE((*kv)->Close().ok());
-  };
+  auto rewrite = [&](const std::string& v) { rig.PutMetadata(key, v); };
   std::string bad = value;
   bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
   rewrite(bad);
@@ -364,27 +378,12 @@ TEST_CASE("intent log: power lost while a replay's blocks are being committed") 
   for (uint64_t b = 0; b <= 20; ++b) {
     REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 8, b), kLz4).ok());
   }
-  std::promise<void> reached, go;
-  std::shared_future<void> go_f = go.get_future().share();
-  std::atomic<bool> once{false};
-  SyncPoints::Set("txg:before-metadata", [&] {
-    if (once.exchange(true)) return;
-    reached.set_value();
-    go_f.wait();
-  });
-  auto commit = std::async(std::launch::async, [&] { return rig.pool->Flush().status(); });
-  reached.get_future().wait();
+  rig.StallCommit();
   for (uint64_t b = 21; b <= 40; ++b) {
     REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 8, b), kLz4).ok());
   }
   REQUIRE(rig.pool->FlushWrites().ok());
-  rig.vdev->PowerCut(PowerCutMode::kDrop);
-  rig.faults->PowerCut(false);
-  go.set_value();
-  commit.wait();
-  SyncPoints::Clear();
-  rig.pool->Close().IgnoreError();
-  rig.pool.reset();
+  rig.CutPowerInCommit();
 
   // The replay goes slowly; the timer commits what it put back so far, and
   // the power goes right after that commit.
@@ -465,16 +464,9 @@ TEST_CASE("intent log: a format 2 pool is upgraded by a read-write open") {
   REQUIRE(rig.Open().ok());
   rig.pool.reset();
   auto set_format = [&](uint64_t v) {
-    KvOptions o;
-    o.column_families = ColumnFamilyNames();
-    auto kv = KvStore::Open(rig.tmp / "pool/meta", o);
-    REQUIRE(kv.ok());
-    KvBatch b;
     std::string s;
     PutLE64(&s, v);
-    b.Put(kCfDefault, kMetaKeyFormat, s);
-    REQUIRE((*kv)->Write(b, true).ok());
-    REQUIRE((*kv)->Close().ok());
+    rig.PutMetadata(kMetaKeyFormat, s);
   };
   auto format = [&] {
     auto v = rig.Peek()->Get(kCfDefault, kMetaKeyFormat);
