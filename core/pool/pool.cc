@@ -25,7 +25,8 @@ namespace {
 
 constexpr uint64_t kMinDataSize = 8ull << 20;
 // Retired space (blocks rewritten within their txg) goes back to the
-// allocator once this much has piled up, or when a reservation fails.
+// allocator once this much has piled up (the sync thread releases it), or
+// when a reservation fails (the writer does).
 constexpr uint64_t kReleaseRetiredBytes = 16ull << 20;
 
 std::string EncodeU64(uint64_t v) {
@@ -569,7 +570,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
     BlockPtr replaced = InsertDirty(lineage, blkno, std::move(block), bytes);
     if (OpenTxgDue()) work_cv.notify_all();
     guard.unlock();
-    if (!replaced.hole) Retire(replaced);
+    if (!replaced.hole) Retire(std::span<const BlockPtr>(&replaced, 1));
     return Status::Ok();
   }
 }
@@ -621,7 +622,7 @@ Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
     }
     if (OpenTxgDue()) work_cv.notify_all();
   }
-  for (const BlockPtr& ptr : replaced) Retire(ptr, /*may_release=*/false);
+  if (!replaced.empty()) Retire(replaced);
   return Status::Ok();
 }
 
@@ -645,18 +646,28 @@ Status Pool::Impl::Suspend(const Status& cause) {
   return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
 }
 
-void Pool::Impl::Retire(const BlockPtr& ptr, bool may_release) {
-  bool release;
+void Pool::Impl::Retire(std::span<const BlockPtr> replaced) {
+  bool due;
   {
     MutexLock lock(&alloc_mu);
-    uint64_t len = alloc->RoundUp(ptr.psize);
-    retired.push_back(Extent{ptr.offset, len});
-    retired_bytes += len;
-    // A txg that rewrites the same blocks again and again would otherwise
-    // hold the space of every copy until its commit.
-    release = may_release && retired_bytes >= kReleaseRetiredBytes;
+    for (const BlockPtr& ptr : replaced) {
+      uint64_t len = alloc->RoundUp(ptr.psize);
+      retired.push_back(Extent{ptr.offset, len});
+      retired_bytes += len;
+    }
+    due = retired_bytes >= kReleaseRetiredBytes;
   }
-  if (release) ReleaseRetired();
+  // A txg that rewrites the same blocks would otherwise hold the space of
+  // every copy until its commit, and its commit would write every copy out
+  // (they are dirty pages of the data file). Released, the space is the
+  // lowest free again and the next copies land on the same pages.
+  if (due) {
+    MutexLock lock(&mu);
+    if (!release_wanted) {
+      release_wanted = true;
+      work_cv.notify_all();
+    }
+  }
 }
 
 void Pool::Impl::ReleaseRetired() {

@@ -73,7 +73,7 @@ struct PoolOptions {
   // Commit the open txg at least this often (milliseconds). Default 5000.
   uint32_t txg_timeout_ms = 5000;
   // Most data the open txg may hold; writers wait beyond it. A commit
-  // starts once a quarter of it is dirty. The data is in the data file's
+  // starts once half of it is dirty (D47). The data is in the data file's
   // page cache, not in the pool's memory (D29), so this bounds what a
   // commit writes out, not the heap. 0: a tenth of the RAM, 64 MiB to
   // 4 GiB (ZFS's zfs_dirty_data_max).

@@ -5,9 +5,9 @@
 //   At any time there is one open txg, taking new writes, unmaps and sync
 //   tasks, and at most one syncing txg, being written out. The sync thread
 //   closes the open txg when its timer runs out (txg_timeout_ms), when dirty
-//   data passes a quarter of dirty_limit_bytes or the txg holds
-//   kTxgBlocksDue blocks (so the next txg fills while this one is written:
-//   the two cores overlap), when a flush or a sync task waits for it, or at
+//   data passes half of dirty_limit_bytes or the txg holds kTxgBlocksDue
+//   blocks (so the next txg fills while this one is written, and the two
+//   stay within the limit together while the device keeps up), when a flush or a sync task waits for it, or at
 //   close; closing is a pointer swap under Impl::mu, so writers never wait
 //   for a commit unless the open txg alone passes the dirty limit or four
 //   times kTxgBlocksDue blocks (metadata memory grows per block).
@@ -21,7 +21,11 @@
 //   (Pool::Impl::Place, D29), before it entered the map. Reads of dirty
 //   blocks read the data file like committed ones. A block rewritten (or
 //   unmapped) within its txg retires its copy, whose space goes back to the
-//   allocator under the exclusive read gate (I4).
+//   allocator under the exclusive read gate (I4): at the commit, or before
+//   it, from the sync thread, once kReleaseRetiredBytes have piled up. Back
+//   in the allocator it is the lowest free space again, so the next copies
+//   land on the same pages of the page cache and the commit writes the
+//   newest copy of each block, not every copy (D47).
 //   One commit writes, in this order:
 //     1. fdatasync of the data vdev, on a helper thread while the sync
 //        thread builds the batch of 2 (every block of the txg was written
@@ -302,6 +306,13 @@ void Pool::Impl::SyncLoop() {
                   OpenTxgDue() || closing || due;
     if (!(have_work && wanted)) {
       if (closing) break;
+      if (release_wanted) {
+        release_wanted = false;
+        guard.unlock();
+        ReleaseRetired();
+        guard.lock();
+        continue;
+      }
       if (due) {
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(options.txg_timeout_ms);
@@ -310,6 +321,7 @@ void Pool::Impl::SyncLoop() {
       continue;
     }
     uint64_t txg = open_txg++;
+    release_wanted = false;  // the commit releases what is retired
     auto map = std::make_shared<DirtyMap>(std::move(open));
     open = DirtyMap();
     syncing = map;

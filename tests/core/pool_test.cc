@@ -447,6 +447,80 @@ TEST_CASE("pool: rewriting blocks within one txg reuses their space") {
   CheckClean(**again);
 }
 
+// D47: the event loop's writes (TryWriteBlocks) never wait for readers, so
+// they cannot release retired space themselves; the sync thread does it
+// for them between commits. Without that, a txg rewriting the same blocks
+// from the loop ran out of room after a pool's worth of copies (and its
+// commit wrote every copy out).
+TEST_CASE("pool: rewrites from the event loop reuse their space within one txg") {
+  TempDir tmp;
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30);  // no commit unless asked
+  Pool& pool = *opened;
+  LineageId l = NewLineage(pool);
+  const uint64_t synced = pool.stats().synced_txg;
+  // 8 blocks x 1000 rounds = 125 MiB written, twice the pool.
+  std::vector<uint8_t> data(8 * kBs);
+  int would_block = 0;
+  for (uint64_t round = 0; round < 1000; ++round) {
+    for (uint64_t b = 0; b < 8; ++b) {
+      auto block = PatternBlock(kBs, round, b);
+      std::copy(block.begin(), block.end(), data.begin() + static_cast<long>(b * kBs));
+    }
+    Status s = pool.TryWriteBlocks(l, 0, kBs, data, kRaw);
+    // The release is the sync thread's: give it a moment when the loop
+    // outruns it, but not forever (the old code never released).
+    for (int tries = 0; s.code() == Code::kWouldBlock && tries < 400; ++tries) {
+      ++would_block;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      s = pool.TryWriteBlocks(l, 0, kBs, data, kRaw);
+    }
+    REQUIRE_MESSAGE(s.ok(), "round ", round, ": ", s.ToString());
+    // Far below the pool: 16 MiB of copies pile up before the release.
+    CHECK(pool.stats().reserved <= (40u << 20));
+  }
+  MESSAGE("writes that found no room at once: ", would_block);
+  CHECK(pool.stats().synced_txg == synced);  // all of it in one txg
+  CHECK(pool.stats().dirty == 8 * kBs);
+  std::vector<uint8_t> got(data.size());
+  REQUIRE(pool.ReadBlocks(l, 0, kHeadView, kBs, got).ok());
+  CHECK(got == data);
+  CheckClean(pool);
+  REQUIRE(pool.Flush().ok());
+  CheckClean(pool);
+  CHECK(pool.stats().allocated == 8 * kBs);
+}
+
+// D47: a commit starts once the open txg holds half the dirty limit (the
+// txg being written and the one filling stay within the limit together),
+// not before: below it, only the timer or a flush commits.
+TEST_CASE("pool: a txg commits at half the dirty limit") {
+  TempDir tmp;
+  constexpr uint64_t kLimit = 16 << 20;
+  auto opened = MakeQuietPool(tmp, 128 << 20, kLimit);
+  Pool& pool = *opened;
+  LineageId l = NewLineage(pool);
+  const uint64_t synced = pool.stats().synced_txg;
+  std::vector<uint8_t> data(64 * kBs, 0x3c);  // 1 MiB
+  uint64_t blkno = 0;
+  auto write_mib = [&](uint64_t mib) {
+    for (uint64_t i = 0; i < mib; ++i, blkno += 64) {
+      REQUIRE(pool.WriteBlocks(l, blkno, kBs, data, kRaw).ok());
+    }
+  };
+  write_mib(kLimit / 2 / (1 << 20));  // exactly half: not past it
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(pool.stats().synced_txg == synced);
+  CHECK(pool.stats().dirty == kLimit / 2);
+  write_mib(1);
+  bool committed = false;
+  for (int i = 0; i < 200 && !committed; ++i) {  // up to 10 s
+    committed = pool.stats().synced_txg > synced;
+    if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(committed);
+  CheckClean(pool);
+}
+
 // A txg's metadata memory grows per block, whatever the bytes: 64K blocks
 // start a commit even when the dirty limit is far away.
 TEST_CASE("pool: a txg of many small blocks commits by their count") {

@@ -237,6 +237,9 @@ struct Pool::Impl {
   uint64_t synced_txg BH_GUARDED_BY(mu) = 0;
   uint64_t flush_target BH_GUARDED_BY(mu) = 0;  // commit up to this txg now
   std::vector<SyncTask*> pending_tasks BH_GUARDED_BY(mu);  // for the open txg
+  // Retired space passed kReleaseRetiredBytes: the sync thread releases it
+  // between commits (a commit releases it anyway).
+  bool release_wanted BH_GUARDED_BY(mu) = false;
   bool closing BH_GUARDED_BY(mu) = false;
   bool closed BH_GUARDED_BY(mu) = false;
   bool sync_exited BH_GUARDED_BY(mu) = false;
@@ -326,10 +329,10 @@ struct Pool::Impl {
   // Suspends the pool for `cause` (the first cause stays) and returns the
   // Unavailable error writers get from then on.
   Status Suspend(const Status& cause) BH_EXCLUDES(mu);
-  // Retires the reserved space of a placed dirty block; with may_release,
-  // gives the retired space back once enough has piled up (which waits for
-  // readers).
-  void Retire(const BlockPtr& ptr, bool may_release = true) BH_EXCLUDES(alloc_mu);
+  // Retires the reserved space of placed dirty blocks replaced in their
+  // txg; once enough has piled up, asks the sync thread to give it back
+  // (ReleaseRetired waits for readers, which no writer should).
+  void Retire(std::span<const BlockPtr> replaced) BH_EXCLUDES(mu, alloc_mu);
   // Gives retired space back to the allocator once no read can be using it.
   // REQUIRES: no lock held.
   void ReleaseRetired();
@@ -349,10 +352,10 @@ struct Pool::Impl {
   // four batch operations of ~140 bytes): so many blocks start a commit,
   // and four times as many make writers wait, whatever their bytes.
   static constexpr size_t kTxgBlocksDue = 64 * 1024;
-  // The open txg should be committed now: a quarter of the dirty limit,
+  // The open txg should be committed now: half of the dirty limit,
   // kTxgBlocksDue blocks, or kIntentDueBytes of intent log records.
   bool OpenTxgDue() const BH_REQUIRES(mu) {
-    return open_bytes > options.dirty_limit_bytes / 4 || open.size() > kTxgBlocksDue ||
+    return open_bytes > options.dirty_limit_bytes / 2 || open.size() > kTxgBlocksDue ||
            intent_untrimmed_bytes > kIntentDueBytes;
   }
   // Writers wait for the syncing txg: the dirty limit, or 4 x kTxgBlocksDue.
