@@ -66,6 +66,14 @@ TEST_CASE("commands go to the running daemon and act on its open pools") {
     f.write(reinterpret_cast<const char*>(image.data()), static_cast<std::streamsize>(image.size()));
   }
   Ok(home.path(), {"write", "tank/vm1", work.path() + "/img.raw"});
+  // The daemon's counters: the write's flush (~0.5 MiB after compression)
+  // went to the intent log (D46), not a commit of its own.
+  auto st = nlohmann::json::parse(Ok(home.path(), {"pool", "status", "-j", "tank"}).out);
+  CHECK(st["intent_records"].get<uint64_t>() >= 1);
+  CHECK(st["intent_bytes"].get<uint64_t>() >= (512u << 10));
+  CHECK(st["intent_replayed_blocks"] == 0);
+  CHECK(st["txgs_committed"].get<uint64_t>() >= 2);  // the create and the snapshot
+  CHECK(Ok(home.path(), {"pool", "status", "tank"}).out.find("intent: ") != std::string::npos);
   Ok(home.path(), {"read", "tank/vm1", work.path() + "/back.raw", "--length", "1M"});
   CHECK(ReadFile(work.path() + "/back.raw") == ReadFile(work.path() + "/img.raw"));
   CHECK(daemon.Stop() == 0);

@@ -61,7 +61,12 @@ nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
           {"allocated", s.allocated}, {"free", s.free},
           {"deferred_free", s.deferred}, {"slop", s.slop},
           {"txg", s.synced_txg},     {"data", l.data_path},
-          {"ashift", l.ashift},      {"slab_size", l.slab_size}};
+          {"ashift", l.ashift},      {"slab_size", l.slab_size},
+          {"dirty", s.dirty},        {"txgs_committed", s.txgs_committed},
+          {"last_commit_us", s.last_commit_us},
+          {"intent_records", s.intent_records},
+          {"intent_bytes", s.intent_bytes},
+          {"intent_replayed_blocks", s.intent_replayed_blocks}};
 }
 
 std::string CapPercent(const core::PoolStats& s) {
@@ -120,6 +125,15 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
               Bytes(s.allocated, f).c_str(), Bytes(s.free, f).c_str(), CapPercent(s).c_str());
   std::printf("sector: %u bytes  slab: %s  txg: %llu\n", 1u << l.ashift,
               Bytes(l.slab_size, f).c_str(), static_cast<unsigned long long>(s.synced_txg));
+  // Since the pool was opened: by the daemon when one serves it, else by
+  // this command (read-only, so all zero).
+  std::printf("  txgs: %llu committed since open (last took %llu ms), %s not yet committed\n",
+              static_cast<unsigned long long>(s.txgs_committed),
+              static_cast<unsigned long long>(s.last_commit_us / 1000),
+              Bytes(s.dirty, f).c_str());
+  std::printf("intent: %llu flushes logged (%s), %llu blocks replayed at open\n",
+              static_cast<unsigned long long>(s.intent_records), Bytes(s.intent_bytes, f).c_str(),
+              static_cast<unsigned long long>(s.intent_replayed_blocks));
   if (frees.jobs_pending > 0 || pending.bytes.phys > 0) {
     uint64_t done = frees.pending_bytes_freed, all = done + pending.bytes.phys;
     std::printf(" frees: %llu destroys still freeing: %s to free, %s freed so far (%llu%%)\n",
