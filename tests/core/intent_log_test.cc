@@ -83,14 +83,19 @@ struct Rig {
     return out;
   }
   // The metadata store as a second, read-only instance sees it (what is
-  // synced), beside the pool's.
+  // synced), beside the pool's. Opening one can lose a race with the live
+  // instance deleting a file it has just listed (an SST file a compaction
+  // replaced: "Can't access 000043.sst"); the next try sees the new set.
   std::unique_ptr<KvStore> Peek() {
     KvOptions o;
     o.column_families = ColumnFamilyNames();
     o.read_only = true;
-    auto kv = KvStore::Open(tmp / "pool/meta", o);
-    REQUIRE(kv.ok());
-    return std::move(kv).value();
+    for (int tries = 1;; ++tries) {
+      auto kv = KvStore::Open(tmp / "pool/meta", o);
+      if (kv.ok()) return std::move(kv).value();
+      REQUIRE_MESSAGE(tries < 20, kv.status().ToString());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   // Puts one key of the default family while the pool is closed.
   void PutMetadata(std::string_view key, const std::string& value) {
