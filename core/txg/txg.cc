@@ -7,10 +7,11 @@
 //   closes the open txg when its timer runs out (txg_timeout_ms), when dirty
 //   data passes half of dirty_limit_bytes or the txg holds kTxgBlocksDue
 //   blocks (so the next txg fills while this one is written, and the two
-//   stay within the limit together while the device keeps up), when a flush or a sync task waits for it, or at
-//   close; closing is a pointer swap under Impl::mu, so writers never wait
-//   for a commit unless the open txg alone passes the dirty limit or four
-//   times kTxgBlocksDue blocks (metadata memory grows per block).
+//   stay within the limit together while the device keeps up), when a
+//   flush or a sync task waits for it, or at close; closing is a pointer
+//   swap under Impl::mu, so writers never wait for a commit unless the open
+//   txg alone passes the dirty limit or four times kTxgBlocksDue blocks
+//   (metadata memory grows per block).
 //
 // Data structures & on-disk format
 //   Impl::open is a hash map (lineage, blkno) -> DirtyBlock; at close it
