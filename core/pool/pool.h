@@ -93,6 +93,13 @@ struct PoolOptions {
   // many bytes (payloads plus ~80 bytes a block); beyond, it commits. 0:
   // never log, FlushWrites() is Flush().
   uint64_t intent_log_max_bytes = 1ull << 20;
+  // Recovery (volctl pool clear -F, ZFS's zpool clear -F): an intent log
+  // record that does not decode or verify, and every record after it, are
+  // deleted instead of stopping the open; the records before it replay.
+  // The writes the dropped records made durable are lost (a warning and
+  // the intent_discarded_* counters say how many). Off: such a record
+  // stops a read-write open with Corruption, and nothing changes.
+  bool discard_damaged_intent_log = false;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;
@@ -121,6 +128,10 @@ struct PoolStats {
   uint64_t intent_records = 0;
   uint64_t intent_bytes = 0;
   uint64_t intent_replayed_blocks = 0;
+  // Records a recovery open dropped (discard_damaged_intent_log), and the
+  // blocks of those that still decoded.
+  uint64_t intent_discarded_records = 0;
+  uint64_t intent_discarded_blocks = 0;
 };
 
 struct ScrubReport {

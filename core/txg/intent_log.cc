@@ -58,11 +58,18 @@
 // Crash consistency
 //   RocksDB writes a record atomically (a torn WAL tail is dropped on
 //   recovery) and never acknowledges it before its fdatasync. Replay checks
-//   each payload against its pointer's checksum; a record that does not
-//   decode or verify stops the open with Corruption; the records stay
-//   (blocks replayed before it may have been committed: L3 makes a later
-//   replay put them back the same). Replay writes blocks like any writer
-//   (reserve, write, dirty map).
+//   each record whole (it decodes, its payloads match their checksums)
+//   before it puts any of its blocks back; a record that does not decode
+//   or verify stops the open with Corruption; the records stay (blocks
+//   replayed before it may have been committed: L3 makes a later replay
+//   put them back the same). A recovery open (PoolOptions::
+//   discard_damaged_intent_log, volctl pool clear -F) replays the records
+//   before the damaged one, then deletes it and every later one with one
+//   synced batch and commits: the pool holds every flush up to the one the
+//   damaged record made durable, in order, as after a crash just before
+//   it (a later record without it could hold a state that never was). A
+//   crash after the deletion replays the same records again. Replay
+//   writes blocks like any writer (reserve, write, dirty map).
 //
 // Failure handling
 //   A failed record write or payload read suspends the pool (as a failed
@@ -187,16 +194,51 @@ Status Pool::Impl::ReplayIntentLog() {
   uint64_t replayed = 0;
   uint64_t skipped = 0;
   uint64_t last_record_txg = 0;
+  // With discard_damaged_intent_log: the first record that does not
+  // decode or verify, and every record after it, deleted unreplayed.
+  Status damage;
+  std::vector<std::string> discarded_keys;
+  uint64_t discarded_blocks = 0;
+  // A record whose payloads match their checksums (those it would put
+  // back), checked before any of it is put back, so that a discarded
+  // record leaves nothing behind.
+  auto verify = [&](const std::vector<IntentEntry>& entries) -> Status {
+    for (const IntentEntry& e : entries) {
+      if (e.ptr.hole || e.txg <= synced) continue;
+      ConstByteSpan payload(reinterpret_cast<const uint8_t*>(e.payload.data()),
+                            e.payload.size());
+      if (ComputeChecksum(e.ptr.checksum_type, payload) != e.ptr.checksum) {
+        return BH_ERROR(kCorruption, "block {} of lineage {} fails its checksum", e.blkno,
+                        e.lineage);
+      }
+    }
+    return Status::Ok();
+  };
   auto replay = [&]() -> Status {
     auto it = kv->NewIterator(kCfDefault);
     for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
          it->Next()) {
-      BH_ASSIGN_OR_RETURN(auto key, DecodeIntentKey(it->key()));
-      const std::string where = fmt::format("intent log record {}/{}", key.first, key.second);
       ++records;
-      last_record_txg = std::max(last_record_txg, key.first);
+      if (!damage.ok()) {  // past the damaged record: dropped whole
+        discarded_keys.emplace_back(it->key());
+        Result<std::vector<IntentEntry>> later = DecodeIntentRecord(it->value());
+        if (later.ok()) discarded_blocks += later->size();
+        continue;
+      }
+      Result<std::pair<uint64_t, uint64_t>> key = DecodeIntentKey(it->key());
+      const std::string where =
+          key.ok() ? fmt::format("intent log record {}/{}", key->first, key->second)
+                   : std::string("an intent log record with a malformed key");
       Result<std::vector<IntentEntry>> entries = DecodeIntentRecord(it->value());
-      if (!entries.ok()) return entries.status().Annotate(where);
+      Status s = !key.ok() ? key.status() : !entries.ok() ? entries.status() : verify(*entries);
+      if (!s.ok()) {
+        if (!options.discard_damaged_intent_log) return s.Annotate(where);
+        damage = s.Annotate(where);
+        discarded_keys.emplace_back(it->key());
+        if (entries.ok()) discarded_blocks += entries->size();
+        continue;
+      }
+      last_record_txg = std::max(last_record_txg, key->first);
       for (const IntentEntry& e : *entries) {
         bool live;
         {
@@ -219,19 +261,15 @@ Status Pool::Impl::ReplayIntentLog() {
         }
         ConstByteSpan payload(reinterpret_cast<const uint8_t*>(e.payload.data()),
                               e.payload.size());
-        if (ComputeChecksum(e.ptr.checksum_type, payload) != e.ptr.checksum) {
-          return BH_ERROR(kCorruption, "{}: block {} of lineage {} fails its checksum", where,
-                          e.blkno, e.lineage);
-        }
         PreparedBlock b;
         b.ptr = e.ptr;
         b.payload = buffers.Get(payload.size());
         std::memcpy(b.payload->data(), payload.data(), payload.size());
         BH_RETURN_IF_ERROR(Place(std::span<PreparedBlock>(&b, 1)).Annotate(where));
-        Status s = PutDirty(e.lineage, e.blkno, DirtyBlock{b.ptr}, b.ptr.lsize);
-        if (!s.ok()) {
+        Status put = PutDirty(e.lineage, e.blkno, DirtyBlock{b.ptr}, b.ptr.lsize);
+        if (!put.ok()) {
           UnreservePlaced(std::span<const PreparedBlock>(&b, 1));
-          return s.Annotate(where);
+          return put.Annotate(where);
         }
         ++replayed;
         BH_SYNC_POINT("intent:replayed-block");
@@ -239,6 +277,22 @@ Status Pool::Impl::ReplayIntentLog() {
     }
     BH_RETURN_IF_ERROR(it->status());
     if (records == 0) return Status::Ok();
+    if (!discarded_keys.empty()) {
+      // Gone before the replay commits: a crash in between replays the
+      // records before the damage again, the same way (L3), and nothing
+      // after it.
+      KvBatch batch;
+      for (const std::string& k : discarded_keys) batch.Delete(kCfDefault, k);
+      BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
+      BH_SYNC_POINT("intent:discarded");
+      BH_LOG(kWarning, "pool {}: discarded {} intent log records from the first damaged one "
+             "({}), with the {} blocks they held that decoded; the writes they made durable "
+             "are lost", label.name, discarded_keys.size(), damage.ToString(),
+             discarded_blocks);
+      MutexLock lock(&mu);
+      counters.intent_discarded_records += discarded_keys.size();
+      counters.intent_discarded_blocks += discarded_blocks;
+    }
     // L3: the txg that takes this (empty) sync task deletes every record,
     // those keyed past its number too, and the replay base; the task
     // makes it happen even when every entry was skipped. Flags and task go
@@ -272,6 +326,11 @@ Status Pool::Impl::ReplayIntentLog() {
     // The records and the replay base stay for the next open; the pool
     // stops here, so nothing more commits (L3).
     (void)Suspend(s.Annotate("replaying the intent log"));
+    if (s.code() == Code::kCorruption) {
+      s = BH_ERROR(kCorruption, "{} (the records stay; a recovery open, `volctl pool clear -F`, "
+                   "discards the damaged one and those after it, losing the writes they hold)",
+                   s.message());
+    }
     return s.Annotate(fmt::format("pool {}: replaying the intent log", label.name));
   }
   if (records > 0) {

@@ -66,7 +66,9 @@ nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
           {"last_commit_us", s.last_commit_us},
           {"intent_records", s.intent_records},
           {"intent_bytes", s.intent_bytes},
-          {"intent_replayed_blocks", s.intent_replayed_blocks}};
+          {"intent_replayed_blocks", s.intent_replayed_blocks},
+          {"intent_discarded_records", s.intent_discarded_records},
+          {"intent_discarded_blocks", s.intent_discarded_blocks}};
 }
 
 std::string CapPercent(const core::PoolStats& s) {
@@ -175,6 +177,47 @@ int RunScrub(const std::string& name, bool json) {
   return r->clean() ? 0 : 1;
 }
 
+// ZFS's `zpool clear [-F]`: a read-write open, which replays the intent
+// log; with -F (recovery), a damaged intent log record and the records
+// after it are dropped instead of stopping the open.
+int RunClear(const std::string& name, bool recover) {
+  if (Status s = core::ValidatePoolName(name); !s.ok()) return ReportError(s);
+  if (RunningInDaemon()) {
+    // The daemon opened every pool it serves, replaying its log.
+    Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
+    if (!pool.ok()) {
+      return ReportError(pool.status().Annotate("stop the daemon, clear the pool, start it"));
+    }
+    std::printf("pool %s: open and served, nothing to clear\n", name.c_str());
+    return 0;
+  }
+  const std::string dir = core::PoolDir(core::DefaultHome(), name);
+  if (!std::filesystem::exists(dir + "/label")) {
+    return ReportError(BH_ERROR(kNotFound, "pool '{}' does not exist", name));
+  }
+  core::PoolOptions options;
+  options.discard_damaged_intent_log = recover;
+  Result<std::unique_ptr<Pool>> pool = Pool::Open(dir, options);
+  if (!pool.ok()) {
+    return ReportError(pool.status().Annotate(fmt::format("cannot open pool '{}'", name)));
+  }
+  const core::PoolStats s = (*pool)->stats();
+  if (Status c = (*pool)->Close(); !c.ok()) return ReportError(c);
+  if (s.intent_discarded_records > 0) {
+    std::printf("pool %s: discarded %llu damaged intent log records (%llu blocks decoded): "
+                "the writes they had made durable are lost; replayed %llu blocks before them\n",
+                name.c_str(), static_cast<unsigned long long>(s.intent_discarded_records),
+                static_cast<unsigned long long>(s.intent_discarded_blocks),
+                static_cast<unsigned long long>(s.intent_replayed_blocks));
+  } else if (s.intent_replayed_blocks > 0) {
+    std::printf("pool %s: replayed %llu blocks from the intent log\n", name.c_str(),
+                static_cast<unsigned long long>(s.intent_replayed_blocks));
+  } else {
+    std::printf("pool %s: opens cleanly, nothing to clear\n", name.c_str());
+  }
+  return 0;
+}
+
 int RunDestroy(const std::string& name) {
   Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
   if (!pool.ok()) return ReportError(pool.status());
@@ -233,6 +276,15 @@ void AddPoolCommands(CLI::App& app, Action* action) {
   scrub->add_option("name", *name, "pool name")->required();
   scrub->add_flag("-j,--json", *json, "JSON output");
   scrub->callback([=] { *action = [=] { return RunScrub(*name, *json); }; });
+
+  auto recover = std::make_shared<bool>(false);
+  CLI::App* clear =
+      pool->add_subcommand("clear", "open a pool read-write, replaying its intent log");
+  clear->add_option("name", *name, "pool name")->required();
+  clear->add_flag("-F", *recover,
+                  "recovery: drop a damaged intent log record and those after it (their "
+                  "writes are lost) instead of failing");
+  clear->callback([=] { *action = [=] { return RunClear(*name, *recover); }; });
 
   CLI::App* destroy = pool->add_subcommand("destroy", "destroy a pool and its data");
   destroy->add_option("name", *name, "pool name")->required();
