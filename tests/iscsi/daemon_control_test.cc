@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 
@@ -10,6 +11,7 @@
 
 #include "tests/iscsi/daemon_process.h"
 #include "tests/test_util.h"
+#include "tests/tools/damaged_intent_log.h"
 
 namespace blockhaus::testing {
 namespace {
@@ -134,6 +136,47 @@ TEST_CASE("exports are stored in the pool and served again after a restart") {
   // Secrets never show.
   CHECK(Ok(home.path(), {"exports", "-j"}).out.find("secret") == std::string::npos);
   CHECK(again.Stop() == 0);
+}
+
+TEST_CASE("a pool that does not open is FAULTED, the rest served; pool clear -F recovers it") {
+  TempDir home;
+  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
+  Ok(home.path(), {"pool", "create", "bad", "--size", "256M"});
+  Ok(home.path(), {"create", "-V", "1M", "bad/v"});
+  LeaveDamagedIntentLog(home.path() + "/pools/bad", "v");
+  DaemonProcess daemon(home.path());
+  auto health = [&] {
+    std::map<std::string, std::string> h;
+    auto j = nlohmann::json::parse(Ok(home.path(), {"pool", "list", "-j"}).out);
+    for (const auto& p : j["pools"]) h[p["name"]] = p["health"];
+    return h;
+  };
+  auto h = health();
+  CHECK(h["tank"] == "ONLINE");
+  CHECK(h["bad"] == "FAULTED");
+  Ok(home.path(), {"create", "-s", "-V", "64M", "tank/vm1"});  // tank is served
+  CommandResult r = RunVolctl(home.path(), {"pool", "status", "bad"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("FAULTED") != std::string::npos);
+  CHECK(r.err.find("fails its checksum") != std::string::npos);
+  // Without -F it still does not open, and says what -F would do.
+  r = RunVolctl(home.path(), {"pool", "clear", "bad"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("volctl pool clear -F") != std::string::npos);
+  r = Ok(home.path(), {"pool", "clear", "-F", "bad"});
+  CHECK(r.out.find("dropped 1 intent log record") != std::string::npos);
+  CHECK(Ok(home.path(), {"pool", "clear", "bad"}).out.find("open and served") !=
+        std::string::npos);
+  h = health();
+  CHECK(h["bad"] == "ONLINE");
+  // The flush before the damaged record is there, the one after it is not.
+  TempDir work;
+  Ok(home.path(), {"read", "bad/v", work.path() + "/img", "--length", "128K"});
+  std::string img = ReadFile(work.path() + "/img");
+  REQUIRE(img.size() == 131072);
+  CHECK(img.substr(0, 65536) == std::string(65536, '\xaa'));
+  CHECK(img.substr(65536) == std::string(65536, '\0'));
+  CHECK(daemon.Stop() == 0);
 }
 
 }  // namespace blockhaus::testing

@@ -4,21 +4,15 @@
 
 #include <doctest/doctest.h>
 #include <sys/file.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
 
 #include <nlohmann/json.hpp>
 
-#include "core/kv/kv_store.h"
-#include "core/pool/internal/pool_impl.h"  // the metadata layout, to damage a record
-#include "core/pool/pool.h"
-#include "core/txg/intent_format.h"
 #include "tests/test_util.h"
+#include "tests/tools/damaged_intent_log.h"
 #include "tests/tools/run_volctl.h"
-#include "volume/volume_manager.h"
 
 namespace blockhaus::testing {
 namespace {
@@ -116,59 +110,13 @@ TEST_CASE("volctl pool: corrupt label and missing metadata") {
   }
 }
 
-// A process that wrote to tank/v, flushed twice (64K of 0xaa at 0, then
-// 64K of 0xbb at 64K: two intent log records) and died before a commit.
-void CrashAfterTwoFlushes(const std::string& pool_dir) {
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    core::PoolOptions po;
-    po.txg_timeout_ms = 600'000;
-    auto pool = core::Pool::Open(pool_dir, po);
-    if (!pool.ok()) ::_exit(2);
-    auto vm = volume::VolumeManager::Open(pool->get());
-    if (!vm.ok()) ::_exit(3);
-    auto dev = (*vm)->OpenDevice("v");
-    if (!dev.ok()) ::_exit(4);
-    std::vector<uint8_t> a(65536, 0xaa), b(65536, 0xbb);
-    if (!(*dev)->Write(0, a).ok() || !(*dev)->Flush().ok()) ::_exit(5);
-    if (!(*dev)->Write(65536, b).ok() || !(*dev)->Flush().ok()) ::_exit(6);
-    if ((*pool)->stats().intent_records != 2) ::_exit(7);
-    ::_exit(0);  // no close, no commit: as if killed
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-}
-
 TEST_CASE("volctl pool clear: -F drops a damaged intent log record, and only -F") {
   Home h;
   REQUIRE(h.Run({"pool", "create", "tank", "--size", "64M"}).exit_code == 0);
   REQUIRE(h.Run({"create", "-V", "1M", "tank/v"}).exit_code == 0);
   const std::string dir = h.path() + "/pools/tank";
   CHECK(h.Run({"pool", "clear", "tank"}).out.find("opens cleanly") != std::string::npos);
-  CrashAfterTwoFlushes(dir);
-  {  // The second record's first payload byte flipped.
-    core::KvOptions o;
-    o.column_families = core::ColumnFamilyNames();
-    auto kv = core::KvStore::Open(dir + "/meta", o);
-    REQUIRE(kv.ok());
-    std::vector<std::pair<std::string, std::string>> records;
-    auto it = (*kv)->NewIterator(core::kCfDefault);
-    for (it->Seek(core::kIntentKeyPrefix);
-         it->Valid() && it->key().starts_with(core::kIntentKeyPrefix); it->Next()) {
-      records.emplace_back(std::string(it->key()), std::string(it->value()));
-    }
-    it.reset();
-    REQUIRE(records.size() == 2);
-    std::string bad = records[1].second;
-    bad[core::kIntentHeaderSize + core::kIntentEntryOverhead] ^= 0x5a;
-    core::KvBatch batch;
-    batch.Put(core::kCfDefault, records[1].first, bad);
-    REQUIRE((*kv)->Write(batch, true).ok());
-    REQUIRE((*kv)->Close().ok());
-  }
+  LeaveDamagedIntentLog(dir, "v");
   // Without -F the pool does not open, and the message says what -F does.
   CommandResult r = h.Run({"pool", "clear", "tank"});
   CHECK(r.exit_code != 0);
@@ -181,7 +129,7 @@ TEST_CASE("volctl pool clear: -F drops a damaged intent log record, and only -F"
   // With -F: the first flush stays, the damaged second one is gone.
   r = h.Run({"pool", "clear", "-F", "tank"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  CHECK(r.out.find("discarded 1 damaged intent log records") != std::string::npos);
+  CHECK(r.out.find("dropped 1 intent log record from the first damaged one") != std::string::npos);
   CHECK(r.out.find("replayed 4 blocks") != std::string::npos);
   r = h.Run({"read", "tank/v", h.path() + "/img", "--length", "128K"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);

@@ -54,7 +54,13 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   eo.listen = options.listen.empty() ? std::vector<std::string>{"127.0.0.1:3260"} : options.listen;
   eo.login_timeout = std::chrono::seconds(options.login_timeout_s);
   BH_ASSIGN_OR_RETURN(d->exports_, ExportService::Start(eo));
-  for (const std::string& name : names) BH_RETURN_IF_ERROR(d->OpenPool(name));
+  for (const std::string& name : names) {
+    // One pool that does not open must not keep the others from serving.
+    if (Status s = d->OpenPool(name); !s.ok()) {
+      BH_LOG(kError, "{}; not served (volctl pool clear {} opens it again)", s.ToString(), name);
+      d->faulted_[name] = s;
+    }
+  }
   Daemon* self = d.get();
   InstallLivePools(self, self);  // before the first command can arrive
   BH_ASSIGN_OR_RETURN(d->control_,
@@ -85,10 +91,10 @@ Daemon::~Daemon() {
   if (log_fd_ >= 0) ::close(log_fd_);
 }
 
-Status Daemon::OpenPool(const std::string& name) {
+Status Daemon::OpenPool(const std::string& name, const core::PoolOptions& options) {
   BH_RETURN_IF_ERROR(core::ValidatePoolName(name));
   std::string dir = core::PoolDir(core::DefaultHome(), name);
-  Result<std::unique_ptr<core::Pool>> pool = core::Pool::Open(dir);
+  Result<std::unique_ptr<core::Pool>> pool = core::Pool::Open(dir, options);
   if (!pool.ok()) return pool.status().Annotate(fmt::format("cannot open pool '{}'", name));
   OwnedPool p;
   p.pool = std::move(pool).value();
@@ -115,6 +121,9 @@ std::vector<std::string> Daemon::Portals() const { return exports_->Portals(); }
 Result<std::unique_ptr<PoolRef>> Daemon::Borrow(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pools_.find(name);
+  if (auto f = faulted_.find(name); it == pools_.end() && f != faulted_.end()) {
+    return Status(f->second).Annotate(fmt::format("pool '{}' is FAULTED", name));
+  }
   if (it == pools_.end()) {
     if (std::filesystem::exists(core::PoolDir(core::DefaultHome(), name) + "/label")) {
       return BH_ERROR(kUnavailable, "pool '{}' exists but this daemon does not serve it", name);
@@ -130,6 +139,31 @@ Result<std::unique_ptr<PoolRef>> Daemon::Borrow(const std::string& name) {
 }
 
 Status Daemon::PoolCreated(const std::string& pool) { return OpenPool(pool); }
+
+Result<std::optional<core::PoolStats>> Daemon::ClearPool(const std::string& pool,
+                                                         bool recover) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pools_.count(pool) != 0) return std::optional<core::PoolStats>();
+    if (faulted_.count(pool) == 0) {
+      if (std::filesystem::exists(core::PoolDir(core::DefaultHome(), pool) + "/label")) {
+        return BH_ERROR(kUnavailable, "pool '{}' exists but this daemon does not serve it", pool);
+      }
+      return BH_ERROR(kNotFound, "pool '{}' does not exist", pool);
+    }
+  }
+  // Commands run one at a time, so nothing else opens it meanwhile.
+  core::PoolOptions options;
+  options.discard_damaged_intent_log = recover;
+  Status s = OpenPool(pool, options);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    faulted_[pool] = s;
+    return s;
+  }
+  faulted_.erase(pool);
+  return std::optional<core::PoolStats>(pools_.at(pool).pool->stats());
+}
 
 Status Daemon::ReleasePool(const std::string& pool) {
   OwnedPool p;

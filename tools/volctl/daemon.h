@@ -3,7 +3,9 @@
 //
 // Startup: open every pool (or those named), start each pool's coalescing
 // worker, build the LUNs of every stored export, start the iSCSI portals,
-// then accept commands on the control socket. Shutdown (SIGTERM/SIGINT)
+// then accept commands on the control socket. A pool that does not open is
+// left FAULTED (its error logged, listed, returned to commands) and the
+// others are served; `pool clear [-F]` opens it again. Shutdown (SIGTERM/SIGINT)
 // runs the other way round: stop commands, close sessions, drop LUNs,
 // close pools (a final txg commit).
 //
@@ -44,6 +46,8 @@ class Daemon : public LivePools, public LiveEvents {
   // LiveEvents
   Status PoolCreated(const std::string& pool) override;
   Status ReleasePool(const std::string& pool) override;
+  Result<std::optional<core::PoolStats>> ClearPool(const std::string& pool,
+                                                   bool recover) override;
   std::vector<SessionRow> Sessions() override;
   Status ExportsChanged(const std::string& pool) override;
   void VolumeChanged(const std::string& pool, const std::string& volume,
@@ -56,11 +60,12 @@ class Daemon : public LivePools, public LiveEvents {
   };
 
   Daemon() = default;
-  Status OpenPool(const std::string& name);
+  Status OpenPool(const std::string& name, const core::PoolOptions& options = {});
   CommandOutput RunForwarded(const std::vector<std::string>& args, const std::string& cwd);
 
   std::mutex mu_;
   std::map<std::string, OwnedPool> pools_;   // guarded by mu_
+  std::map<std::string, Status> faulted_;    // why each did not open; guarded by mu_
   std::unique_ptr<ExportService> exports_;
   std::unique_ptr<ControlServer> control_;
   int log_fd_ = -1;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ class LiveEvents {
   virtual Status PoolCreated(const std::string& pool) = 0;
   // Closes a pool the daemon owns (before `pool destroy`).
   virtual Status ReleasePool(const std::string& pool) = 0;
+  // `pool clear`: a pool the daemon could not open (FAULTED) is opened
+  // again, with `recover` dropping a damaged intent log (core::PoolOptions::
+  // discard_damaged_intent_log), and served. Its counters after the open;
+  // nullopt when the pool is served already (nothing to clear).
+  virtual Result<std::optional<core::PoolStats>> ClearPool(const std::string& pool,
+                                                           bool recover) = 0;
   virtual std::vector<SessionRow> Sessions() = 0;
   // Exports changed in the pool (export/unexport): reload them.
   virtual Status ExportsChanged(const std::string& pool) = 0;

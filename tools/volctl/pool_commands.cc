@@ -177,18 +177,40 @@ int RunScrub(const std::string& name, bool json) {
   return r->clean() ? 0 : 1;
 }
 
+// What `pool clear` found, from the counters of the open it made.
+void PrintCleared(const std::string& name, const core::PoolStats& s) {
+  if (s.intent_discarded_records > 0) {
+    std::printf("pool %s: dropped %llu intent log %s from the first damaged one on (%llu "
+                "blocks decoded): the writes they had made durable are lost; replayed %llu "
+                "blocks before them\n",
+                name.c_str(), static_cast<unsigned long long>(s.intent_discarded_records),
+                s.intent_discarded_records == 1 ? "record" : "records",
+                static_cast<unsigned long long>(s.intent_discarded_blocks),
+                static_cast<unsigned long long>(s.intent_replayed_blocks));
+  } else if (s.intent_replayed_blocks > 0) {
+    std::printf("pool %s: replayed %llu blocks from the intent log\n", name.c_str(),
+                static_cast<unsigned long long>(s.intent_replayed_blocks));
+  } else {
+    std::printf("pool %s: opens cleanly, nothing to clear\n", name.c_str());
+  }
+}
+
 // ZFS's `zpool clear [-F]`: a read-write open, which replays the intent
 // log; with -F (recovery), a damaged intent log record and the records
-// after it are dropped instead of stopping the open.
+// after it are dropped instead of stopping the open. In the daemon, a
+// FAULTED pool is opened again and served.
 int RunClear(const std::string& name, bool recover) {
   if (Status s = core::ValidatePoolName(name); !s.ok()) return ReportError(s);
-  if (RunningInDaemon()) {
-    // The daemon opened every pool it serves, replaying its log.
-    Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
-    if (!pool.ok()) {
-      return ReportError(pool.status().Annotate("stop the daemon, clear the pool, start it"));
+  if (LiveEvents* live = CurrentLiveEvents()) {
+    Result<std::optional<core::PoolStats>> r = live->ClearPool(name, recover);
+    if (!r.ok()) {
+      return ReportError(r.status().Annotate(fmt::format("cannot open pool '{}'", name)));
     }
-    std::printf("pool %s: open and served, nothing to clear\n", name.c_str());
+    if (!r->has_value()) {
+      std::printf("pool %s: open and served, nothing to clear\n", name.c_str());
+    } else {
+      PrintCleared(name, **r);
+    }
     return 0;
   }
   const std::string dir = core::PoolDir(core::DefaultHome(), name);
@@ -203,18 +225,7 @@ int RunClear(const std::string& name, bool recover) {
   }
   const core::PoolStats s = (*pool)->stats();
   if (Status c = (*pool)->Close(); !c.ok()) return ReportError(c);
-  if (s.intent_discarded_records > 0) {
-    std::printf("pool %s: discarded %llu damaged intent log records (%llu blocks decoded): "
-                "the writes they had made durable are lost; replayed %llu blocks before them\n",
-                name.c_str(), static_cast<unsigned long long>(s.intent_discarded_records),
-                static_cast<unsigned long long>(s.intent_discarded_blocks),
-                static_cast<unsigned long long>(s.intent_replayed_blocks));
-  } else if (s.intent_replayed_blocks > 0) {
-    std::printf("pool %s: replayed %llu blocks from the intent log\n", name.c_str(),
-                static_cast<unsigned long long>(s.intent_replayed_blocks));
-  } else {
-    std::printf("pool %s: opens cleanly, nothing to clear\n", name.c_str());
-  }
+  PrintCleared(name, s);
   return 0;
 }
 

@@ -1,0 +1,71 @@
+// A pool left with a damaged intent log, as a crash and a bad sector or a
+// bad copy would leave it: for the tests of `volctl pool clear` and of the
+// daemon serving a pool that does not open.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/kv/kv_store.h"
+#include "core/pool/internal/pool_impl.h"  // the metadata layout, to damage a record
+#include "core/pool/pool.h"
+#include "core/txg/intent_format.h"
+#include "volume/volume_manager.h"
+
+namespace blockhaus::testing {
+
+// A process writes to `volume` of the pool in `pool_dir` (closed), flushes
+// twice (64K of 0xaa at 0, then 64K of 0xbb at 64K: two intent log records
+// of 4 blocks each at the default 16K block size) and dies before a
+// commit. Then the second record's first payload byte is flipped: it
+// decodes, and its checksum fails.
+inline void LeaveDamagedIntentLog(const std::string& pool_dir, const std::string& volume) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    core::PoolOptions po;
+    po.txg_timeout_ms = 600'000;
+    auto pool = core::Pool::Open(pool_dir, po);
+    if (!pool.ok()) ::_exit(2);
+    auto vm = volume::VolumeManager::Open(pool->get());
+    if (!vm.ok()) ::_exit(3);
+    auto dev = (*vm)->OpenDevice(volume);
+    if (!dev.ok()) ::_exit(4);
+    std::vector<uint8_t> a(65536, 0xaa), b(65536, 0xbb);
+    if (!(*dev)->Write(0, a).ok() || !(*dev)->Flush().ok()) ::_exit(5);
+    if (!(*dev)->Write(65536, b).ok() || !(*dev)->Flush().ok()) ::_exit(6);
+    if ((*pool)->stats().intent_records != 2) ::_exit(7);
+    ::_exit(0);  // no close, no commit: as if killed
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+
+  core::KvOptions o;
+  o.column_families = core::ColumnFamilyNames();
+  auto kv = core::KvStore::Open(pool_dir + "/meta", o);
+  REQUIRE(kv.ok());
+  std::vector<std::pair<std::string, std::string>> records;
+  {
+    auto it = (*kv)->NewIterator(core::kCfDefault);
+    for (it->Seek(core::kIntentKeyPrefix);
+         it->Valid() && it->key().starts_with(core::kIntentKeyPrefix); it->Next()) {
+      records.emplace_back(std::string(it->key()), std::string(it->value()));
+    }
+  }
+  REQUIRE(records.size() == 2);
+  std::string bad = records[1].second;
+  bad[core::kIntentHeaderSize + core::kIntentEntryOverhead] ^= 0x5a;
+  core::KvBatch batch;
+  batch.Put(core::kCfDefault, records[1].first, bad);
+  REQUIRE((*kv)->Write(batch, true).ok());
+  REQUIRE((*kv)->Close().ok());
+}
+
+}  // namespace blockhaus::testing
