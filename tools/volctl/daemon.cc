@@ -124,18 +124,20 @@ Result<std::unique_ptr<PoolRef>> Daemon::Borrow(const std::string& name) {
   if (auto f = faulted_.find(name); it == pools_.end() && f != faulted_.end()) {
     return Status(f->second).Annotate(fmt::format("pool '{}' is FAULTED", name));
   }
-  if (it == pools_.end()) {
-    if (std::filesystem::exists(core::PoolDir(core::DefaultHome(), name) + "/label")) {
-      return BH_ERROR(kUnavailable, "pool '{}' exists but this daemon does not serve it", name);
-    }
-    return BH_ERROR(kNotFound, "pool '{}' does not exist", name);
-  }
+  if (it == pools_.end()) return NotServed(name);
   auto ref = std::make_unique<PoolRef>();
   ref->name = name;
   ref->pool = it->second.pool.get();
   ref->vm = it->second.vm.get();
   ref->live = this;
   return ref;
+}
+
+Status Daemon::NotServed(const std::string& name) {
+  if (std::filesystem::exists(core::PoolDir(core::DefaultHome(), name) + "/label")) {
+    return BH_ERROR(kUnavailable, "pool '{}' exists but this daemon does not serve it", name);
+  }
+  return BH_ERROR(kNotFound, "pool '{}' does not exist", name);
 }
 
 Status Daemon::PoolCreated(const std::string& pool) { return OpenPool(pool); }
@@ -145,12 +147,7 @@ Result<std::optional<core::PoolStats>> Daemon::ClearPool(const std::string& pool
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (pools_.count(pool) != 0) return std::optional<core::PoolStats>();
-    if (faulted_.count(pool) == 0) {
-      if (std::filesystem::exists(core::PoolDir(core::DefaultHome(), pool) + "/label")) {
-        return BH_ERROR(kUnavailable, "pool '{}' exists but this daemon does not serve it", pool);
-      }
-      return BH_ERROR(kNotFound, "pool '{}' does not exist", pool);
-    }
+    if (faulted_.count(pool) == 0) return NotServed(pool);
   }
   // Commands run one at a time, so nothing else opens it meanwhile.
   core::PoolOptions options;

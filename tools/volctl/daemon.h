@@ -61,6 +61,9 @@ class Daemon : public LivePools, public LiveEvents {
 
   Daemon() = default;
   Status OpenPool(const std::string& name, const core::PoolOptions& options = {});
+  // Why a pool that is neither served nor FAULTED is not: NotFound, or
+  // Unavailable when it exists (not named at start).
+  static Status NotServed(const std::string& name);
   CommandOutput RunForwarded(const std::vector<std::string>& args, const std::string& cwd);
 
   std::mutex mu_;

@@ -202,10 +202,9 @@ void PrintCleared(const std::string& name, const core::PoolStats& s) {
 int RunClear(const std::string& name, bool recover) {
   if (Status s = core::ValidatePoolName(name); !s.ok()) return ReportError(s);
   if (LiveEvents* live = CurrentLiveEvents()) {
+    // Its errors name the pool already (the daemon's open annotates them).
     Result<std::optional<core::PoolStats>> r = live->ClearPool(name, recover);
-    if (!r.ok()) {
-      return ReportError(r.status().Annotate(fmt::format("cannot open pool '{}'", name)));
-    }
+    if (!r.ok()) return ReportError(r.status());
     if (!r->has_value()) {
       std::printf("pool %s: open and served, nothing to clear\n", name.c_str());
     } else {
