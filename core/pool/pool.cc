@@ -339,6 +339,12 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
     impl->options.dirty_limit_bytes = DefaultDirtyLimit();
   }
   impl->buffers.SetLimit(std::min<uint64_t>(impl->options.dirty_limit_bytes, 32ull << 20));
+  if (!impl->options.read_only) {
+    uint64_t raw = impl->options.raw_dirty_bytes.value_or(impl->options.dirty_limit_bytes);
+    if (raw >= kMaxBlockSize) {
+      BH_ASSIGN_OR_RETURN(impl->dirty_scratch, DirtyScratch::Create(raw));
+    }
+  }
   if (!std::filesystem::exists(dir + "/label")) {
     return BH_ERROR(kNotFound, "no pool in {} (no label)", dir);
   }
@@ -451,6 +457,11 @@ PoolStats Pool::stats() const {
   }
   s.open_txg = impl_->open_txg;
   s.synced_txg = impl_->synced_txg;
+  if (const DirtyScratch* raw = impl_->dirty_scratch.get()) {
+    s.raw_dirty_capacity = raw->capacity();
+    s.raw_dirty_bytes = raw->used();
+    s.raw_dirty_peak = raw->peak();
+  }
   return s;
 }
 
@@ -567,23 +578,23 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
       continue;
     }
     BH_RETURN_IF_ERROR(s);
-    BlockPtr replaced = InsertDirty(lineage, blkno, std::move(block), bytes);
+    DirtyBlock replaced = InsertDirty(lineage, blkno, std::move(block), bytes);
     if (OpenTxgDue()) work_cv.notify_all();
     guard.unlock();
-    if (!replaced.hole) Retire(std::span<const BlockPtr>(&replaced, 1));
+    if (!replaced.ptr.hole) Retire(std::span<const DirtyBlock>(&replaced, 1));
     return Status::Ok();
   }
 }
 
-BlockPtr Pool::Impl::InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
-                                 uint64_t bytes) {
+DirtyBlock Pool::Impl::InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
+                                   uint64_t bytes) {
   auto [it, inserted] = open.try_emplace(DirtyKey{lineage, blkno});
-  BlockPtr replaced;
-  replaced.hole = true;
+  DirtyBlock replaced;
+  replaced.ptr.hole = true;
   if (!inserted && !it->second.ptr.hole) {
     open_bytes -= it->second.ptr.lsize;
     open_by_lineage[lineage] -= it->second.ptr.lsize;
-    replaced = it->second.ptr;
+    replaced = it->second;
   }
   if (options.intent_log_max_bytes > 0) {
     open_unlogged.push_back(it->first);
@@ -603,8 +614,10 @@ void Pool::Impl::UnreservePlaced(std::span<const PreparedBlock> blocks) {
 }
 
 Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
-                                  const std::vector<PreparedBlock>& blocks, uint32_t block_size) {
-  std::vector<BlockPtr> replaced;
+                                  const std::vector<PreparedBlock>& blocks, uint32_t block_size,
+                                  uint64_t raw) {
+  thread_local std::vector<DirtyBlock> replaced;
+  replaced.clear();
   {
     std::unique_lock<Mutex> guard(mu);
     // The throttle was checked before the blocks were prepared; a writer
@@ -617,8 +630,10 @@ Status Pool::Impl::PutDirtyNoWait(LineageId lineage, uint64_t first,
       return BH_ERROR(kWouldBlock, "the write would wait for a commit");
     }
     for (size_t k = 0; k < blocks.size(); ++k) {
-      BlockPtr old = InsertDirty(lineage, first + k, DirtyBlock{blocks[k].ptr}, block_size);
-      if (!old.hole) replaced.push_back(old);
+      DirtyBlock block{blocks[k].ptr};
+      if (raw != DirtyBlock::kNotRaw) block.raw = raw + k * block_size;
+      DirtyBlock old = InsertDirty(lineage, first + k, block, block_size);
+      if (!old.ptr.hole) replaced.push_back(old);
     }
     if (OpenTxgDue()) work_cv.notify_all();
   }
@@ -646,14 +661,15 @@ Status Pool::Impl::Suspend(const Status& cause) {
   return BH_ERROR(kUnavailable, "pool {} is suspended: {}", label.name, failure.ToString());
 }
 
-void Pool::Impl::Retire(std::span<const BlockPtr> replaced) {
+void Pool::Impl::Retire(std::span<const DirtyBlock> replaced) {
   bool due;
   {
     MutexLock lock(&alloc_mu);
-    for (const BlockPtr& ptr : replaced) {
-      uint64_t len = alloc->RoundUp(ptr.psize);
-      retired.push_back(Extent{ptr.offset, len});
+    for (const DirtyBlock& block : replaced) {
+      uint64_t len = alloc->RoundUp(block.ptr.psize);
+      retired.push_back(Extent{block.ptr.offset, len});
       retired_bytes += len;
+      if (block.is_raw()) retired_raw.push_back(Extent{block.raw, block.ptr.lsize});
     }
     due = retired_bytes >= kReleaseRetiredBytes;
   }
@@ -674,11 +690,13 @@ void Pool::Impl::ReleaseRetired() {
   std::unique_lock<std::shared_mutex> gate(read_gate);
   MutexLock lock(&alloc_mu);
   for (const Extent& e : retired) alloc->Unreserve(e);
+  for (const Extent& e : retired_raw) dirty_scratch->Free(e.offset, e.length);
   retired.clear();
+  retired_raw.clear();
   retired_bytes = 0;
 }
 
-Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait) {
+Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool write) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
   std::vector<Extent> runs;
   uint64_t remaining = 0;
@@ -726,8 +744,10 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait) {
       uint64_t len = alloc->RoundUp(b.ptr.psize);
       if (pos + len > run->end()) break;
       b.ptr.offset = pos;
-      iov.emplace_back(b.payload->data(), b.ptr.psize);
-      if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+      if (write) {
+        iov.emplace_back(b.payload->data(), b.ptr.psize);
+        if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+      }
       pos += len;
       remaining -= len;
     }
@@ -736,7 +756,7 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait) {
       alloc->Unreserve(Extent{pos, run->end() - pos});
       runs.back().length = pos - run->offset;
     }
-    Status written = vdev->WriteV(run->offset, iov);
+    Status written = write ? vdev->WriteV(run->offset, iov) : Status::Ok();
     if (!written.ok()) {
       // As a failed write in a commit always did: the device is not to be
       // trusted, and nothing more commits until the pool is reopened.
@@ -833,6 +853,8 @@ void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByt
       block_size % 512 != 0) {
     return;
   }
+  // A raw write only copies its blocks; there is nothing to do ahead (D49).
+  if (TakesRaw(block_size, block_options)) return;
   StagedWrite::Rep& r = *staged->rep_;
   if (r.anchor != stage_anchor || r.start != arrived.data() || r.block_size != block_size ||
       !(r.options == block_options)) {
@@ -897,6 +919,11 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
       return BH_ERROR(kWouldBlock, "the write would wait for a commit");
     }
   }
+  if (TakesRaw(block_size, block_options) && (ahead == nullptr || ahead->blocks.empty())) {
+    Result<bool> raw = WriteRaw(lineage, first, block_size, data, block_options, nowait);
+    if (!raw.ok() || *raw) return raw.status();
+    // No room in the scratch: compressed now, as before D49.
+  }
   // This thread's vector, named by reference: the helpers filling it have
   // thread_locals of their own.
   thread_local std::vector<PreparedBlock> reused;
@@ -946,6 +973,56 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
   return Status::Ok();
 }
 
+bool Pool::Impl::TakesRaw(uint32_t block_size, const BlockOptions& block_options) const {
+  return dirty_scratch != nullptr && block_options.compression.algo != CompressionAlgo::kOff &&
+         alloc->RoundUp(block_size) > alloc->RoundUp(1);
+}
+
+Result<bool> Pool::Impl::WriteRaw(LineageId lineage, uint64_t first, uint32_t block_size,
+                                  ConstByteSpan data, const BlockOptions& block_options,
+                                  bool nowait) {
+  const size_t n = data.size() / block_size;
+  std::optional<uint64_t> at = dirty_scratch->Allocate(data.size());
+  if (!at) return false;
+  auto free_from = [&](size_t k) { dirty_scratch->Free(*at + k * block_size, (n - k) * block_size); };
+  thread_local std::vector<PreparedBlock> blocks;
+  blocks.assign(n, PreparedBlock{});
+  for (PreparedBlock& b : blocks) {
+    b.ptr.lsize = block_size;
+    b.ptr.psize = block_size;
+    b.ptr.compression = block_options.compression;
+    b.ptr.checksum_type = block_options.checksum;
+  }
+  // The space the block would take uncompressed, so that the commit never
+  // runs out of room for it: it gives that back once it knows the size.
+  Status s = Place(std::span<PreparedBlock>(blocks), nowait, /*write=*/false);
+  if (!s.ok()) {
+    free_from(0);
+    return s;
+  }
+  s = dirty_scratch->Write(*at, data);
+  if (!s.ok()) {
+    UnreservePlaced(blocks);
+    free_from(0);
+    return Suspend(s);
+  }
+  if (nowait) {
+    s = PutDirtyNoWait(lineage, first, blocks, block_size, *at);
+    if (!s.ok()) free_from(0);  // the reservations went back already
+    if (!s.ok()) return s;
+    return true;
+  }
+  for (size_t k = 0; k < n; ++k) {
+    s = PutDirty(lineage, first + k, DirtyBlock{blocks[k].ptr, *at + k * block_size}, block_size);
+    if (!s.ok()) {
+      UnreservePlaced(std::span<const PreparedBlock>(blocks).subspan(k));
+      free_from(k);
+      return s;
+    }
+  }
+  return true;
+}
+
 Status Pool::Unmap(LineageId lineage, uint64_t blkno) {
   DirtyBlock hole;
   hole.ptr.hole = true;
@@ -978,6 +1055,8 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
   thread_local std::vector<bool> skip;
   thread_local std::vector<bool> dirty;
   thread_local std::vector<std::optional<BlockPtr>> ptrs;
+  thread_local std::vector<std::pair<size_t, uint64_t>> raws;  // block, scratch offset
+  raws.clear();
   skip.assign(n, false);
   dirty.assign(n, false);
   ptrs.assign(n, std::nullopt);
@@ -1009,7 +1088,16 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
         }
         if (hit == nullptr) continue;
         dirty[k] = true;
-        if (!hit->ptr.hole) ptrs[k] = hit->ptr;  // else: unmapped, zeros
+        if (hit->is_raw()) {
+          if (hit->ptr.lsize != block_size) {
+            return BH_ERROR(kInvalidArgument, "block {} of lineage {} is {} bytes, not {}",
+                            first + k, lineage, hit->ptr.lsize, block_size);
+          }
+          skip[k] = true;
+          raws.emplace_back(k, hit->raw);
+        } else if (!hit->ptr.hole) {
+          ptrs[k] = hit->ptr;  // else: unmapped, zeros
+        }
         ++found;
       }
     }
@@ -1027,7 +1115,20 @@ Status Pool::Impl::ReadRun(LineageId lineage, uint64_t first, uint64_t view,
       BH_ASSIGN_OR_RETURN(ptrs[k], p.Resolve(*it, lineage, first + k, view, forward));
     }
   }
-  return p.ReadPtrs(ptrs, skip, lineage, first, block_size, out, nowait);
+  BH_RETURN_IF_ERROR(p.ReadPtrs(ptrs, skip, lineage, first, block_size, out, nowait));
+  // Raw dirty blocks (D49), runs of them together: a write's blocks sit
+  // side by side in the scratch.
+  for (size_t i = 0; i < raws.size();) {
+    size_t j = i + 1;
+    while (j < raws.size() && raws[j].first == raws[j - 1].first + 1 &&
+           raws[j].second == raws[j - 1].second + block_size) {
+      ++j;
+    }
+    BH_RETURN_IF_ERROR(p.dirty_scratch->Read(
+        raws[i].second, out.subspan(raws[i].first * block_size, (j - i) * block_size)));
+    i = j;
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<BlockPtr>> Pool::LookupCommitted(LineageId lineage, uint64_t blkno,

@@ -74,9 +74,10 @@ struct PoolOptions {
   uint32_t txg_timeout_ms = 5000;
   // Most data the open txg may hold; writers wait beyond it. A commit
   // starts once half of it is dirty (D47). The data is in the data file's
-  // page cache, not in the pool's memory (D29), so this bounds what a
-  // commit writes out, not the heap. 0: a tenth of the RAM, 64 MiB to
-  // 4 GiB (ZFS's zfs_dirty_data_max).
+  // page cache or the raw dirty scratch (raw_dirty_bytes), not in the
+  // pool's heap (D29, D49), so this bounds what a commit writes out, not
+  // the heap. 0: a tenth of the RAM, 64 MiB to 4 GiB (ZFS's
+  // zfs_dirty_data_max).
   uint64_t dirty_limit_bytes = 0;
   // Open for reading only (list, get, read, diff, status): no sync thread,
   // the data file and the metadata store are opened read-only and nothing
@@ -100,6 +101,14 @@ struct PoolOptions {
   // the intent_discarded_* counters say how many). Off: such a record
   // stops a read-write open with Corruption, and nothing changes.
   bool discard_damaged_intent_log = false;
+  // Raw dirty blocks (D49): writes with compression on keep their blocks
+  // uncompressed in memory (a memfd of this many bytes, shmem), and the
+  // commit compresses each once, however often its txg rewrote it. A
+  // write that finds it full compresses its blocks itself. nullopt:
+  // dirty_limit_bytes (the open and the syncing txg together); below
+  // 128K: off. Its pages go back to the system when a txg timeout passes
+  // with nothing in it.
+  std::optional<uint64_t> raw_dirty_bytes = std::nullopt;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;
@@ -132,6 +141,13 @@ struct PoolStats {
   // blocks of those that still decoded.
   uint64_t intent_discarded_records = 0;
   uint64_t intent_discarded_blocks = 0;
+  // Raw dirty blocks (D49): the scratch area's size (0: off), the bytes in
+  // it now and at most since open, and the blocks commits compressed out
+  // of it since open.
+  uint64_t raw_dirty_capacity = 0;
+  uint64_t raw_dirty_bytes = 0;
+  uint64_t raw_dirty_peak = 0;
+  uint64_t raw_blocks_committed = 0;
 };
 
 struct ScrubReport {

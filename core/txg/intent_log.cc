@@ -99,6 +99,7 @@ struct LogEntry {
   DirtyKey key;
   uint64_t txg;
   BlockPtr ptr;
+  uint64_t raw;  // DirtyBlock::raw
 };
 
 // The current block of each key of `keys` in `map`, each key once.
@@ -108,7 +109,7 @@ void TakeUnlogged(std::vector<DirtyKey>& keys, const DirtyMap& map, uint64_t txg
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   for (const DirtyKey& key : keys) {
     auto it = map.find(key);
-    if (it != map.end()) out.push_back(LogEntry{key, txg, it->second.ptr});
+    if (it != map.end()) out.push_back(LogEntry{key, txg, it->second.ptr, it->second.raw});
   }
   keys.clear();
 }
@@ -139,6 +140,16 @@ Result<bool> Pool::Impl::LogWrites() {
   thread_local std::string record;
   StartIntentRecord(&record);
   for (const LogEntry& e : entries) {
+    if (e.raw != DirtyBlock::kNotRaw) {
+      // A raw block (D49) is logged as its commit will store it.
+      std::shared_ptr<Buffer> data = buffers.Get(e.ptr.lsize);
+      Status s = dirty_scratch->Read(e.raw, *data);
+      if (!s.ok()) return Suspend(s.Annotate("reading a block for the intent log"));
+      PreparedBlock b = Prepare(*data, BlockOptions{e.ptr.compression, e.ptr.checksum_type});
+      uint8_t* payload = AppendIntentEntry(&record, e.key.lineage, e.key.blkno, e.txg, b.ptr);
+      std::memcpy(payload, b.payload->data(), b.ptr.psize);
+      continue;
+    }
     uint8_t* payload = AppendIntentEntry(&record, e.key.lineage, e.key.blkno, e.txg, e.ptr);
     if (payload == nullptr) continue;
     Status s = vdev->Read(e.ptr.offset, ByteSpan(payload, e.ptr.psize));

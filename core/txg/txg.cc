@@ -27,7 +27,15 @@
 //   in the allocator it is the lowest free space again, so the next copies
 //   land on the same pages of the page cache and the commit writes the
 //   newest copy of each block, not every copy (D47).
+//   A raw dirty block (D49) is the exception: a write with compression on
+//   copied it uncompressed into the pool's scratch area (a memfd), reserved
+//   the space it would take uncompressed, and put that in the map with its
+//   place in the scratch. Reads copy it from there; a rewrite retires its
+//   scratch space like a placed copy.
 //   One commit writes, in this order:
+//     0. the raw blocks (PlaceRaw): each compressed and checksummed once,
+//        on the prepare helpers, its reservation traded for one of its
+//        stored size, and written to the data file (not synced);
 //     1. fdatasync of the data vdev, on a helper thread while the sync
 //        thread builds the batch of 2 (every block of the txg was written
 //        before it entered the map, so all are covered);
@@ -54,6 +62,8 @@
 //      retired and dropped reservations run after the commit took the read
 //      gate exclusively once, so after every read that might hold a
 //      pointer to that space finished (later reads find only new pointers).
+//      The scratch space of the syncing txg's raw blocks goes back after
+//      the syncing map is gone and one more exclusive pass of the gate.
 //
 // Concurrency & lock order
 //   sync_mu (whole commit; Scrub) -> read_gate -> mu -> alloc_mu (a leaf:
@@ -88,6 +98,7 @@
 //   of the RAM, 64 MiB to 4 GiB).
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -119,10 +130,12 @@ void InSlices(Mutex& mu, size_t n, const Fn& fn) {
   }
 }
 
-// A block of the syncing txg: its key and its pointer (placed already).
+// A block of the syncing txg: its key and its pointer (placed already, or
+// raw in the scratch until PlaceRaw).
 struct TxgBlock {
   DirtyKey key;
   BlockPtr ptr;
+  uint64_t raw;  // DirtyBlock::raw
 };
 
 Status ApplyBlocks(SyncContext::Rep& rep, const std::vector<TxgBlock>& blocks) {
@@ -164,6 +177,88 @@ void PutMeta(KvBatch& batch, std::string_view key, uint64_t v) {
   batch.Put(kCfDefault, key, s);
 }
 
+// Raw blocks a commit compresses and writes at a time: their buffers come
+// back to the pool's cache before the next chunk takes them (a whole txg's
+// at once would be hundreds of megabytes of fresh memory every commit).
+constexpr size_t kRawChunk = 1024;
+// Buffers per write of them to the data file: each holds the file's inode
+// lock, which a writer placing blocks itself (the scratch full) waits for.
+constexpr size_t kRawIov = 64;
+
+// Compresses and checksums the raw blocks of a txg (D49), once each, on
+// the helpers, trades each one's reservation of its uncompressed size for
+// one of its stored size (the lowest room, so a txg's blocks pack; the
+// room just given back always fits it), and writes them to the data file.
+// Their pointers are then whole, as if their writers had placed them.
+Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
+  // The sync thread's vectors, named by reference: the helpers filling
+  // them have thread_locals of their own.
+  thread_local std::vector<size_t> index_kept;
+  thread_local std::vector<PreparedBlock> prepared_kept;
+  std::vector<size_t>& index = index_kept;
+  std::vector<PreparedBlock>& prepared = prepared_kept;
+  static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
+  std::vector<ConstByteSpan> iov;
+  size_t next = 0;
+  for (;;) {
+    index.clear();
+    for (; next < blocks.size() && index.size() < kRawChunk; ++next) {
+      if (blocks[next].raw != DirtyBlock::kNotRaw) index.push_back(next);
+    }
+    if (index.empty()) return Status::Ok();
+    prepared.assign(index.size(), PreparedBlock{});
+    std::atomic<bool> failed{false};
+    auto fill = [&](size_t j) {
+      const TxgBlock& b = blocks[index[j]];
+      std::shared_ptr<Buffer> data = p.buffers.Get(b.ptr.lsize);
+      if (!p.dirty_scratch->Read(b.raw, *data).ok()) {
+        failed = true;
+        return;
+      }
+      prepared[j] = p.Prepare(*data, BlockOptions{b.ptr.compression, b.ptr.checksum_type});
+    };
+    if (p.prepare_pool && index.size() > 1) {
+      p.prepare_pool->ParallelFor(index.size(), fill);
+    } else {
+      for (size_t j = 0; j < index.size(); ++j) fill(j);
+    }
+    if (failed) return BH_ERROR(kIOError, "reading raw dirty blocks from the scratch area");
+    Status placed;
+    {
+      MutexLock lock(&p.alloc_mu);
+      for (size_t j = 0; j < index.size() && placed.ok(); ++j) {
+        const BlockPtr& old = blocks[index[j]].ptr;
+        p.alloc->Unreserve(Extent{old.offset, p.alloc->RoundUp(old.psize)});
+        uint64_t len = p.alloc->RoundUp(prepared[j].ptr.psize);
+        Result<Extent> e = p.alloc->Reserve(len, len);
+        if (e.ok()) {
+          prepared[j].ptr.offset = e->offset;
+        } else {
+          placed = e.status();
+        }
+      }
+    }
+    BH_RETURN_IF_ERROR(placed.Annotate("placing raw dirty blocks"));
+    for (size_t j = 0; j < index.size();) {
+      const uint64_t start = prepared[j].ptr.offset;
+      uint64_t end = start;
+      iov.clear();
+      for (; j < index.size() && prepared[j].ptr.offset == end && iov.size() < kRawIov; ++j) {
+        const PreparedBlock& b = prepared[j];
+        uint64_t len = p.alloc->RoundUp(b.ptr.psize);
+        iov.emplace_back(b.payload->data(), b.ptr.psize);
+        if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+        end += len;
+      }
+      BH_RETURN_IF_ERROR(p.vdev->WriteV(start, iov).Annotate("writing data blocks"));
+    }
+    for (size_t j = 0; j < index.size(); ++j) {
+      blocks[index[j]].ptr = prepared[j].ptr;
+      prepared[j].payload.reset();
+    }
+  }
+}
+
 }  // namespace
 
 Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
@@ -194,15 +289,22 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     }
   }
 
+  // The scratch space of raw blocks goes back once no read can be using it
+  // (at the end, after the syncing map is gone).
+  std::vector<Extent> raw_slots;
+  uint64_t raw_placed = 0;
   for (const auto& [key, dirty] : map) {
+    if (dirty.is_raw()) raw_slots.push_back(Extent{dirty.raw, dirty.ptr.lsize});
     if (live.contains(key.lineage)) {
-      blocks.push_back(TxgBlock{key, dirty.ptr});
+      blocks.push_back(TxgBlock{key, dirty.ptr, dirty.raw});
+      if (dirty.is_raw()) ++raw_placed;
     } else if (!dirty.ptr.hole) {
       dropped.push_back(Extent{dirty.ptr.offset, alloc->RoundUp(dirty.ptr.psize)});
     }
   }
   std::sort(blocks.begin(), blocks.end(),
             [](const TxgBlock& a, const TxgBlock& b) { return a.key < b.key; });
+  if (!raw_slots.empty()) BH_RETURN_IF_ERROR(PlaceRaw(*this, blocks));
   // The blocks are in the data file already (D29), written by their
   // writers before they entered the map. I1 needs them durable before the
   // metadata batch is written, not before it is built: the sync runs on
@@ -266,10 +368,12 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   // only the new pointers (the batch is in, replaced blocks are out of the
   // maps). The release itself then runs in slices under alloc_mu alone.
   std::vector<Extent> released;
+  std::vector<Extent> released_raw;
   {
     std::unique_lock<std::shared_mutex> gate(read_gate);
     MutexLock lock(&alloc_mu);
     released.swap(retired);
+    released_raw.swap(retired_raw);
     retired_bytes = 0;
   }
   released.insert(released.end(), dropped.begin(), dropped.end());
@@ -278,8 +382,10 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     done = alloc->ReleaseDeferred(txg, kAllocSlice);
   }
   InSlices(alloc_mu, released.size(), [&](size_t i) { alloc->Unreserve(released[i]); });
+  for (const Extent& e : released_raw) dirty_scratch->Free(e.offset, e.length);
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::steady_clock::now() - start).count();
+  {
   MutexLock guard(&mu);
   synced_txg = txg;
   syncing.reset();
@@ -289,10 +395,18 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   syncing_unlogged_bytes = 0;
   RefreshCounters();
   counters.txgs_committed++;
+  counters.raw_blocks_committed += raw_placed;
   counters.last_commit_us = static_cast<uint64_t>(us);
   counters.head_cache_hits = head_cache_hits;
   for (SyncTask* t : txg_tasks) t->done = true;
   done_cv.notify_all();
+  }
+  if (!raw_slots.empty()) {
+    // Readers that found a raw block in the syncing map are done after
+    // this; later ones find the committed pointer.
+    { std::unique_lock<std::shared_mutex> gate(read_gate); }
+    for (const Extent& e : raw_slots) dirty_scratch->Free(e.offset, e.length);
+  }
   return Status::Ok();
 }
 
@@ -317,6 +431,14 @@ void Pool::Impl::SyncLoop() {
       if (due) {
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(options.txg_timeout_ms);
+        // A whole txg timeout without a write: the raw scratch's pages
+        // (up to the dirty limit of memory) go back to the system.
+        if (dirty_scratch) {
+          guard.unlock();
+          if (dirty_scratch->Trim()) BH_SYNC_POINT("txg:raw-trimmed");
+          guard.lock();
+          continue;
+        }
       }
       work_cv.wait_until(guard, deadline);
       continue;

@@ -361,7 +361,8 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
   }
   // Through a vdev that cannot read without waiting (FaultVdev keeps the
   // default ReadNoWait): committed data is WouldBlock, and so is dirty data
-  // (it is in the data file too, D29); holes need no device and are read.
+  // placed in the data file (D29); raw dirty blocks (D49) are in memory,
+  // and holes need no device: both are read.
   auto base = OpenFileVdev((tmp / "pool/data"), FileVdevOptions{});
   REQUIRE(base.ok());
   FaultVdev slow(base->get());
@@ -376,13 +377,19 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
   auto fresh = PatternBlock(kBs, 6, 0);
   REQUIRE((*pool)->Write(l, 20, fresh, BlockOptions{}).ok());
   REQUIRE((*pool)->Unmap(l, 22).ok());
-  // Dirty + hole.
-  CHECK((*pool)->TryReadBlocks(l, 20, kHeadView, kBs, got).code() == Code::kWouldBlock);
+  const BlockOptions uncompressed{*ParseCompression("off"), ChecksumType::kXxh3_128};
+  REQUIRE((*pool)->Write(l, 24, fresh, uncompressed).ok());
+  CHECK((*pool)->TryReadBlocks(l, 24, kHeadView, kBs, got).code() == Code::kWouldBlock);
+  // Raw dirty + hole.
+  std::fill(got.begin(), got.end(), 1);
+  Status s = (*pool)->TryReadBlocks(l, 20, kHeadView, kBs, got);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(std::equal(fresh.begin(), fresh.end(), got.begin()));
   REQUIRE((*pool)->ReadBlocks(l, 20, kHeadView, kBs, got).ok());
   CHECK(std::equal(fresh.begin(), fresh.end(), got.begin()));
   CHECK(std::all_of(got.begin() + kBs, got.end(), [](uint8_t v) { return v == 0; }));
   std::fill(got.begin(), got.end(), 1);
-  Status s = (*pool)->TryReadBlocks(l, 21, kHeadView, kBs, got);  // hole + dirty unmap
+  s = (*pool)->TryReadBlocks(l, 21, kHeadView, kBs, got);  // hole + dirty unmap
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(std::all_of(got.begin(), got.end(), [](uint8_t v) { return v == 0; }));
 }
@@ -390,7 +397,8 @@ TEST_CASE("pool: TryReadBlocks reads what is in memory and never waits for the d
 // A pool whose txgs commit only when asked, or by the dirty limit given
 // (the timer is 10 minutes away).
 std::unique_ptr<Pool> MakeQuietPool(const TempDir& tmp, uint64_t size, uint64_t dirty_limit,
-                                    uint32_t ashift = 12, int prepare_threads = -1) {
+                                    uint32_t ashift = 12, int prepare_threads = -1,
+                                    std::optional<uint64_t> raw_dirty_bytes = std::nullopt) {
   PoolCreateOptions o;
   o.name = "tank";
   o.data_size = size;
@@ -400,6 +408,7 @@ std::unique_ptr<Pool> MakeQuietPool(const TempDir& tmp, uint64_t size, uint64_t 
   quiet.txg_timeout_ms = 600000;
   quiet.dirty_limit_bytes = dirty_limit;
   quiet.prepare_threads = prepare_threads;
+  quiet.raw_dirty_bytes = raw_dirty_bytes;
   auto pool = Pool::Open(tmp / "pool", quiet);
   REQUIRE(pool.ok());
   return std::move(pool).value();
@@ -576,7 +585,9 @@ TEST_CASE("pool: TryWriteBlocks compresses on the calling thread alone") {
 // write of the same bytes, block size, options and pool, and go with it.
 TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the same data") {
   TempDir tmp;
-  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30);
+  // Staging is for writes that compress their own blocks: with raw dirty
+  // blocks off (or their area full, D49).
+  auto opened = MakeQuietPool(tmp, 64 << 20, 1ull << 30, 12, -1, 0);
   Pool& pool = *opened;
   LineageId l = NewLineage(pool);
   const BlockOptions lz4{*ParseCompression("lz4"), ChecksumType::kXxh3_128};

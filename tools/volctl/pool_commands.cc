@@ -68,7 +68,11 @@ nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
           {"intent_bytes", s.intent_bytes},
           {"intent_replayed_blocks", s.intent_replayed_blocks},
           {"intent_discarded_records", s.intent_discarded_records},
-          {"intent_discarded_blocks", s.intent_discarded_blocks}};
+          {"intent_discarded_blocks", s.intent_discarded_blocks},
+          {"raw_dirty_capacity", s.raw_dirty_capacity},
+          {"raw_dirty_bytes", s.raw_dirty_bytes},
+          {"raw_dirty_peak", s.raw_dirty_peak},
+          {"raw_blocks_committed", s.raw_blocks_committed}};
 }
 
 std::string CapPercent(const core::PoolStats& s) {

@@ -25,6 +25,7 @@
 #include "core/kv/kv_store.h"
 #include "core/pool/pool.h"
 #include "core/pool/pool_dir.h"
+#include "core/pool/internal/dirty_scratch.h"
 
 namespace blockhaus::core {
 
@@ -74,9 +75,18 @@ struct DirtyKeyHash {
 // data file already, in space reserved from the allocator (D29): compressed
 // and checksummed by the writer (Pool::Impl::Prepare), then written out
 // (page cache, not synced) before the block entered the map.
+//
+// A raw block (D49) is in the pool's DirtyScratch instead, uncompressed,
+// at `raw`; its pointer holds the space reserved for it in the data file
+// (offset, psize = lsize, as an incompressible block would take), the
+// compression it asked for and its checksum type. The commit compresses
+// it, places it and fills in the rest.
 struct DirtyBlock {
+  static constexpr uint64_t kNotRaw = ~uint64_t{0};
   // The whole pointer, offset included; hole for an unmap.
   BlockPtr ptr;
+  uint64_t raw = kNotRaw;
+  bool is_raw() const { return raw != kNotRaw; }
 };
 // A block on its way into the open txg: its pointer (no offset yet) and the
 // bytes as they will be stored (the compressed form when that saves a
@@ -199,6 +209,10 @@ struct Pool::Impl {
   // txg committed. A reader may still be reading one, so they go back to
   // the allocator under the exclusive read gate (ReleaseRetired, I4).
   std::vector<Extent> retired BH_GUARDED_BY(alloc_mu);
+  // The same for raw blocks' scratch space (D49).
+  std::vector<Extent> retired_raw BH_GUARDED_BY(alloc_mu);
+  // Raw dirty blocks (D49); null when they are off (and read-only).
+  std::unique_ptr<DirtyScratch> dirty_scratch;
   uint64_t retired_bytes BH_GUARDED_BY(alloc_mu) = 0;
   uint64_t slop = 0;
   // Recycles the buffers blocks are compressed into: a write takes them,
@@ -304,7 +318,8 @@ struct Pool::Impl {
   // writes them there (not synced) and sets their offsets. On error
   // nothing stays reserved.
   // nowait: WouldBlock (nothing reserved) where it would have waited.
-  Status Place(std::span<PreparedBlock> blocks, bool nowait = false);
+  // write = false: only reserves and sets the offsets (raw blocks, D49).
+  Status Place(std::span<PreparedBlock> blocks, bool nowait = false, bool write = true);
   // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
   // data are taken from it (staged may be null).
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
@@ -314,25 +329,36 @@ struct Pool::Impl {
                     const BlockOptions& options);
   // Puts a block into the open txg and counts it; returns the dirty block
   // it replaced (a hole if none), for the caller to retire.
-  BlockPtr InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)
+  DirtyBlock InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)
       BH_REQUIRES(mu);
   // Gives back the reservations of placed blocks that never entered the
   // map.
   void UnreservePlaced(std::span<const PreparedBlock> blocks) BH_EXCLUDES(alloc_mu);
   // PutDirty of placed blocks [first, first + blocks.size()) at once,
   // without waiting: WouldBlock (nothing put) when the space check fails.
+  // raw: the blocks are raw, at raw, raw + block_size, ... in the scratch.
   Status PutDirtyNoWait(LineageId lineage, uint64_t first, const std::vector<PreparedBlock>& blocks,
-                        uint32_t block_size);
+                        uint32_t block_size, uint64_t raw = DirtyBlock::kNotRaw);
+  // WriteBlocks of raw blocks (D49): reserves their space in the data file
+  // and copies them into the scratch. WouldBlock with nothing changed when
+  // the scratch has no room (or the reservation would wait, with nowait).
+  // true once written; false (nothing changed) when the scratch has no room.
+  Result<bool> WriteRaw(LineageId lineage, uint64_t first, uint32_t block_size,
+                        ConstByteSpan data, const BlockOptions& options, bool nowait);
+  // Whether a write of such blocks goes to the scratch (when it has room):
+  // compressed blocks of more than one sector.
+  bool TakesRaw(uint32_t block_size, const BlockOptions& options) const;
   // With dirty data or a commit in flight, commits it (its frees may make
   // room) and returns true once done; else false.
   bool CommitInFlight(std::unique_lock<Mutex>& guard) BH_REQUIRES(mu);
   // Suspends the pool for `cause` (the first cause stays) and returns the
   // Unavailable error writers get from then on.
   Status Suspend(const Status& cause) BH_EXCLUDES(mu);
-  // Retires the reserved space of placed dirty blocks replaced in their
-  // txg; once enough has piled up, asks the sync thread to give it back
-  // (ReleaseRetired waits for readers, which no writer should).
-  void Retire(std::span<const BlockPtr> replaced) BH_EXCLUDES(mu, alloc_mu);
+  // Retires the reserved space (and a raw block's scratch space) of dirty
+  // blocks replaced in their txg; once enough has piled up, asks the sync
+  // thread to give it back (ReleaseRetired waits for readers, which no
+  // writer should).
+  void Retire(std::span<const DirtyBlock> replaced) BH_EXCLUDES(mu, alloc_mu);
   // Gives retired space back to the allocator once no read can be using it.
   // REQUIRES: no lock held.
   void ReleaseRetired();

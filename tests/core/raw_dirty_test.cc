@@ -1,0 +1,277 @@
+// Raw dirty blocks (D49): writes with compression on keep their blocks
+// uncompressed in the pool's scratch area until the commit, which
+// compresses each block once and places it. What must hold: reads see the
+// newest data at every moment (before, during and after the commit), the
+// committed blocks are stored compressed, the scratch space comes back, a
+// full or disabled scratch area leaves writes as they were (compressed by
+// their writer), and the area's pages go back to the system when idle.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "core/base/sync_point.h"
+#include "core/pool/internal/dirty_scratch.h"
+#include "core/pool/pool.h"
+#include "tests/test_util.h"
+
+namespace blockhaus::core {
+namespace {
+
+using testing::PatternBlock;
+using testing::TempDir;
+
+constexpr uint32_t kBs = 16384;
+const BlockOptions kLz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kXxh3_128};
+const BlockOptions kOff{Compression{CompressionAlgo::kOff, 0}, ChecksumType::kXxh3_128};
+
+// Blocks first..first+n-1 written with tag `tag`, as one write.
+std::vector<uint8_t> Blocks(uint64_t first, size_t n, uint64_t tag) {
+  std::vector<uint8_t> data;
+  for (size_t k = 0; k < n; ++k) {
+    std::vector<uint8_t> b = PatternBlock(kBs, first + k, tag);
+    data.insert(data.end(), b.begin(), b.end());
+  }
+  return data;
+}
+
+// A 64 MiB pool with one lineage; commits happen only when asked.
+struct Rig {
+  TempDir tmp;
+  std::unique_ptr<Pool> pool;
+  LineageId lineage = 0;
+
+  explicit Rig(std::optional<uint64_t> raw_dirty_bytes = std::nullopt) {
+    PoolCreateOptions o;
+    o.name = "raw";
+    o.data_size = 64 << 20;
+    REQUIRE(Pool::Create(tmp / "pool", o).ok());
+    Open(raw_dirty_bytes);
+    REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); })
+                .ok());
+  }
+  void Open(std::optional<uint64_t> raw_dirty_bytes = std::nullopt) {
+    pool.reset();
+    PoolOptions po;
+    po.txg_timeout_ms = 600'000;
+    po.raw_dirty_bytes = raw_dirty_bytes;
+    auto p = Pool::Open(tmp / "pool", po);
+    REQUIRE(p.ok());
+    pool = std::move(p).value();
+  }
+  std::vector<uint8_t> Read(uint64_t first, size_t n) {
+    std::vector<uint8_t> out(n * kBs);
+    REQUIRE(pool->ReadBlocks(lineage, first, kHeadView, kBs, out).ok());
+    return out;
+  }
+  void Clean() {
+    auto r = pool->Scrub();
+    REQUIRE(r.ok());
+    for (const auto& p : r->problems) MESSAGE(p);
+    CHECK(r->clean());
+  }
+};
+
+TEST_CASE("raw dirty scratch: first fit, freed runs join, a full area says so") {
+  CHECK_FALSE(DirtyScratch::Create(4095).ok());
+  auto made = DirtyScratch::Create(64 * 1024 + 100);  // rounded down to 64K
+  REQUIRE(made.ok());
+  DirtyScratch& s = **made;
+  CHECK(s.capacity() == 64 * 1024);
+  CHECK(s.Allocate(16384) == std::optional<uint64_t>(0));
+  CHECK(s.Allocate(16384) == std::optional<uint64_t>(16384));
+  CHECK(s.Allocate(32768) == std::optional<uint64_t>(32768));
+  CHECK(s.Allocate(4096) == std::nullopt);
+  CHECK(s.used() == 65536);
+  s.Free(16384, 16384);
+  CHECK(s.Allocate(32768) == std::nullopt);  // 16K free, not 32K
+  s.Free(0, 16384);                           // joins the run after it
+  CHECK(s.Allocate(32768) == std::optional<uint64_t>(0));
+  CHECK(s.peak() == 65536);
+
+  std::vector<uint8_t> data = PatternBlock(8192, 1, 2);
+  REQUIRE(s.Write(4096, data).ok());
+  std::vector<uint8_t> back(8192);
+  REQUIRE(s.Read(4096, back).ok());
+  CHECK(back == data);
+
+  CHECK_FALSE(s.Trim());  // in use
+  s.Free(0, 32768);
+  s.Free(32768, 32768);
+  CHECK(s.used() == 0);
+  CHECK(s.Trim());
+  CHECK_FALSE(s.Trim());  // nothing written since
+  REQUIRE(s.Read(4096, back).ok());
+  CHECK(back == std::vector<uint8_t>(8192, 0));  // the pages went back
+}
+
+TEST_CASE("raw dirty blocks: read back before and after the commit, stored compressed") {
+  Rig rig;
+  const std::vector<uint8_t> data = Blocks(0, 8, 1);
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
+  PoolStats s = rig.pool->stats();
+  CHECK(s.raw_dirty_capacity > 0);
+  CHECK(s.raw_dirty_bytes == 8 * kBs);
+  const uint64_t allocated = s.allocated;
+  CHECK(rig.Read(0, 8) == data);
+  // A read across raw blocks and ones never written.
+  std::vector<uint8_t> wide = rig.Read(0, 10);
+  CHECK(std::equal(data.begin(), data.end(), wide.begin()));
+  CHECK(std::all_of(wide.begin() + data.size(), wide.end(), [](uint8_t b) { return b == 0; }));
+
+  REQUIRE(rig.pool->Flush().ok());
+  s = rig.pool->stats();
+  CHECK(s.raw_dirty_bytes == 0);
+  CHECK(s.raw_blocks_committed == 8);
+  // Half of each block compresses: 12K of 4K sectors each, not 16K.
+  CHECK(s.allocated - allocated == 8 * 12288);
+  CHECK(rig.Read(0, 8) == data);
+  rig.Clean();
+  rig.Open();
+  CHECK(rig.Read(0, 8) == data);
+  rig.Clean();
+}
+
+TEST_CASE("raw dirty blocks: a txg's rewrites commit the last copy, once") {
+  Rig rig;
+  for (uint64_t tag = 1; tag <= 50; ++tag) {
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 3, kBs, Blocks(3, 2, tag), kLz4).ok());
+    CHECK(rig.Read(3, 2) == Blocks(3, 2, tag));
+  }
+  REQUIRE(rig.pool->Flush().ok());
+  PoolStats s = rig.pool->stats();
+  CHECK(s.raw_blocks_committed == 2);
+  CHECK(s.raw_dirty_bytes == 0);  // the 98 replaced copies' space came back too
+  CHECK(rig.Read(3, 2) == Blocks(3, 2, 50));
+  // Unmapped in the next txg: the raw block leaves nothing behind.
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 3, kBs, Blocks(3, 1, 51), kLz4).ok());
+  REQUIRE(rig.pool->Unmap(rig.lineage, 3).ok());
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.Read(3, 1) == std::vector<uint8_t>(kBs, 0));
+  CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+  rig.Clean();
+}
+
+TEST_CASE("raw dirty blocks: a full area, or none, leaves writes to their writers") {
+  SUBCASE("full") {
+    Rig rig(8 * kBs);
+    // 16 blocks do not fit: compressed by the writer, as without the area.
+    const std::vector<uint8_t> big = Blocks(0, 16, 2);
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, big, kLz4).ok());
+    CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+    // 4 do.
+    const std::vector<uint8_t> small = Blocks(20, 4, 3);
+    REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, 20, kBs, small, kLz4).ok());
+    CHECK(rig.pool->stats().raw_dirty_bytes == 4 * kBs);
+    CHECK(rig.Read(0, 16) == big);
+    CHECK(rig.Read(20, 4) == small);
+    REQUIRE(rig.pool->Flush().ok());
+    CHECK(rig.pool->stats().raw_blocks_committed == 4);
+    CHECK(rig.Read(0, 16) == big);
+    CHECK(rig.Read(20, 4) == small);
+    rig.Clean();
+  }
+  SUBCASE("off") {
+    Rig rig(0);
+    CHECK(rig.pool->stats().raw_dirty_capacity == 0);
+    const std::vector<uint8_t> data = Blocks(0, 4, 4);
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
+    CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+    REQUIRE(rig.pool->Flush().ok());
+    CHECK(rig.pool->stats().raw_blocks_committed == 0);
+    CHECK(rig.Read(0, 4) == data);
+    rig.Clean();
+  }
+  SUBCASE("compression off, and blocks of one sector") {
+    Rig rig;
+    const std::vector<uint8_t> data = Blocks(0, 2, 5);
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kOff).ok());
+    const std::vector<uint8_t> small = PatternBlock(4096, 9, 6);
+    REQUIRE(rig.pool->Write(rig.lineage, 100, small, kLz4).ok());
+    CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+    REQUIRE(rig.pool->Flush().ok());
+    CHECK(rig.Read(0, 2) == data);
+    rig.Clean();
+  }
+}
+
+TEST_CASE("raw dirty blocks: nothing is staged ahead for a write that goes raw") {
+  Rig rig;
+  const std::vector<uint8_t> data = Blocks(0, 4, 10);
+  StagedWrite staged;
+  rig.pool->PrepareAhead(&staged, kBs, data, kLz4);
+  CHECK(staged.blocks() == 0);  // copying them is all a raw write does
+  REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, 0, kBs, data, kLz4, &staged).ok());
+  CHECK(rig.pool->stats().raw_dirty_bytes == 4 * kBs);
+  CHECK(rig.Read(0, 4) == data);
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.Read(0, 4) == data);
+}
+
+TEST_CASE("raw dirty blocks: reads and writes while their commit places them") {
+  Rig rig;
+  const std::vector<uint8_t> first = Blocks(0, 32, 7);
+  const std::vector<uint8_t> second = Blocks(8, 4, 8);
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, first, kLz4).ok());
+  std::atomic<int> calls{0};
+  std::vector<uint8_t> seen;
+  Status wrote;
+  // Placed in the data file, not yet committed: the syncing txg's blocks
+  // still read from the scratch area, and a write goes to the next txg.
+  SyncPoints::Set("txg:before-metadata", [&] {
+    if (calls++ > 0) return;
+    seen = rig.Read(0, 32);
+    wrote = rig.pool->WriteBlocks(rig.lineage, 8, kBs, second, kLz4);
+  });
+  REQUIRE(rig.pool->Flush().ok());
+  SyncPoints::Clear();
+  CHECK(calls >= 1);
+  CHECK(seen == first);
+  REQUIRE(wrote.ok());
+  std::vector<uint8_t> expect = first;
+  std::copy(second.begin(), second.end(), expect.begin() + 8 * kBs);
+  CHECK(rig.Read(0, 32) == expect);
+  CHECK(rig.pool->stats().raw_dirty_bytes == 4 * kBs);  // the next txg's
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+  CHECK(rig.pool->stats().raw_blocks_committed == 36);
+  CHECK(rig.Read(0, 32) == expect);
+  rig.Clean();
+}
+
+TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "idle";
+  o.data_size = 64 << 20;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  PoolOptions po;
+  po.txg_timeout_ms = 100;
+  auto p = Pool::Open(tmp / "pool", po);
+  REQUIRE(p.ok());
+  Pool& pool = **p;
+  LineageId lineage = 0;
+  REQUIRE(pool.RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); }).ok());
+  std::atomic<int> trims{0};
+  SyncPoints::Set("txg:raw-trimmed", [&] { ++trims; });
+  const std::vector<uint8_t> data = Blocks(0, 4, 9);
+  REQUIRE(pool.WriteBlocks(lineage, 0, kBs, data, kLz4).ok());
+  // The timer commits the write, and a timeout later finds nothing to do.
+  for (int i = 0; i < 200 && trims == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  SyncPoints::Clear();
+  CHECK(trims >= 1);
+  CHECK(pool.stats().raw_blocks_committed == 4);
+  std::vector<uint8_t> out(4 * kBs);
+  REQUIRE(pool.ReadBlocks(lineage, 0, kHeadView, kBs, out).ok());
+  CHECK(out == data);
+  REQUIRE(pool.Close().ok());
+}
+
+}  // namespace
+}  // namespace blockhaus::core
