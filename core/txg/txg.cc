@@ -386,13 +386,22 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::steady_clock::now() - start).count();
   {
+    // The txg is in the block map: reads stop looking at its dirty map.
+    MutexLock guard(&mu);
+    syncing.reset();
+    syncing_bytes = 0;
+    syncing_by_lineage.clear();
+    syncing_unlogged.clear();
+    syncing_unlogged_bytes = 0;
+  }
+  if (!raw_slots.empty()) {
+    // Reads that found a raw block in that map are done after this, and
+    // its scratch space can go back before the txg counts as synced.
+    { std::unique_lock<std::shared_mutex> gate(read_gate); }
+    for (const Extent& e : raw_slots) dirty_scratch->Free(e.offset, e.length);
+  }
   MutexLock guard(&mu);
   synced_txg = txg;
-  syncing.reset();
-  syncing_bytes = 0;
-  syncing_by_lineage.clear();
-  syncing_unlogged.clear();
-  syncing_unlogged_bytes = 0;
   RefreshCounters();
   counters.txgs_committed++;
   counters.raw_blocks_committed += raw_placed;
@@ -400,13 +409,6 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   counters.head_cache_hits = head_cache_hits;
   for (SyncTask* t : txg_tasks) t->done = true;
   done_cv.notify_all();
-  }
-  if (!raw_slots.empty()) {
-    // Readers that found a raw block in the syncing map are done after
-    // this; later ones find the committed pointer.
-    { std::unique_lock<std::shared_mutex> gate(read_gate); }
-    for (const Extent& e : raw_slots) dirty_scratch->Free(e.offset, e.length);
-  }
   return Status::Ok();
 }
 

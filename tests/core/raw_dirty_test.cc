@@ -39,25 +39,28 @@ std::vector<uint8_t> Blocks(uint64_t first, size_t n, uint64_t tag) {
   return data;
 }
 
-// A 64 MiB pool with one lineage; commits happen only when asked.
+// A 64 MiB pool with one lineage; commits happen only when asked, unless
+// a txg timeout is given.
 struct Rig {
   TempDir tmp;
   std::unique_ptr<Pool> pool;
   LineageId lineage = 0;
 
-  explicit Rig(std::optional<uint64_t> raw_dirty_bytes = std::nullopt) {
+  explicit Rig(std::optional<uint64_t> raw_dirty_bytes = std::nullopt,
+               uint32_t txg_timeout_ms = 600'000) {
     PoolCreateOptions o;
     o.name = "raw";
     o.data_size = 64 << 20;
     REQUIRE(Pool::Create(tmp / "pool", o).ok());
-    Open(raw_dirty_bytes);
+    Open(raw_dirty_bytes, txg_timeout_ms);
     REQUIRE(pool->RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); })
                 .ok());
   }
-  void Open(std::optional<uint64_t> raw_dirty_bytes = std::nullopt) {
+  void Open(std::optional<uint64_t> raw_dirty_bytes = std::nullopt,
+            uint32_t txg_timeout_ms = 600'000) {
     pool.reset();
     PoolOptions po;
-    po.txg_timeout_ms = 600'000;
+    po.txg_timeout_ms = txg_timeout_ms;
     po.raw_dirty_bytes = raw_dirty_bytes;
     auto p = Pool::Open(tmp / "pool", po);
     REQUIRE(p.ok());
@@ -244,33 +247,20 @@ TEST_CASE("raw dirty blocks: reads and writes while their commit places them") {
 }
 
 TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {
-  TempDir tmp;
-  PoolCreateOptions o;
-  o.name = "idle";
-  o.data_size = 64 << 20;
-  REQUIRE(Pool::Create(tmp / "pool", o).ok());
-  PoolOptions po;
-  po.txg_timeout_ms = 100;
-  auto p = Pool::Open(tmp / "pool", po);
-  REQUIRE(p.ok());
-  Pool& pool = **p;
-  LineageId lineage = 0;
-  REQUIRE(pool.RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); }).ok());
+  Rig rig(std::nullopt, /*txg_timeout_ms=*/100);
   std::atomic<int> trims{0};
   SyncPoints::Set("txg:raw-trimmed", [&] { ++trims; });
   const std::vector<uint8_t> data = Blocks(0, 4, 9);
-  REQUIRE(pool.WriteBlocks(lineage, 0, kBs, data, kLz4).ok());
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
   // The timer commits the write, and a timeout later finds nothing to do.
   for (int i = 0; i < 200 && trims == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   SyncPoints::Clear();
   CHECK(trims >= 1);
-  CHECK(pool.stats().raw_blocks_committed == 4);
-  std::vector<uint8_t> out(4 * kBs);
-  REQUIRE(pool.ReadBlocks(lineage, 0, kHeadView, kBs, out).ok());
-  CHECK(out == data);
-  REQUIRE(pool.Close().ok());
+  CHECK(rig.pool->stats().raw_blocks_committed == 4);
+  CHECK(rig.Read(0, 4) == data);
+  REQUIRE(rig.pool->Close().ok());
 }
 
 }  // namespace
