@@ -984,7 +984,9 @@ Result<bool> Pool::Impl::WriteRaw(LineageId lineage, uint64_t first, uint32_t bl
   const size_t n = data.size() / block_size;
   std::optional<uint64_t> at = dirty_scratch->Allocate(data.size());
   if (!at) return false;
-  auto free_from = [&](size_t k) { dirty_scratch->Free(*at + k * block_size, (n - k) * block_size); };
+  auto free_from = [&](size_t k) {
+    dirty_scratch->Free(*at + k * block_size, (n - k) * block_size);
+  };
   thread_local std::vector<PreparedBlock> blocks;
   blocks.assign(n, PreparedBlock{});
   for (PreparedBlock& b : blocks) {
@@ -1008,8 +1010,10 @@ Result<bool> Pool::Impl::WriteRaw(LineageId lineage, uint64_t first, uint32_t bl
   }
   if (nowait) {
     s = PutDirtyNoWait(lineage, first, blocks, block_size, *at);
-    if (!s.ok()) free_from(0);  // the reservations went back already
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      free_from(0);  // the reservations went back already
+      return s;
+    }
     return true;
   }
   for (size_t k = 0; k < n; ++k) {

@@ -78,6 +78,11 @@ TEST_CASE("commands go to the running daemon and act on its open pools") {
   CHECK(st["intent_replayed_blocks"] == 0);
   CHECK(st["txgs_committed"].get<uint64_t>() >= 2);  // the create and the snapshot
   CHECK(Ok(home.path(), {"pool", "status", "tank"}).out.find("intent: ") != std::string::npos);
+  // The write's 32 blocks waited raw for their commit (D49), in the area
+  // of the daemon's pool.
+  CHECK(st["raw_dirty_capacity"].get<uint64_t>() > 0);
+  CHECK(st["raw_dirty_peak"].get<uint64_t>() >= (512u << 10));
+  CHECK(Ok(home.path(), {"pool", "status", "tank"}).out.find("   raw: ") != std::string::npos);
   Ok(home.path(), {"read", "tank/vm1", work.path() + "/back.raw", "--length", "512K"});
   CHECK(ReadFile(work.path() + "/back.raw") == ReadFile(work.path() + "/img.raw"));
   CHECK(daemon.Stop() == 0);

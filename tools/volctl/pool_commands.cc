@@ -140,6 +140,13 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
   std::printf("intent: %llu flushes logged (%s), %llu blocks replayed at open\n",
               static_cast<unsigned long long>(s.intent_records), Bytes(s.intent_bytes, f).c_str(),
               static_cast<unsigned long long>(s.intent_replayed_blocks));
+  if (s.raw_dirty_capacity > 0) {  // D49; a read-only open has none
+    std::printf("   raw: %s of %s waiting uncompressed (peak %s), %llu blocks compressed by "
+                "commits\n",
+                Bytes(s.raw_dirty_bytes, f).c_str(), Bytes(s.raw_dirty_capacity, f).c_str(),
+                Bytes(s.raw_dirty_peak, f).c_str(),
+                static_cast<unsigned long long>(s.raw_blocks_committed));
+  }
   if (frees.jobs_pending > 0 || pending.bytes.phys > 0) {
     uint64_t done = frees.pending_bytes_freed, all = done + pending.bytes.phys;
     std::printf(" frees: %llu destroys still freeing: %s to free, %s freed so far (%llu%%)\n",
