@@ -216,15 +216,31 @@ void Allocator::InsertFree(Slab& slab, uint64_t start, uint64_t len) {
 }
 
 bool Allocator::AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
-                               uint64_t* start, uint64_t* got) {
+                               uint64_t* start, uint64_t* got, bool high) {
   if (slab.free_sectors < min_sectors || min_sectors >= slab.no_fit) return false;
-  for (auto it = slab.free.begin(); it != slab.free.end(); ++it) {
-    if (it->second < min_sectors) continue;
-    *start = it->first;
+  auto fits = [&](const auto& e) { return e.second >= min_sectors; };
+  auto it = slab.free.end();
+  if (high) {
+    auto r = std::find_if(slab.free.rbegin(), slab.free.rend(), fits);
+    if (r != slab.free.rend()) it = std::prev(r.base());
+  } else {
+    it = std::find_if(slab.free.begin(), slab.free.end(), fits);
+  }
+  if (it != slab.free.end()) {
     *got = std::min(it->second, max_sectors);
     uint64_t rest = it->second - *got;
-    slab.free.erase(it);
-    if (rest > 0) slab.free.emplace(*start + *got, rest);
+    if (high) {
+      *start = it->first + rest;
+      if (rest > 0) {
+        it->second = rest;
+      } else {
+        slab.free.erase(it);
+      }
+    } else {
+      *start = it->first;
+      slab.free.erase(it);
+      if (rest > 0) slab.free.emplace(*start + *got, rest);
+    }
     slab.free_sectors -= *got;
     slab.pending.push_back(SlabOp{false, static_cast<uint32_t>(*start - slab.start),
                                   static_cast<uint32_t>(*got)});
@@ -235,14 +251,19 @@ bool Allocator::AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_se
 }
 
 Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length) {
+  return AllocateRun(min_length, max_length, /*high=*/false);
+}
+
+Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length, bool high) {
   uint64_t min_sectors = RoundUp(min_length) >> geometry_.ashift;
   uint64_t max_sectors = std::max(min_sectors, RoundUp(max_length) >> geometry_.ashift);
   BH_CHECK(min_sectors > 0);
   const uint64_t good = std::clamp(kGoodRun >> geometry_.ashift, min_sectors, max_sectors);
   for (uint64_t want : {good, min_sectors}) {
-    for (Slab& slab : slabs_) {
+    for (size_t i = 0; i < slabs_.size(); ++i) {
+      Slab& slab = slabs_[high ? slabs_.size() - 1 - i : i];
       uint64_t start = 0, got = 0;
-      if (AllocateInSlab(slab, want, max_sectors, &start, &got)) {
+      if (AllocateInSlab(slab, want, max_sectors, &start, &got, high)) {
         free_sectors_ -= got;
         return Extent{start << geometry_.ashift, got << geometry_.ashift};
       }
@@ -257,7 +278,15 @@ Result<Extent> Allocator::AllocateRun(uint64_t min_length, uint64_t max_length) 
 Result<Extent> Allocator::Allocate(uint64_t length) { return AllocateRun(length, length); }
 
 Result<Extent> Allocator::Reserve(uint64_t min_length, uint64_t max_length) {
-  BH_ASSIGN_OR_RETURN(Extent e, AllocateRun(min_length, max_length));
+  return Reserve(min_length, max_length, /*high=*/false);
+}
+
+Result<Extent> Allocator::ReserveHigh(uint64_t min_length, uint64_t max_length) {
+  return Reserve(min_length, max_length, /*high=*/true);
+}
+
+Result<Extent> Allocator::Reserve(uint64_t min_length, uint64_t max_length, bool high) {
+  BH_ASSIGN_OR_RETURN(Extent e, AllocateRun(min_length, max_length, high));
   uint64_t start = e.offset >> geometry_.ashift;
   uint64_t sectors = e.length >> geometry_.ashift;
   Slab& slab = SlabOf(start);

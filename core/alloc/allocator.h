@@ -2,9 +2,10 @@
 //
 // The data region [data_start, data_end) is cut into slabs of slab_size bytes
 // (the last one may be shorter). Each slab keeps an in-memory map of its free
-// extents in sectors (1 << ashift bytes). Allocation is first-fit from a
-// rotating cursor, so the blocks of one txg land back to back and go out as
-// one large sequential write.
+// extents in sectors (1 << ashift bytes). Allocation is first-fit from the
+// lowest address, whole runs before holes (D23), so the blocks of one txg
+// land back to back and go out as one large sequential write, on file
+// offsets whose pages the kernel still caches.
 //
 // Frees are deferred: Free(txg, extent) parks the extent until
 // ReleaseDeferred(txg) is called after that txg is durable (invariant I2:
@@ -83,6 +84,11 @@ class Allocator {
   //
   // Reserves like AllocateRun. Errors: ResourceExhausted.
   Result<Extent> Reserve(uint64_t min_length, uint64_t max_length);
+  // Reserves like Reserve, but the highest free space: for reservations
+  // that only hold room and are never written (a raw dirty block's, D50),
+  // which would otherwise take the low space, whose pages the page cache
+  // holds, from the blocks that are written.
+  Result<Extent> ReserveHigh(uint64_t min_length, uint64_t max_length);
   // Records the allocation of reserved `extent` (any part of a reservation)
   // in the current txg's log. REQUIRES: it is reserved.
   void Commit(const Extent& extent);
@@ -165,8 +171,11 @@ class Allocator {
   // The full map of a slab: its free, reserved and parked extents, merged.
   static SectorRanges FullMap(const Slab& slab,
                               const std::vector<std::pair<uint64_t, uint64_t>>& parked);
+  // high: the slab's highest free extent that fits, cut from its top.
   bool AllocateInSlab(Slab& slab, uint64_t min_sectors, uint64_t max_sectors,
-                      uint64_t* start, uint64_t* got);
+                      uint64_t* start, uint64_t* got, bool high = false);
+  Result<Extent> AllocateRun(uint64_t min_length, uint64_t max_length, bool high);
+  Result<Extent> Reserve(uint64_t min_length, uint64_t max_length, bool high);
   Slab& SlabOf(uint64_t sector);
   // Takes [start, start+sectors) out of its slab's reservations.
   // REQUIRES: it is reserved.

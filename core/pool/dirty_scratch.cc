@@ -46,6 +46,7 @@ std::optional<uint64_t> DirtyScratch::Allocate(uint64_t length) {
     touched_ = true;
     return offset;
   }
+  ++misses_;
   return std::nullopt;
 }
 
@@ -111,6 +112,11 @@ uint64_t DirtyScratch::used() const {
 uint64_t DirtyScratch::peak() const {
   MutexLock lock(&mu_);
   return peak_;
+}
+
+uint64_t DirtyScratch::misses() const {
+  MutexLock lock(&mu_);
+  return misses_;
 }
 
 }  // namespace blockhaus::core

@@ -16,6 +16,7 @@
 
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
+#include "core/base/background_cpu.h"
 #include "core/base/thread_name.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/txg/intent_format.h"
@@ -387,6 +388,10 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
       NameThisThread(name);
       raw_impl->SyncLoop();
     });
+    impl->release_thread = std::thread([raw_impl, name = "bh-release-" + impl->label.name] {
+      NameThisThread(name);
+      raw_impl->ReleaseLoop();
+    });
   }
   std::unique_ptr<Pool> pool(new Pool(std::move(impl)));
   BH_RETURN_IF_ERROR(raw_impl->ReplayIntentLog());
@@ -399,6 +404,7 @@ Status Pool::Close() {
     MutexLock lock(&p.mu);
     if (p.closed) return p.failure;
     p.closing = true;
+    p.commit_waiters++;  // the last commit: Close waits for it
     p.work_cv.notify_all();
   }
   // An intent log record being written finishes before the last commit
@@ -406,6 +412,7 @@ Status Pool::Close() {
   // `closing` and commit instead.
   { MutexLock order(&p.intent_mu); }
   if (p.sync_thread.joinable()) p.sync_thread.join();
+  if (p.release_thread.joinable()) p.release_thread.join();
   Status result;
   {
     MutexLock lock(&p.mu);
@@ -461,6 +468,7 @@ PoolStats Pool::stats() const {
     s.raw_dirty_capacity = raw->capacity();
     s.raw_dirty_bytes = raw->used();
     s.raw_dirty_peak = raw->peak();
+    s.raw_dirty_full = raw->misses();
   }
   return s;
 }
@@ -562,6 +570,7 @@ Status Pool::Impl::PutDirty(LineageId lineage, uint64_t blkno, DirtyBlock block,
     std::unique_lock<Mutex> guard(mu);
     // Throttle: past the dirty limit, wait for the syncing txg to finish.
     while (OpenTxgFull() && failure.ok() && !closing) {
+      WaitingForCommit waiting(*this);
       work_cv.notify_all();
       done_cv.wait(guard);
     }
@@ -646,6 +655,7 @@ bool Pool::Impl::CommitInFlight(std::unique_lock<Mutex>& guard) {
   uint64_t target = open.empty() ? open_txg - 1 : open_txg;
   flush_target = std::max(flush_target, target);
   work_cv.notify_all();
+  WaitingForCommit waiting(*this);
   while (synced_txg < target && failure.ok() && !closing) done_cv.wait(guard);
   return true;
 }
@@ -669,9 +679,15 @@ void Pool::Impl::Retire(std::span<const DirtyBlock> replaced) {
       uint64_t len = alloc->RoundUp(block.ptr.psize);
       retired.push_back(Extent{block.ptr.offset, len});
       retired_bytes += len;
-      if (block.is_raw()) retired_raw.push_back(Extent{block.raw, block.ptr.lsize});
+      if (block.is_raw()) {
+        retired_raw.push_back(Extent{block.raw, block.ptr.lsize});
+        retired_raw_bytes += block.ptr.lsize;
+      }
     }
-    due = retired_bytes >= kReleaseRetiredBytes;
+    // An eighth of a small scratch area, so that its writers do not find
+    // it full of copies they replaced.
+    due = retired_bytes >= kReleaseRetiredBytes ||
+          (retired_raw_bytes > 0 && retired_raw_bytes >= dirty_scratch->capacity() / 8);
   }
   // A txg that rewrites the same blocks would otherwise hold the space of
   // every copy until its commit, and its commit would write every copy out
@@ -694,6 +710,21 @@ void Pool::Impl::ReleaseRetired() {
   retired.clear();
   retired_raw.clear();
   retired_bytes = 0;
+  retired_raw_bytes = 0;
+}
+
+void Pool::Impl::ReleaseLoop() {
+  std::unique_lock<Mutex> guard(mu);
+  while (!closing) {
+    if (!release_wanted) {
+      work_cv.wait(guard);
+      continue;
+    }
+    release_wanted = false;
+    guard.unlock();
+    ReleaseRetired();
+    guard.lock();
+  }
 }
 
 Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool write) {
@@ -712,7 +743,10 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool writ
       bool have_retired;
       {
         MutexLock lock(&alloc_mu);
-        run = alloc->Reserve(alloc->RoundUp(blocks[i].ptr.psize), remaining);
+        // Room held for blocks written later (raw ones, D50) comes off the
+        // top, so that the low space stays with the blocks written now.
+        run = write ? alloc->Reserve(alloc->RoundUp(blocks[i].ptr.psize), remaining)
+                    : alloc->ReserveHigh(alloc->RoundUp(blocks[i].ptr.psize), remaining);
         have_retired = !retired.empty();
       }
       if (run.ok() || nowait) break;
@@ -943,6 +977,7 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
     ahead->blocks.clear();
   }
   auto fill = [&](size_t k) {
+    SetThisThreadBackground(false);  // a helper a commit left in the background
     k += done_ahead;
     blocks[k] = Prepare(data.subspan(k * block_size, block_size), block_options);
   };
@@ -1172,6 +1207,7 @@ Result<uint64_t> Pool::RunSyncTask(CheckFn check, SyncFn sync) {
   }
   p.pending_tasks.push_back(&task);
   p.work_cv.notify_all();
+  Impl::WaitingForCommit waiting(p);
   while (!task.done) p.done_cv.wait(lock);
   if (!task.result.ok()) return task.result;
   return task.txg;

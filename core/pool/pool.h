@@ -142,12 +142,14 @@ struct PoolStats {
   uint64_t intent_discarded_records = 0;
   uint64_t intent_discarded_blocks = 0;
   // Raw dirty blocks (D49): the scratch area's size (0: off), the bytes in
-  // it now and at most since open, and the blocks commits compressed out
-  // of it since open.
+  // it now and at most since open, the blocks commits compressed out of it
+  // since open, and the writes that found it full (their writers
+  // compressed their blocks themselves).
   uint64_t raw_dirty_capacity = 0;
   uint64_t raw_dirty_bytes = 0;
   uint64_t raw_dirty_peak = 0;
   uint64_t raw_blocks_committed = 0;
+  uint64_t raw_dirty_full = 0;
 };
 
 struct ScrubReport {

@@ -318,6 +318,7 @@ Status Pool::Impl::ReplayIntentLog() {
     counters.intent_replayed_blocks += replayed;
     pending_tasks.push_back(&commit);
     work_cv.notify_all();
+    WaitingForCommit waiting(*this);
     while (!commit.done) done_cv.wait(lock);
     return commit.result;
   };

@@ -23,7 +23,8 @@
 //   blocks read the data file like committed ones. A block rewritten (or
 //   unmapped) within its txg retires its copy, whose space goes back to the
 //   allocator under the exclusive read gate (I4): at the commit, or before
-//   it, from the sync thread, once kReleaseRetiredBytes have piled up. Back
+//   it, once kReleaseRetiredBytes have piled up, from the release thread
+//   (Pool::Impl::ReleaseLoop; it runs while a commit does too). Back
 //   in the allocator it is the lowest free space again, so the next copies
 //   land on the same pages of the page cache and the commit writes the
 //   newest copy of each block, not every copy (D47).
@@ -106,6 +107,7 @@
 #include <set>
 
 #include "core/base/logging.h"
+#include "core/base/background_cpu.h"
 #include "core/base/sync_point.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/txg/intent_format.h"
@@ -190,7 +192,12 @@ constexpr size_t kRawIov = 64;
 // one of its stored size (the lowest room, so a txg's blocks pack; the
 // room just given back always fits it), and writes them to the data file.
 // Their pointers are then whole, as if their writers had placed them.
+// While nobody waits for the commit, the compression is background CPU
+// (D51): it runs where the event loops leave the CPUs idle.
 Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
+  struct Foreground {
+    ~Foreground() { SetThisThreadBackground(false); }
+  } foreground;
   // The sync thread's vectors, named by reference: the helpers filling
   // them have thread_locals of their own.
   thread_local std::vector<size_t> index_kept;
@@ -207,8 +214,11 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
     }
     if (index.empty()) return Status::Ok();
     prepared.assign(index.size(), PreparedBlock{});
+    SetThisThreadBackground(p.commit_waiters.load(std::memory_order_relaxed) == 0);
+    BH_SYNC_POINT("txg:raw-chunk");
     std::atomic<bool> failed{false};
     auto fill = [&](size_t j) {
+      SetThisThreadBackground(p.commit_waiters.load(std::memory_order_relaxed) == 0);
       const TxgBlock& b = blocks[index[j]];
       std::shared_ptr<Buffer> data = p.buffers.Get(b.ptr.lsize);
       if (!p.dirty_scratch->Read(b.raw, *data).ok()) {
@@ -375,6 +385,7 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
     released.swap(retired);
     released_raw.swap(retired_raw);
     retired_bytes = 0;
+    retired_raw_bytes = 0;
   }
   released.insert(released.end(), dropped.begin(), dropped.end());
   for (bool done = false; !done;) {
@@ -423,13 +434,6 @@ void Pool::Impl::SyncLoop() {
                   OpenTxgDue() || closing || due;
     if (!(have_work && wanted)) {
       if (closing) break;
-      if (release_wanted) {
-        release_wanted = false;
-        guard.unlock();
-        ReleaseRetired();
-        guard.lock();
-        continue;
-      }
       if (due) {
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(options.txg_timeout_ms);
@@ -504,6 +508,7 @@ void Pool::Impl::SyncLoop() {
 
 Result<uint64_t> Pool::Impl::WaitForTxg(uint64_t txg) {
   std::unique_lock<Mutex> guard(mu);
+  WaitingForCommit waiting(*this);
   while (synced_txg < txg && failure.ok() && !sync_exited) {
     done_cv.wait(guard);
   }

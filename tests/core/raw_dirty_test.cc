@@ -8,12 +8,15 @@
 
 #include <doctest/doctest.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
+#include "core/base/background_cpu.h"
 #include "core/base/sync_point.h"
 #include "core/pool/internal/dirty_scratch.h"
 #include "core/pool/pool.h"
@@ -166,6 +169,7 @@ TEST_CASE("raw dirty blocks: a full area, or none, leaves writes to their writer
     const std::vector<uint8_t> big = Blocks(0, 16, 2);
     REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, big, kLz4).ok());
     CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+    CHECK(rig.pool->stats().raw_dirty_full == 1);
     // 4 do.
     const std::vector<uint8_t> small = Blocks(20, 4, 3);
     REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, 20, kBs, small, kLz4).ok());
@@ -244,6 +248,91 @@ TEST_CASE("raw dirty blocks: reads and writes while their commit places them") {
   CHECK(rig.pool->stats().raw_blocks_committed == 36);
   CHECK(rig.Read(0, 32) == expect);
   rig.Clean();
+}
+
+TEST_CASE("raw dirty blocks: copies replaced while a commit runs go back during it") {
+  // 64 blocks of scratch: the syncing txg's 8, the open txg's 8, and room
+  // for five rewrites of them. Forty rewrites fit only if the copies they
+  // replace come back while the commit (held at a sync point) runs.
+  Rig rig(64 * kBs);
+  const std::vector<uint8_t> first = Blocks(0, 8, 1);
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, first, kLz4).ok());
+  std::atomic<int> calls{0};
+  bool drained = true;
+  Status wrote;
+  SyncPoints::Set("txg:before-metadata", [&] {
+    if (calls++ > 0) return;
+    for (uint64_t tag = 2; tag <= 41 && wrote.ok() && drained; ++tag) {
+      wrote = rig.pool->WriteBlocks(rig.lineage, 100, kBs, Blocks(100, 8, tag), kLz4);
+      // The release thread gives the replaced copy back: the syncing
+      // txg's 8 blocks and this txg's newest 8 are left.
+      drained = false;
+      for (int i = 0; i < 500 && !drained; ++i) {
+        drained = rig.pool->stats().raw_dirty_bytes <= 16 * kBs;
+        if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  });
+  REQUIRE(rig.pool->Flush().ok());
+  SyncPoints::Clear();
+  REQUIRE(calls >= 1);
+  REQUIRE(wrote.ok());
+  CHECK(drained);
+  PoolStats s = rig.pool->stats();
+  CHECK(s.raw_dirty_full == 0);
+  CHECK(s.raw_dirty_bytes == 8 * kBs);  // the open txg's newest copies
+  CHECK(rig.Read(0, 8) == first);
+  CHECK(rig.Read(100, 8) == Blocks(100, 8, 41));
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.pool->stats().raw_dirty_bytes == 0);
+  CHECK(rig.pool->stats().raw_blocks_committed == 16);
+  CHECK(rig.Read(100, 8) == Blocks(100, 8, 41));
+  rig.Clean();
+}
+
+TEST_CASE("raw dirty blocks: a commit nobody waits for compresses as background CPU") {
+  struct Seen {
+    std::atomic<int> chunks{0};
+    std::atomic<int> background{0};   // chunks begun under SCHED_IDLE
+    std::atomic<int> after{0};        // the sync thread still so after them
+  };
+  auto watch = [](Seen& seen) {
+    SyncPoints::Set("txg:raw-chunk", [&seen] {
+      ++seen.chunks;
+      if (ThisThreadIsBackground() && sched_getscheduler(0) == SCHED_IDLE) ++seen.background;
+    });
+    SyncPoints::Set("txg:before-metadata", [&seen] {
+      if (ThisThreadIsBackground() || sched_getscheduler(0) != SCHED_OTHER) ++seen.after;
+    });
+  };
+  const std::vector<uint8_t> data = Blocks(0, 8, 3);
+  SUBCASE("the timer's commit: background") {
+    Rig rig(std::nullopt, /*txg_timeout_ms=*/100);
+    Seen seen;
+    watch(seen);
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
+    for (int i = 0; i < 300 && rig.pool->stats().raw_blocks_committed < 8; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    SyncPoints::Clear();
+    REQUIRE(rig.pool->stats().raw_blocks_committed == 8);
+    CHECK(seen.chunks >= 1);
+    CHECK(seen.background == seen.chunks);
+    CHECK(seen.after == 0);
+    CHECK(rig.Read(0, 8) == data);
+  }
+  SUBCASE("a flush waits for it: normal") {
+    Rig rig;
+    Seen seen;
+    watch(seen);
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
+    REQUIRE(rig.pool->Flush().ok());
+    SyncPoints::Clear();
+    CHECK(seen.chunks >= 1);
+    CHECK(seen.background == 0);
+    CHECK(seen.after == 0);
+    CHECK(rig.Read(0, 8) == data);
+  }
 }
 
 TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {

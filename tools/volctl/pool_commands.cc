@@ -72,7 +72,8 @@ nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
           {"raw_dirty_capacity", s.raw_dirty_capacity},
           {"raw_dirty_bytes", s.raw_dirty_bytes},
           {"raw_dirty_peak", s.raw_dirty_peak},
-          {"raw_blocks_committed", s.raw_blocks_committed}};
+          {"raw_blocks_committed", s.raw_blocks_committed},
+          {"raw_dirty_full", s.raw_dirty_full}};
 }
 
 std::string CapPercent(const core::PoolStats& s) {
@@ -142,10 +143,11 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
               static_cast<unsigned long long>(s.intent_replayed_blocks));
   if (s.raw_dirty_capacity > 0) {  // D49; a read-only open has none
     std::printf("   raw: %s of %s waiting uncompressed (peak %s), %llu blocks compressed by "
-                "commits\n",
+                "commits, %llu writes found it full\n",
                 Bytes(s.raw_dirty_bytes, f).c_str(), Bytes(s.raw_dirty_capacity, f).c_str(),
                 Bytes(s.raw_dirty_peak, f).c_str(),
-                static_cast<unsigned long long>(s.raw_blocks_committed));
+                static_cast<unsigned long long>(s.raw_blocks_committed),
+                static_cast<unsigned long long>(s.raw_dirty_full));
   }
   if (frees.jobs_pending > 0 || pending.bytes.phys > 0) {
     uint64_t done = frees.pending_bytes_freed, all = done + pending.bytes.phys;

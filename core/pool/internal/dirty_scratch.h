@@ -36,7 +36,7 @@ class DirtyScratch {
   DirtyScratch& operator=(const DirtyScratch&) = delete;
 
   // The offset of `length` contiguous bytes, or nullopt when no free run
-  // is that long.
+  // is that long (counted in misses()).
   std::optional<uint64_t> Allocate(uint64_t length);
   void Free(uint64_t offset, uint64_t length);
   // Data in [offset, offset + data.size()), which the caller allocated.
@@ -50,6 +50,7 @@ class DirtyScratch {
   uint64_t capacity() const { return capacity_; }
   uint64_t used() const;
   uint64_t peak() const;
+  uint64_t misses() const;
 
  private:
   DirtyScratch(int fd, uint64_t capacity);
@@ -60,6 +61,7 @@ class DirtyScratch {
   std::map<uint64_t, uint64_t> free_ BH_GUARDED_BY(mu_);  // offset -> length
   uint64_t used_ BH_GUARDED_BY(mu_) = 0;
   uint64_t peak_ BH_GUARDED_BY(mu_) = 0;
+  uint64_t misses_ BH_GUARDED_BY(mu_) = 0;
   bool touched_ BH_GUARDED_BY(mu_) = false;  // allocated from since the last Trim
 };
 

@@ -3,6 +3,7 @@
 // Not for use outside core/.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -214,6 +215,7 @@ struct Pool::Impl {
   // Raw dirty blocks (D49); null when they are off (and read-only).
   std::unique_ptr<DirtyScratch> dirty_scratch;
   uint64_t retired_bytes BH_GUARDED_BY(alloc_mu) = 0;
+  uint64_t retired_raw_bytes BH_GUARDED_BY(alloc_mu) = 0;  // of retired_raw
   uint64_t slop = 0;
   // Recycles the buffers blocks are compressed into: a write takes them,
   // and gives them back once its blocks are in the data file.
@@ -251,8 +253,8 @@ struct Pool::Impl {
   uint64_t synced_txg BH_GUARDED_BY(mu) = 0;
   uint64_t flush_target BH_GUARDED_BY(mu) = 0;  // commit up to this txg now
   std::vector<SyncTask*> pending_tasks BH_GUARDED_BY(mu);  // for the open txg
-  // Retired space passed kReleaseRetiredBytes: the sync thread releases it
-  // between commits (a commit releases it anyway).
+  // Retired space passed kReleaseRetiredBytes: the release thread gives it
+  // back (ReleaseLoop), during a commit too, which releases it anyway.
   bool release_wanted BH_GUARDED_BY(mu) = false;
   bool closing BH_GUARDED_BY(mu) = false;
   bool closed BH_GUARDED_BY(mu) = false;
@@ -262,6 +264,18 @@ struct Pool::Impl {
   uint64_t next_lineage BH_GUARDED_BY(mu) = 1;
   PoolStats counters BH_GUARDED_BY(mu);
   std::thread sync_thread;
+  std::thread release_thread;  // ReleaseLoop
+  // Threads waiting for a commit (a flush, a sync task, a throttled
+  // writer, Close): while none does, the commit compresses raw blocks as
+  // background CPU (core/base/background_cpu.h, D51).
+  std::atomic<int> commit_waiters{0};
+  struct WaitingForCommit {
+    explicit WaitingForCommit(Impl& pool) : impl(pool) { impl.commit_waiters++; }
+    ~WaitingForCommit() { impl.commit_waiters--; }
+    WaitingForCommit(const WaitingForCommit&) = delete;
+    WaitingForCommit& operator=(const WaitingForCommit&) = delete;
+    Impl& impl;
+  };
   // Intent log (core/txg/intent_log.cc). The blocks of the open and the
   // syncing txg put since the last record (a key may repeat), and what
   // logging them would take (kIntentEntryOverhead + psize each).
@@ -318,7 +332,8 @@ struct Pool::Impl {
   // writes them there (not synced) and sets their offsets. On error
   // nothing stays reserved.
   // nowait: WouldBlock (nothing reserved) where it would have waited.
-  // write = false: only reserves and sets the offsets (raw blocks, D49).
+  // write = false: only reserves, from the highest free space, and sets
+  // the offsets (raw blocks, D49, D50).
   Status Place(std::span<PreparedBlock> blocks, bool nowait = false, bool write = true);
   // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
   // data are taken from it (staged may be null).
@@ -362,6 +377,11 @@ struct Pool::Impl {
   // Gives retired space back to the allocator once no read can be using it.
   // REQUIRES: no lock held.
   void ReleaseRetired();
+  // The release thread: ReleaseRetired whenever release_wanted, until the
+  // pool closes. Writers on the event loop must not wait for readers, and
+  // the sync thread is busy for seconds during a commit, while a writer
+  // rewriting its blocks retires as fast as it writes.
+  void ReleaseLoop();
   void RefreshCounters() BH_REQUIRES(mu);
 
   // --- intent_log.cc
