@@ -1,5 +1,6 @@
 // Names of our threads, as `top -H`, `ps -L`, perf and gdb show them:
-// bh-sync-<pool> (a pool's commits), bh-prepare (compression helpers),
+// bh-sync-<pool> (a pool's commits), bh-release-<pool> (its release of
+// rewritten blocks' space), bh-prepare (compression helpers),
 // bh-coalesce (the volume worker), bh-loop-<n> and bh-io-<n> (the iSCSI
 // event loops and I/O threads), bh-control (the daemon's control socket).
 // RocksDB names its own (rocksdb:low, rocksdb:high).

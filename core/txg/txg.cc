@@ -36,7 +36,9 @@
 //   One commit writes, in this order:
 //     0. the raw blocks (PlaceRaw): each compressed and checksummed once,
 //        on the prepare helpers, its reservation traded for one of its
-//        stored size, and written to the data file (not synced);
+//        stored size, and written to the data file (not synced); as
+//        SCHED_IDLE CPU while nobody waits for the commit (D51), so that
+//        it takes only what the event loops leave idle;
 //     1. fdatasync of the data vdev, on a helper thread while the sync
 //        thread builds the batch of 2 (every block of the txg was written
 //        before it entered the map, so all are covered);
