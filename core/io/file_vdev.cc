@@ -103,19 +103,7 @@ class FileVdev final : public Vdev {
 
 Status FileVdev::Read(uint64_t offset, ByteSpan buf) {
   BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));
-  size_t done = 0;
-  while (done < buf.size()) {
-    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done,
-                        static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, FormatMessage("pread {} at {}", path_, offset + done));
-    if (n == 0) {
-      return BH_ERROR(kIOError, "pread {} at {}: unexpected end of device", path_,
-                      offset + done);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return PreadFull(fd_, offset, buf, path_);
 }
 
 // preadv2(RWF_NOWAIT) copies what the page cache holds and fails with
@@ -139,19 +127,7 @@ Status FileVdev::ReadNoWait(uint64_t offset, ByteSpan buf) {
 
 Status FileVdev::Write(uint64_t offset, ConstByteSpan buf) {
   BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));
-  size_t done = 0;
-  while (done < buf.size()) {
-    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done,
-                         static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoToStatus(errno, FormatMessage("pwrite {} at {}", path_, offset + done));
-    if (n == 0) {
-      return BH_ERROR(kIOError, "pwrite {} at {}: device made no progress", path_,
-                      offset + done);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return PwriteFull(fd_, offset, buf, path_);
 }
 
 Status FileVdev::WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) {

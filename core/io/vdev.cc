@@ -2,6 +2,8 @@
 // the default WriteV, errno mapping). See vdev.h for the contract.
 #include "core/io/vdev.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <limits>
 #include <system_error>
@@ -57,6 +59,34 @@ Status ErrnoToStatus(int err, const std::string& what) {
     default:
       return BH_ERROR(kIOError, "{}: {}", what, text);
   }
+}
+
+Status PreadFull(int fd, uint64_t offset, ByteSpan buf, std::string_view name) {
+  for (size_t done = 0; done < buf.size();) {
+    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done,
+                        static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, FormatMessage("pread {} at {}", name, offset + done));
+    if (n == 0) {
+      return BH_ERROR(kIOError, "pread {} at {}: unexpected end of device", name, offset + done);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PwriteFull(int fd, uint64_t offset, ConstByteSpan buf, std::string_view name) {
+  for (size_t done = 0; done < buf.size();) {
+    ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoToStatus(errno, FormatMessage("pwrite {} at {}", name, offset + done));
+    if (n == 0) {
+      return BH_ERROR(kIOError, "pwrite {} at {}: device made no progress", name, offset + done);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
 }
 
 }  // namespace blockhaus::core

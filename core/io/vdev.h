@@ -22,6 +22,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/base/endian.h"
 #include "core/base/status.h"
@@ -71,5 +72,11 @@ std::unique_ptr<Vdev> NewMemVdev(uint64_t size);
 // Maps an errno from a device call onto a Status (ENOSPC -> ResourceExhausted,
 // ENOENT -> NotFound, EACCES/EPERM -> PermissionDenied, others IOError).
 Status ErrnoToStatus(int err, const std::string& what);
+
+// pread/pwrite of all of `buf` at `offset` of `fd`, resumed after EINTR
+// and short counts; IOError when the file ends (read) or takes nothing
+// (write). `name` names the file in errors.
+Status PreadFull(int fd, uint64_t offset, ByteSpan buf, std::string_view name);
+Status PwriteFull(int fd, uint64_t offset, ConstByteSpan buf, std::string_view name);
 
 }  // namespace blockhaus::core

@@ -71,25 +71,11 @@ void DirtyScratch::Free(uint64_t offset, uint64_t length) {
 }
 
 Status DirtyScratch::Write(uint64_t offset, ConstByteSpan data) {
-  for (size_t done = 0; done < data.size();) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : ENOSPC, "writing the dirty scratch area");
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return PwriteFull(fd_, offset, data, "the dirty scratch area");
 }
 
 Status DirtyScratch::Read(uint64_t offset, ByteSpan out) const {
-  for (size_t done = 0; done < out.size();) {
-    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                        static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : EIO, "reading the dirty scratch area");
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
+  return PreadFull(fd_, offset, out, "the dirty scratch area");
 }
 
 bool DirtyScratch::Trim() {

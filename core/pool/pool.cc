@@ -14,9 +14,9 @@
 #include <filesystem>
 #include <random>
 
+#include "core/base/background_cpu.h"
 #include "core/base/logging.h"
 #include "core/base/sync_point.h"
-#include "core/base/background_cpu.h"
 #include "core/base/thread_name.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/txg/intent_format.h"
@@ -727,8 +727,26 @@ void Pool::Impl::ReleaseLoop() {
   }
 }
 
-Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool write) {
+Status Pool::Impl::WriteAt(std::span<const PreparedBlock> blocks) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
+  thread_local std::vector<ConstByteSpan> iov;
+  for (size_t j = 0; j < blocks.size();) {
+    const uint64_t start = blocks[j].ptr.offset;
+    uint64_t end = start;
+    iov.clear();
+    for (; j < blocks.size() && blocks[j].ptr.offset == end && iov.size() < kWriteIov; ++j) {
+      const PreparedBlock& b = blocks[j];
+      uint64_t len = alloc->RoundUp(b.ptr.psize);
+      iov.emplace_back(b.payload->data(), b.ptr.psize);
+      if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
+      end += len;
+    }
+    BH_RETURN_IF_ERROR(vdev->WriteV(start, iov).Annotate("writing data blocks"));
+  }
+  return Status::Ok();
+}
+
+Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool write) {
   std::vector<Extent> runs;
   uint64_t remaining = 0;
   for (const PreparedBlock& b : blocks) remaining += alloc->RoundUp(b.ptr.psize);
@@ -736,7 +754,6 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool writ
     MutexLock lock(&alloc_mu);
     for (const Extent& e : runs) alloc->Unreserve(e);
   };
-  std::vector<ConstByteSpan> iov;
   for (size_t i = 0; i < blocks.size();) {
     Result<Extent> run = BH_ERROR(kResourceExhausted, "not tried");
     for (int waits = 0, releases = 0;;) {
@@ -771,17 +788,12 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool writ
                       run.status().message());
     }
     runs.push_back(*run);
-    iov.clear();
     uint64_t pos = run->offset;
     for (; i < blocks.size(); ++i) {
       PreparedBlock& b = blocks[i];
       uint64_t len = alloc->RoundUp(b.ptr.psize);
       if (pos + len > run->end()) break;
       b.ptr.offset = pos;
-      if (write) {
-        iov.emplace_back(b.payload->data(), b.ptr.psize);
-        if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
-      }
       pos += len;
       remaining -= len;
     }
@@ -790,13 +802,13 @@ Status Pool::Impl::Place(std::span<PreparedBlock> blocks, bool nowait, bool writ
       alloc->Unreserve(Extent{pos, run->end() - pos});
       runs.back().length = pos - run->offset;
     }
-    Status written = write ? vdev->WriteV(run->offset, iov) : Status::Ok();
-    if (!written.ok()) {
-      // As a failed write in a commit always did: the device is not to be
-      // trusted, and nothing more commits until the pool is reopened.
-      unreserve_all();
-      return Suspend(written.Annotate("writing data blocks"));
-    }
+  }
+  Status written = write ? WriteAt(blocks) : Status::Ok();
+  if (!written.ok()) {
+    // As a failed write in a commit always did: the device is not to be
+    // trusted, and nothing more commits until the pool is reopened.
+    unreserve_all();
+    return Suspend(written);
   }
   return Status::Ok();
 }
@@ -1177,6 +1189,9 @@ Result<std::optional<BlockPtr>> Pool::LookupCommitted(LineageId lineage, uint64_
 
 Result<uint64_t> Pool::Flush() {
   Impl& p = *impl_;
+  // Counted before the commit is asked for, so that it never starts as
+  // background work (D51).
+  Impl::WaitingForCommit waiting(p);
   uint64_t target;
   {
     MutexLock lock(&p.mu);

@@ -108,8 +108,8 @@
 #include <optional>
 #include <set>
 
-#include "core/base/logging.h"
 #include "core/base/background_cpu.h"
+#include "core/base/logging.h"
 #include "core/base/sync_point.h"
 #include "core/pool/internal/pool_impl.h"
 #include "core/txg/intent_format.h"
@@ -185,9 +185,6 @@ void PutMeta(KvBatch& batch, std::string_view key, uint64_t v) {
 // back to the pool's cache before the next chunk takes them (a whole txg's
 // at once would be hundreds of megabytes of fresh memory every commit).
 constexpr size_t kRawChunk = 1024;
-// Buffers per write of them to the data file: each holds the file's inode
-// lock, which a writer placing blocks itself (the scratch full) waits for.
-constexpr size_t kRawIov = 64;
 
 // Compresses and checksums the raw blocks of a txg (D49), once each, on
 // the helpers, trades each one's reservation of its uncompressed size for
@@ -206,8 +203,6 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
   thread_local std::vector<PreparedBlock> prepared_kept;
   std::vector<size_t>& index = index_kept;
   std::vector<PreparedBlock>& prepared = prepared_kept;
-  static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
-  std::vector<ConstByteSpan> iov;
   size_t next = 0;
   for (;;) {
     index.clear();
@@ -251,19 +246,7 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
       }
     }
     BH_RETURN_IF_ERROR(placed.Annotate("placing raw dirty blocks"));
-    for (size_t j = 0; j < index.size();) {
-      const uint64_t start = prepared[j].ptr.offset;
-      uint64_t end = start;
-      iov.clear();
-      for (; j < index.size() && prepared[j].ptr.offset == end && iov.size() < kRawIov; ++j) {
-        const PreparedBlock& b = prepared[j];
-        uint64_t len = p.alloc->RoundUp(b.ptr.psize);
-        iov.emplace_back(b.payload->data(), b.ptr.psize);
-        if (len > b.ptr.psize) iov.emplace_back(kZeros.data(), len - b.ptr.psize);
-        end += len;
-      }
-      BH_RETURN_IF_ERROR(p.vdev->WriteV(start, iov).Annotate("writing data blocks"));
-    }
+    BH_RETURN_IF_ERROR(p.WriteAt(prepared));
     for (size_t j = 0; j < index.size(); ++j) {
       blocks[index[j]].ptr = prepared[j].ptr;
       prepared[j].payload.reset();

@@ -30,6 +30,49 @@ TEST_CASE("allocator: fresh state is all free, allocations are contiguous") {
   CHECK(a.allocated_bytes() == 16384);
 }
 
+TEST_CASE("allocator: ReserveHigh takes the top, Reserve the bottom, and they meet") {
+  Allocator a(SmallGeometry());
+  const uint64_t end = 5u << 20;
+  auto top = a.ReserveHigh(16384, 16384);
+  REQUIRE(top.ok());
+  CHECK(top->end() == end);  // the last slab's last sectors
+  CHECK(top->length == 16384);
+  auto next = a.ReserveHigh(16384, 16384);
+  REQUIRE(next.ok());
+  CHECK(next->end() == top->offset);
+  auto low = a.Reserve(16384, 16384);
+  REQUIRE(low.ok());
+  CHECK(low->offset == (1u << 20));  // the lowest, as ever
+  CHECK(a.reserved_bytes() == 3 * 16384);
+  // Given back, the top is the top again.
+  a.Unreserve(*top);
+  auto again = a.ReserveHigh(16384, 16384);
+  REQUIRE(again.ok());
+  CHECK(*again == *top);
+  // Everything reserved from the top, up to and around the low one: no
+  // overlap, and then nothing is left.
+  a.Unreserve(*again);
+  a.Unreserve(*next);
+  std::vector<Extent> got{*low};
+  for (;;) {
+    auto e = a.ReserveHigh(4096, 1 << 20);
+    if (!e.ok()) {
+      CHECK(e.status().code() == Code::kResourceExhausted);
+      break;
+    }
+    got.push_back(*e);
+  }
+  CHECK(a.free_bytes() == 0);
+  std::sort(got.begin(), got.end(),
+            [](const Extent& x, const Extent& y) { return x.offset < y.offset; });
+  uint64_t total = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    total += got[i].length;
+    if (i > 0) CHECK(got[i - 1].end() <= got[i].offset);
+  }
+  CHECK(total == a.capacity());
+}
+
 TEST_CASE("allocator: frees are deferred until their txg is released") {
   Allocator a(SmallGeometry());
   auto e = a.Allocate(1 << 20);  // a whole slab

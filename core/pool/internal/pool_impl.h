@@ -335,6 +335,12 @@ struct Pool::Impl {
   // write = false: only reserves, from the highest free space, and sets
   // the offsets (raw blocks, D49, D50).
   Status Place(std::span<PreparedBlock> blocks, bool nowait = false, bool write = true);
+  // Writes blocks whose offsets are set (not synced): one pwritev per run
+  // of back-to-back blocks, each padded with zeros to the sector. A run
+  // takes at most kWriteIov buffers, since each write holds the data
+  // file's inode lock, which every other writer to it waits for.
+  static constexpr size_t kWriteIov = 64;
+  Status WriteAt(std::span<const PreparedBlock> blocks);
   // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
   // data are taken from it (staged may be null).
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
