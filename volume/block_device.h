@@ -63,14 +63,16 @@ class BlockDevice {
     return BH_ERROR(kWouldBlock, "{} bytes at {}: this device does not write without waiting",
                     data.size(), offset);
   }
-  // Prepares (compresses, checksums) into `staged` the whole blocks of
-  // `arrived`, the first bytes of a write to `offset` whose data is still
-  // arriving, for the TryWrite of that data to take. Changes nothing a
-  // reader can see and never waits; a device that cannot stage does
-  // nothing. The bytes of `arrived` must not change until that TryWrite
-  // or staged->Reset().
-  virtual void StageWrite(uint64_t offset, ConstByteSpan arrived, core::StagedWrite* staged) {
-    (void)offset, (void)arrived, (void)staged;
+  // Prepares (compresses, checksums, or copies into the pool's raw dirty
+  // area) into `staged` the whole blocks of `arrived`, the first bytes of
+  // a write of `length` bytes to `offset` whose data is still arriving,
+  // for the TryWrite of that data to take. Changes nothing a reader can
+  // see and never waits; a device that cannot stage does nothing. The
+  // bytes of `arrived` must not change until that TryWrite or
+  // staged->Reset().
+  virtual void StageWrite(uint64_t offset, uint64_t length, ConstByteSpan arrived,
+                          core::StagedWrite* staged) {
+    (void)offset, (void)length, (void)arrived, (void)staged;
   }
   // Unmaps [offset, offset+length): whole blocks become holes, the parts of
   // partial blocks are zeroed.

@@ -12,8 +12,9 @@
 // dataset's new lineage and size after it. TryRead and TryWrite (for event
 // loops) give up with WouldBlock wherever they would wait. StageWrite
 // compresses the whole blocks of a write's data that has arrived so far
-// for its TryWrite (D35); it needs no fence, since a prepared block is the
-// same wherever it goes, and the pool checks it is used for its own bytes.
+// for its TryWrite (D35), or copies them into the pool's raw dirty area
+// (D52); it needs no fence, since a prepared block is the same wherever it
+// goes, and the pool checks it is used for its own bytes.
 
 #include <algorithm>
 #include <array>
@@ -101,9 +102,10 @@ class VolumeDevice : public BlockDevice {
   // Only what TryWrite would take: whole blocks from a block boundary of a
   // writable volume. The lineage does not matter until the write (a
   // prepared block is its bytes as stored, wherever it goes).
-  void StageWrite(uint64_t offset, ConstByteSpan arrived, core::StagedWrite* staged) override {
-    if (read_only_ || offset % bs_ != 0 || arrived.size() < bs_) return;
-    pool_->PrepareAhead(staged, bs_, arrived.first(arrived.size() / bs_ * bs_), options_);
+  void StageWrite(uint64_t offset, uint64_t length, ConstByteSpan arrived,
+                  core::StagedWrite* staged) override {
+    if (read_only_ || offset % bs_ != 0 || length % bs_ != 0 || arrived.size() < bs_) return;
+    pool_->PrepareAhead(staged, bs_, length, arrived.first(arrived.size() / bs_ * bs_), options_);
   }
 
   Status Unmap(uint64_t offset, uint64_t length) override {

@@ -32,7 +32,7 @@ DirtyScratch::DirtyScratch(int fd, uint64_t capacity) : fd_(fd), capacity_(capac
 
 DirtyScratch::~DirtyScratch() { ::close(fd_); }
 
-std::optional<uint64_t> DirtyScratch::Allocate(uint64_t length) {
+std::optional<uint64_t> DirtyScratch::Allocate(uint64_t length, bool count_miss) {
   if (length == 0) return std::nullopt;
   MutexLock lock(&mu_);
   for (auto it = free_.begin(); it != free_.end(); ++it) {
@@ -46,7 +46,7 @@ std::optional<uint64_t> DirtyScratch::Allocate(uint64_t length) {
     touched_ = true;
     return offset;
   }
-  ++misses_;
+  if (count_miss) ++misses_;
   return std::nullopt;
 }
 

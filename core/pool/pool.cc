@@ -469,6 +469,7 @@ PoolStats Pool::stats() const {
     s.raw_dirty_bytes = raw->used();
     s.raw_dirty_peak = raw->peak();
     s.raw_dirty_full = raw->misses();
+    s.raw_copied_ahead = impl_->raw_copied_ahead.load(std::memory_order_relaxed);
   }
   return s;
 }
@@ -869,9 +870,9 @@ Status Pool::TryWriteBlocks(LineageId lineage, uint64_t first, uint32_t block_si
   return impl_->WriteBlocks(lineage, first, block_size, data, options, /*nowait=*/true, staged);
 }
 
-void Pool::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
-                        const BlockOptions& options) {
-  impl_->PrepareAhead(staged, block_size, arrived, options);
+void Pool::PrepareAhead(StagedWrite* staged, uint32_t block_size, uint64_t length,
+                        ConstByteSpan arrived, const BlockOptions& options) {
+  impl_->PrepareAhead(staged, block_size, length, arrived, options);
 }
 
 StagedWrite::StagedWrite() : rep_(std::make_unique<Rep>()) {}
@@ -879,13 +880,15 @@ StagedWrite::~StagedWrite() { Reset(); }
 
 void StagedWrite::Reset() {
   Rep& r = *rep_;
-  if (r.placed > 0) {
+  if (r.placed > 0 || r.raw_length > 0) {
     MutexLock lock(&r.anchor->mu);
-    if (r.anchor->pool != nullptr) {
-      r.anchor->pool->UnreservePlaced(std::span<const PreparedBlock>(r.blocks).first(r.placed));
+    if (Pool::Impl* pool = r.anchor->pool; pool != nullptr) {
+      pool->UnreservePlaced(std::span<const PreparedBlock>(r.blocks).first(r.placed));
+      if (r.raw_length > 0) pool->dirty_scratch->Free(r.raw_offset, r.raw_length);
     }
   }
   r.placed = 0;
+  r.raw_length = r.raw_copied = 0;
   r.anchor.reset();
   r.start = nullptr;
   r.blocks.clear();  // the buffers go back to their pool's cache
@@ -893,14 +896,12 @@ void StagedWrite::Reset() {
 
 size_t StagedWrite::blocks() const { return rep_->blocks.size(); }
 
-void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
-                              const BlockOptions& block_options) {
+void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, uint64_t length,
+                              ConstByteSpan arrived, const BlockOptions& block_options) {
   if (options.read_only || block_size < kMinBlockSize || block_size > kMaxBlockSize ||
       block_size % 512 != 0) {
     return;
   }
-  // A raw write only copies its blocks; there is nothing to do ahead (D49).
-  if (TakesRaw(block_size, block_options)) return;
   StagedWrite::Rep& r = *staged->rep_;
   if (r.anchor != stage_anchor || r.start != arrived.data() || r.block_size != block_size ||
       !(r.options == block_options)) {
@@ -909,6 +910,30 @@ void Pool::Impl::PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByt
     r.start = arrived.data();
     r.block_size = block_size;
     r.options = block_options;
+  }
+  if (TakesRaw(block_size, block_options)) {
+    // A raw write only copies its blocks (D49): copy what is in now, while
+    // the rest is on its way (D52). The run is claimed for the whole write
+    // at once, since its blocks must sit side by side.
+    const uint64_t whole = std::min<uint64_t>(arrived.size(), length) / block_size * block_size;
+    if (r.raw_length == 0) {
+      const uint64_t claim = length / block_size * block_size;
+      std::optional<uint64_t> at =
+          claim > 0 ? dirty_scratch->Allocate(claim, /*count_miss=*/false) : std::nullopt;
+      if (!at) return;  // the write finds out, and counts the miss
+      r.raw_offset = *at;
+      r.raw_length = claim;
+    }
+    if (whole <= r.raw_copied) return;
+    if (!dirty_scratch->Write(r.raw_offset + r.raw_copied,
+                              arrived.subspan(r.raw_copied, whole - r.raw_copied))
+             .ok()) {
+      staged->Reset();  // the write copies it all and reports the failure
+      return;
+    }
+    raw_copied_ahead.fetch_add(whole - r.raw_copied, std::memory_order_relaxed);
+    r.raw_copied = whole;
+    return;
   }
   for (size_t k = r.blocks.size(); (k + 1) * block_size <= arrived.size(); ++k) {
     r.blocks.push_back(Prepare(arrived.subspan(k * block_size, block_size), block_options));
@@ -966,7 +991,7 @@ Status Pool::Impl::WriteBlocks(LineageId lineage, uint64_t first, uint32_t block
     }
   }
   if (TakesRaw(block_size, block_options) && (ahead == nullptr || ahead->blocks.empty())) {
-    Result<bool> raw = WriteRaw(lineage, first, block_size, data, block_options, nowait);
+    Result<bool> raw = WriteRaw(lineage, first, block_size, data, block_options, nowait, ahead);
     if (!raw.ok() || *raw) return raw.status();
     // No room in the scratch: compressed now, as before D49.
   }
@@ -1027,9 +1052,21 @@ bool Pool::Impl::TakesRaw(uint32_t block_size, const BlockOptions& block_options
 
 Result<bool> Pool::Impl::WriteRaw(LineageId lineage, uint64_t first, uint32_t block_size,
                                   ConstByteSpan data, const BlockOptions& block_options,
-                                  bool nowait) {
+                                  bool nowait, StagedWrite::Rep* ahead) {
   const size_t n = data.size() / block_size;
-  std::optional<uint64_t> at = dirty_scratch->Allocate(data.size());
+  std::optional<uint64_t> at;
+  uint64_t copied = 0;  // bytes of data in the scratch already
+  if (ahead != nullptr && ahead->raw_length >= data.size()) {
+    // The run PrepareAhead claimed is this write's from here on.
+    at = ahead->raw_offset;
+    copied = std::min<uint64_t>(ahead->raw_copied, data.size());
+    if (ahead->raw_length > data.size()) {
+      dirty_scratch->Free(*at + data.size(), ahead->raw_length - data.size());
+    }
+    ahead->raw_length = ahead->raw_copied = 0;
+  } else {
+    at = dirty_scratch->Allocate(data.size());
+  }
   if (!at) return false;
   auto free_from = [&](size_t k) {
     dirty_scratch->Free(*at + k * block_size, (n - k) * block_size);
@@ -1049,7 +1086,7 @@ Result<bool> Pool::Impl::WriteRaw(LineageId lineage, uint64_t first, uint32_t bl
     free_from(0);
     return s;
   }
-  s = dirty_scratch->Write(*at, data);
+  s = dirty_scratch->Write(*at + copied, data.subspan(copied));
   if (!s.ok()) {
     UnreservePlaced(blocks);
     free_from(0);

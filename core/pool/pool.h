@@ -150,6 +150,9 @@ struct PoolStats {
   uint64_t raw_dirty_peak = 0;
   uint64_t raw_blocks_committed = 0;
   uint64_t raw_dirty_full = 0;
+  // Bytes of raw blocks copied into the area while their write's data was
+  // still arriving (PrepareAhead, D52), since open.
+  uint64_t raw_copied_ahead = 0;
 };
 
 struct ScrubReport {
@@ -247,13 +250,17 @@ class Pool {
   // of a write's data that is still arriving, which `staged` does not hold
   // yet, and writes them to space reserved in the data file where there is
   // room without waiting, so that the write itself only maps them (D35).
+  // A write whose blocks stay raw (D49) instead has a run of the raw dirty
+  // area claimed for all its `length` bytes and its blocks copied there as
+  // they arrive, so that the write copies only the rest (D52).
   // Nothing is visible to readers, and nothing of it survives a crash.
-  // Calls for the same write pass the same start and a growing `arrived`;
-  // a call with another start, block size or options starts `staged`
-  // afresh. The bytes of `arrived` must not change until the write or
-  // StagedWrite::Reset. Does nothing on a read-only pool; never waits.
-  void PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
-                    const BlockOptions& options);
+  // Calls for the same write pass the same start and length and a growing
+  // `arrived`; a call with another start, block size or options starts
+  // `staged` afresh. The bytes of `arrived` must not change until the
+  // write or StagedWrite::Reset. Does nothing on a read-only pool; never
+  // waits.
+  void PrepareAhead(StagedWrite* staged, uint32_t block_size, uint64_t length,
+                    ConstByteSpan arrived, const BlockOptions& options);
   // Unmaps a block at the head: it reads as zeros and frees its space once
   // no snapshot sees it.
   Status Unmap(LineageId lineage, uint64_t blkno);
@@ -366,7 +373,8 @@ class Pool {
 
 // The blocks of one write prepared ahead of it (Pool::PrepareAhead): their
 // compressed payloads and checksums, or their pointers once they are in the
-// data file, in space reserved for them but not mapped. The write takes
+// data file, in space reserved for them but not mapped; or, for raw blocks,
+// the run of the raw dirty area they are being copied into. The write takes
 // them; Reset (or the destructor) gives the space back. It may outlive its
 // pool, which takes back every reservation when it goes. Reusable.
 // Thread safety: none; one writer at a time.

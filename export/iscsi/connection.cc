@@ -45,7 +45,8 @@
 //   needs no wait; ServerOptions::inline_read_bytes, inline_write_bytes;
 //   a large read only when no further input waits, D43),
 //   Target::StageWrite (loop thread: the data of a write alone on its
-//   connection that is in so far, compressed while the rest arrives, D35),
+//   connection that is in so far, compressed while the rest arrives, D35,
+//   or copied into the pool's raw dirty area, D52),
 //   Target::ResetLun/NexusLost (loop thread, after the
 //   affected tasks are off the I/O threads), SessionRegistry (its own
 //   leaf mutex), ChapLimiter (leaf mutex). A LUN reset reaches other
@@ -740,8 +741,9 @@ void Connection::HandleDataOut(const Pdu& pdu) {
 // A write alone on its connection is most likely run by this loop once its
 // data is in (Dispatch, TryExecute). Its data comes in bursts, and a burst
 // in pieces as the socket delivers them; between two the loop waits for
-// the initiator. Compressing the blocks that are in during those waits
-// leaves only the last piece's blocks to prepare, then placing and mapping.
+// the initiator. Compressing the blocks that are in during those waits (or
+// copying them into the raw dirty area, D52) leaves only the last piece's
+// blocks to prepare, then placing and mapping.
 // Only data before the first byte still missing counts: unsolicited data
 // arrives in order after the immediate data, and R2Ts are sent in order,
 // so everything before the lowest outstanding R2T's next byte is in, and

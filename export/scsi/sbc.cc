@@ -231,9 +231,11 @@ void StageWriteData(Ctx& c) {
       end > Capacity(c)) {
     return;  // the command fails or goes to an I/O thread: nothing to stage
   }
-  const uint64_t bytes = uint64_t{r.blocks} * c.unit.lbs();
+  // What Write will take: the blocks asked for, as far as the data goes.
+  uint64_t bytes = std::min<uint64_t>(uint64_t{r.blocks} * c.unit.lbs(), c.cmd.expected_length);
+  bytes -= bytes % c.unit.lbs();
   const ConstByteSpan arrived = c.cmd.data_out.first(std::min<uint64_t>(c.cmd.data_out.size(), bytes));
-  c.dev.StageWrite(r.lba * c.unit.lbs(), arrived, c.cmd.staged);
+  c.dev.StageWrite(r.lba * c.unit.lbs(), bytes, arrived, c.cmd.staged);
 }
 
 // SBC-3 §5.37: the data is written and made durable (our medium verifies

@@ -607,9 +607,9 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   StagedWrite staged;
   // Arrival in pieces: whole blocks only, each prepared once, placed in
   // reserved space at once.
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), kBs + 100), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), kBs + 100), lz4);
   CHECK(staged.blocks() == 1);
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 5 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 5 * kBs), lz4);
   CHECK(staged.blocks() == 5);
   CHECK(prepared == 5);
   CHECK(pool.stats().dirty == 0);  // nothing in the txg, nothing readable
@@ -631,7 +631,7 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   std::vector<uint8_t> copy = data;
   auto write_after = [&](ConstByteSpan staged_from, uint32_t staged_bs, const BlockOptions& o,
                          uint64_t first) {
-    pool.PrepareAhead(&staged, staged_bs, staged_from, o);
+    pool.PrepareAhead(&staged, staged_bs, 8 * kBs, staged_from, o);
     REQUIRE(staged.blocks() > 0);
     prepared = 0;
     REQUIRE(pool.TryWriteBlocks(l, first, kBs, data, lz4, &staged).ok());
@@ -644,7 +644,7 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   write_after(ConstByteSpan(data.data(), 4 * kBs), kBs / 2, lz4, 24);
 
   // A write that fails takes the staged blocks with it too.
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
   CHECK(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(data.data(), kBs + 1), lz4, &staged).code() ==
         Code::kInvalidArgument);
   CHECK(staged.blocks() == 0);
@@ -652,17 +652,17 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
   // the space back.
   REQUIRE(pool.Flush().ok());
   const uint64_t reserved = pool.stats().reserved;
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
   const uint64_t two = pool.stats().reserved - reserved;
   CHECK(two > 0);
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(copy.data(), 3 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(copy.data(), 3 * kBs), lz4);
   CHECK(staged.blocks() == 3);
   CHECK(pool.stats().reserved - reserved == two / 2 * 3);
   staged.Reset();
   CHECK(staged.blocks() == 0);
   CHECK(pool.stats().reserved == reserved);
   // The write's own blocks are reserved until their commit, staged or not.
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
   REQUIRE(pool.TryWriteBlocks(l, 0, kBs, ConstByteSpan(data.data(), 4 * kBs), lz4, &staged).ok());
   CHECK(pool.stats().reserved - reserved == two * 2);
   REQUIRE(pool.Flush().ok());
@@ -676,7 +676,7 @@ TEST_CASE("pool: TryWriteBlocks takes the blocks PrepareAhead staged from the sa
 
   // A stage may outlive its pool (a connection closing after the daemon's
   // pool): it then has nothing to give back.
-  pool.PrepareAhead(&staged, kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
+  pool.PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), lz4);
   CHECK(staged.blocks() == 2);
   opened.reset();
   staged.Reset();

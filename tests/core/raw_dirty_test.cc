@@ -206,17 +206,83 @@ TEST_CASE("raw dirty blocks: a full area, or none, leaves writes to their writer
   }
 }
 
-TEST_CASE("raw dirty blocks: nothing is staged ahead for a write that goes raw") {
+// D52: a write that goes raw has its blocks copied into the area while its
+// data arrives (PrepareAhead); the write copies only the rest and keeps
+// them where they are. The run serves one write of the same bytes and goes
+// with it, or back with Reset.
+TEST_CASE("raw dirty blocks: blocks copied as the data arrives are what the write keeps") {
   Rig rig;
-  const std::vector<uint8_t> data = Blocks(0, 4, 10);
+  std::vector<uint8_t> data = Blocks(0, 8, 10);
   StagedWrite staged;
-  rig.pool->PrepareAhead(&staged, kBs, data, kLz4);
-  CHECK(staged.blocks() == 0);  // copying them is all a raw write does
+  // The whole write's run is claimed at once; whole blocks are copied, and
+  // nothing is visible yet.
+  rig.pool->PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), kBs + 100), kLz4);
+  CHECK(staged.blocks() == 0);  // nothing compressed: the commit does that
+  PoolStats st = rig.pool->stats();
+  CHECK(st.raw_dirty_bytes == 8 * kBs);
+  CHECK(st.raw_copied_ahead == kBs);
+  CHECK(st.dirty == 0);
+  CHECK(rig.Read(0, 8) == std::vector<uint8_t>(8 * kBs, 0));
+  rig.pool->PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 5 * kBs), kLz4);
+  CHECK(rig.pool->stats().raw_copied_ahead == 5 * kBs);
+  // Bytes changed after they were copied (which a caller must never do)
+  // show that the write did not copy them again; later ones it did.
+  std::vector<uint8_t> expect = data;
+  data[0] ^= 0xff;
+  data[6 * kBs] ^= 0xff;
+  expect[6 * kBs] ^= 0xff;
   REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, 0, kBs, data, kLz4, &staged).ok());
-  CHECK(rig.pool->stats().raw_dirty_bytes == 4 * kBs);
-  CHECK(rig.Read(0, 4) == data);
+  data[0] ^= 0xff;
+  st = rig.pool->stats();
+  CHECK(st.raw_dirty_bytes == 8 * kBs);  // in the staged run, no second one
+  CHECK(st.raw_dirty_full == 0);
+  CHECK(rig.Read(0, 8) == expect);
   REQUIRE(rig.pool->Flush().ok());
-  CHECK(rig.Read(0, 4) == data);
+  CHECK(rig.Read(0, 8) == expect);
+  CHECK(rig.pool->stats().raw_blocks_committed == 8);
+
+  // A shorter write than the run was claimed for (less data than the
+  // command asked for) gives the rest back at once.
+  const uint64_t before = rig.pool->stats().raw_dirty_bytes;
+  rig.pool->PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), kLz4);
+  CHECK(rig.pool->stats().raw_dirty_bytes == before + 8 * kBs);
+  REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, 16, kBs, ConstByteSpan(data.data(), 4 * kBs),
+                                   kLz4, &staged)
+              .ok());
+  CHECK(rig.pool->stats().raw_dirty_bytes == before + 4 * kBs);
+  CHECK(rig.Read(16, 4) == std::vector<uint8_t>(data.begin(), data.begin() + 4 * kBs));
+
+  // Staged from other bytes, or with another block size: the run goes
+  // back and the write copies everything itself.
+  const std::vector<uint8_t> other = Blocks(40, 8, 11);
+  auto write_after = [&](ConstByteSpan staged_from, uint32_t staged_bs, uint64_t first) {
+    const uint64_t copied = rig.pool->stats().raw_copied_ahead;
+    const uint64_t used = rig.pool->stats().raw_dirty_bytes;
+    rig.pool->PrepareAhead(&staged, staged_bs, 8 * kBs, staged_from, kLz4);
+    REQUIRE(rig.pool->stats().raw_copied_ahead > copied);
+    REQUIRE(rig.pool->TryWriteBlocks(rig.lineage, first, kBs, other, kLz4, &staged).ok());
+    CHECK(rig.pool->stats().raw_dirty_bytes == used + 8 * kBs);
+    CHECK(rig.Read(first, 8) == other);
+  };
+  write_after(ConstByteSpan(data.data(), 4 * kBs), kBs, 24);
+  write_after(ConstByteSpan(other.data(), 4 * kBs), kBs / 2, 32);
+  // Reset gives the run back.
+  const uint64_t used = rig.pool->stats().raw_dirty_bytes;
+  rig.pool->PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 3 * kBs), kLz4);
+  CHECK(rig.pool->stats().raw_dirty_bytes == used + 8 * kBs);
+  staged.Reset();
+  CHECK(rig.pool->stats().raw_dirty_bytes == used);
+  REQUIRE(rig.pool->Flush().ok());
+  rig.Clean();
+  CHECK(rig.Read(0, 8) == expect);
+  CHECK(rig.Read(24, 8) == other);
+  CHECK(rig.Read(32, 8) == other);
+
+  // A stage may outlive its pool: it then has nothing to give back.
+  rig.pool->PrepareAhead(&staged, kBs, 8 * kBs, ConstByteSpan(data.data(), 2 * kBs), kLz4);
+  rig.pool.reset();
+  staged.Reset();
+  CHECK(staged.blocks() == 0);
 }
 
 TEST_CASE("raw dirty blocks: reads and writes while their commit places them") {

@@ -3,6 +3,8 @@
 // qemu-block-extra's iSCSI driver) for data.
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <random>
 #include <thread>
@@ -95,6 +97,48 @@ TEST_CASE("qemu-img convert into a LUN and back is byte-identical") {
   // And the pool holds exactly that, read without the network.
   s.Ok({"read", "tank/vm1", s.home / "direct.raw"});
   CHECK(ReadFile(s.home / "direct.raw") == ReadFile(in));
+}
+
+// D52: a 1M write alone on its connection has its blocks copied into the
+// pool's raw dirty area while its data arrives (its immediate data at
+// least, during the R2T's round trip); what it stores is still its data,
+// before and after the commit.
+TEST_CASE("1M writes copied into the raw area as they arrive read back, before and after a commit") {
+  Served s({"--allow", "any"});
+  auto copied_ahead = [&] {
+    auto st = nlohmann::json::parse(s.Ok({"pool", "status", "-j", "tank"}).out);
+    return st["raw_copied_ahead"].get<uint64_t>();
+  };
+  REQUIRE(copied_ahead() == 0);
+  // Write-back, as a VM's disk with cache=none: qemu-io's default
+  // (writethrough) sends FUA writes, which go to the I/O threads.
+  std::vector<std::string> io = {"qemu-io", "-f", "raw", "-t", "writeback"};
+  for (int k = 0; k < 8; ++k) {
+    for (const char* op : {"write", "read"}) {
+      io.insert(io.end(), {"-c", std::string(op) + " -P " + std::to_string(0x40 + k) + " " +
+                                     std::to_string(k) + "M 1M"});
+    }
+  }
+  io.push_back(s.Url());
+  CommandResult r = s.Tool(io, 120);
+  CAPTURE(r.out);
+  CAPTURE(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("Pattern verification failed") == std::string::npos);
+  const uint64_t ahead = copied_ahead();
+  MESSAGE("bytes copied ahead of their writes: " << ahead);
+  CHECK(ahead >= 8 * (256u << 10));
+  s.Ok({"snapshot", "tank/vm1@after"});  // a commit
+  std::vector<std::string> check = {"qemu-io", "-f", "raw"};
+  for (int k = 0; k < 8; ++k) {
+    check.insert(check.end(), {"-c", "read -P " + std::to_string(0x40 + k) + " " +
+                                         std::to_string(k) + "M 1M"});
+  }
+  check.push_back(s.Url());
+  CommandResult after = s.Tool(check, 120);
+  CAPTURE(after.out);
+  REQUIRE(after.exit_code == 0);
+  CHECK(after.out.find("Pattern verification failed") == std::string::npos);
 }
 
 TEST_CASE("qemu-io through blkverify: random writes, zeros, discards, flushes, reads") {

@@ -36,8 +36,8 @@ class DirtyScratch {
   DirtyScratch& operator=(const DirtyScratch&) = delete;
 
   // The offset of `length` contiguous bytes, or nullopt when no free run
-  // is that long (counted in misses()).
-  std::optional<uint64_t> Allocate(uint64_t length);
+  // is that long (counted in misses() if count_miss).
+  std::optional<uint64_t> Allocate(uint64_t length, bool count_miss = true);
   void Free(uint64_t offset, uint64_t length);
   // Data in [offset, offset + data.size()), which the caller allocated.
   Status Write(uint64_t offset, ConstByteSpan data);

@@ -177,6 +177,9 @@ struct StageAnchor {
 // Blocks [0, blocks.size()) of the write whose data starts at `start`,
 // prepared by the pool of `anchor` with `block_size` and `options`; the
 // first `placed` are in the data file, in space reserved for them (D35).
+// Or, for a write that goes raw (D52), [raw_offset, +raw_length) of the
+// pool's raw dirty area, claimed for the whole write, its first
+// raw_copied bytes holding the data's; then blocks is empty.
 struct StagedWrite::Rep {
   std::shared_ptr<StageAnchor> anchor;
   const uint8_t* start = nullptr;
@@ -184,6 +187,9 @@ struct StagedWrite::Rep {
   BlockOptions options;
   std::vector<PreparedBlock> blocks;
   size_t placed = 0;
+  uint64_t raw_offset = 0;
+  uint64_t raw_length = 0;
+  uint64_t raw_copied = 0;
 };
 
 struct SyncTask {
@@ -214,6 +220,7 @@ struct Pool::Impl {
   std::vector<Extent> retired_raw BH_GUARDED_BY(alloc_mu);
   // Raw dirty blocks (D49); null when they are off (and read-only).
   std::unique_ptr<DirtyScratch> dirty_scratch;
+  std::atomic<uint64_t> raw_copied_ahead{0};  // PoolStats::raw_copied_ahead
   uint64_t retired_bytes BH_GUARDED_BY(alloc_mu) = 0;
   uint64_t retired_raw_bytes BH_GUARDED_BY(alloc_mu) = 0;  // of retired_raw
   uint64_t slop = 0;
@@ -346,8 +353,8 @@ struct Pool::Impl {
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
                      const BlockOptions& options, bool nowait, StagedWrite* staged = nullptr);
   // Pool::PrepareAhead.
-  void PrepareAhead(StagedWrite* staged, uint32_t block_size, ConstByteSpan arrived,
-                    const BlockOptions& options);
+  void PrepareAhead(StagedWrite* staged, uint32_t block_size, uint64_t length,
+                    ConstByteSpan arrived, const BlockOptions& options);
   // Puts a block into the open txg and counts it; returns the dirty block
   // it replaced (a hole if none), for the caller to retire.
   DirtyBlock InsertDirty(LineageId lineage, uint64_t blkno, DirtyBlock block, uint64_t bytes)
@@ -361,11 +368,13 @@ struct Pool::Impl {
   Status PutDirtyNoWait(LineageId lineage, uint64_t first, const std::vector<PreparedBlock>& blocks,
                         uint32_t block_size, uint64_t raw = DirtyBlock::kNotRaw);
   // WriteBlocks of raw blocks (D49): reserves their space in the data file
-  // and copies them into the scratch. WouldBlock with nothing changed when
-  // the scratch has no room (or the reservation would wait, with nowait).
-  // true once written; false (nothing changed) when the scratch has no room.
+  // and copies them into the scratch, or the rest of them into the run
+  // `ahead` (may be null) claimed and began to fill (D52), which it takes.
+  // true once written; false (nothing changed) when the scratch has no
+  // room; WouldBlock when the reservation would wait, with nowait.
   Result<bool> WriteRaw(LineageId lineage, uint64_t first, uint32_t block_size,
-                        ConstByteSpan data, const BlockOptions& options, bool nowait);
+                        ConstByteSpan data, const BlockOptions& options, bool nowait,
+                        StagedWrite::Rep* ahead);
   // Whether a write of such blocks goes to the scratch (when it has room):
   // compressed blocks of more than one sector.
   bool TakesRaw(uint32_t block_size, const BlockOptions& options) const;
