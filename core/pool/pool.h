@@ -106,7 +106,7 @@ struct PoolOptions {
   // commit compresses each once, however often its txg rewrote it. A
   // write that finds it full compresses its blocks itself. nullopt:
   // dirty_limit_bytes (the open and the syncing txg together); below
-  // 128K: off. Its pages go back to the system when a txg timeout passes
+  // 128K: off. Its pages go back to the system when six txg timeouts pass
   // with nothing in it.
   std::optional<uint64_t> raw_dirty_bytes = std::nullopt;
   // Test seams (not owned, must outlive the pool): the data vdev to use

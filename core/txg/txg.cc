@@ -117,6 +117,12 @@
 namespace blockhaus::core {
 namespace {
 
+// Txg timeouts in a row without a write before the raw scratch area's
+// pages go back to the system (D53): a first touch of a page costs ~12 us
+// on a guest that hands free pages to its host, so writes that pause for
+// a few seconds keep the pages they will write into again.
+constexpr int kRawTrimIdleTimeouts = 6;
+
 // Allocator calls per hold of alloc_mu in a commit: a slice takes tens of
 // microseconds, where a whole txg's took milliseconds of every writer's time.
 constexpr size_t kAllocSlice = 512;
@@ -412,6 +418,7 @@ void Pool::Impl::SyncLoop() {
   std::unique_lock<Mutex> guard(mu);
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(options.txg_timeout_ms);
+  int idle_timeouts = 0;  // in a row, without a commit (D53)
   while (failure.ok()) {
     bool due = std::chrono::steady_clock::now() >= deadline;
     bool have_work = !open.empty() || !pending_tasks.empty();
@@ -422,9 +429,11 @@ void Pool::Impl::SyncLoop() {
       if (due) {
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(options.txg_timeout_ms);
-        // A whole txg timeout without a write: the raw scratch's pages
-        // (up to the dirty limit of memory) go back to the system.
-        if (dirty_scratch) {
+        // kRawTrimIdleTimeouts txg timeouts without a write: the raw
+        // scratch's pages (up to the dirty limit of memory) go back to the
+        // system (D53).
+        if (dirty_scratch && ++idle_timeouts >= kRawTrimIdleTimeouts) {
+          idle_timeouts = 0;
           guard.unlock();
           if (dirty_scratch->Trim()) BH_SYNC_POINT("txg:raw-trimmed");
           guard.lock();
@@ -435,6 +444,7 @@ void Pool::Impl::SyncLoop() {
       continue;
     }
     uint64_t txg = open_txg++;
+    idle_timeouts = 0;
     release_wanted = false;  // the commit releases what is retired
     auto map = std::make_shared<DirtyMap>(std::move(open));
     open = DirtyMap();

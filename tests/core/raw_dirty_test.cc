@@ -403,16 +403,30 @@ TEST_CASE("raw dirty blocks: a commit nobody waits for compresses as background 
 
 TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {
   Rig rig(std::nullopt, /*txg_timeout_ms=*/100);
+  using Clock = std::chrono::steady_clock;
   std::atomic<int> trims{0};
-  SyncPoints::Set("txg:raw-trimmed", [&] { ++trims; });
+  std::atomic<Clock::rep> trimmed_at{0};
+  SyncPoints::Set("txg:raw-trimmed", [&] {
+    if (trims++ == 0) trimmed_at = Clock::now().time_since_epoch().count();
+  });
   const std::vector<uint8_t> data = Blocks(0, 4, 9);
   REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, data, kLz4).ok());
-  // The timer commits the write, and a timeout later finds nothing to do.
-  for (int i = 0; i < 200 && trims == 0; ++i) {
+  // The timer commits the write; six timeouts later with nothing to do
+  // (D53), not the first, the pages go.
+  for (int i = 0; i < 400 && rig.pool->stats().raw_blocks_committed < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const Clock::time_point committed = Clock::now();
+  REQUIRE(rig.pool->stats().raw_blocks_committed == 4);
+  for (int i = 0; i < 300 && trims == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   SyncPoints::Clear();
-  CHECK(trims >= 1);
+  REQUIRE(trims >= 1);
+  const auto idle = Clock::time_point(Clock::duration(trimmed_at.load())) - committed;
+  MESSAGE("trimmed " << std::chrono::duration_cast<std::chrono::milliseconds>(idle).count()
+                     << " ms after the commit");
+  CHECK(idle >= std::chrono::milliseconds(450));
   CHECK(rig.pool->stats().raw_blocks_committed == 4);
   CHECK(rig.Read(0, 4) == data);
   REQUIRE(rig.pool->Close().ok());
