@@ -138,6 +138,7 @@ Status WriteInitialMetadata(KvStore& kv, const PoolLabel& label) {
 void RemoveLeftovers(const std::string& dir, const std::string& data_path) {
   std::error_code ec;
   std::filesystem::remove_all(dir + "/meta", ec);
+  std::filesystem::remove(dir + "/intent", ec);
   if (data_path == dir + "/data") std::filesystem::remove(data_path, ec);
 }
 
@@ -173,6 +174,8 @@ Status CreateInDir(const std::string& dir, const PoolCreateOptions& options) {
   BH_ASSIGN_OR_RETURN(std::string encoded, EncodeLabel(label));
   BH_RETURN_IF_ERROR(vdev->Write(0, ConstByteSpan(AsBytes(encoded), encoded.size())));
   BH_RETURN_IF_ERROR(vdev->Sync());
+  BH_RETURN_IF_ERROR(Pool::Impl::CreateIntentFile(dir, label.data_size, options.intent_log_bytes,
+                                                  options.intent_log_prefill));
   {
     BH_ASSIGN_OR_RETURN(auto kv, KvStore::Open(dir + "/meta", MetaOptions(true, nullptr)));
     BH_RETURN_IF_ERROR(WriteInitialMetadata(*kv, label));
@@ -371,6 +374,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& dir, const PoolOptio
   BH_RETURN_IF_ERROR(LoadMetadata(*impl));
   BH_RETURN_IF_ERROR(SpaceLoad(*impl));
   BH_RETURN_IF_ERROR(LoadAllocator(*impl));
+  BH_RETURN_IF_ERROR(impl->OpenIntentFile());
   {
     MutexLock lock(&impl->mu);
     impl->RefreshCounters();

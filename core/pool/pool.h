@@ -67,6 +67,12 @@ struct PoolCreateOptions {
   uint64_t data_size = 0; // bytes; required when data_path does not exist yet
   uint32_t ashift = 12;   // sector size 1 << ashift, 9..16
   uint64_t slab_size = 0; // bytes; 0 picks 64 MiB, smaller for small pools
+  // The intent log's ring file, <dir>/intent (D54): 0 picks a 32nd of the
+  // data size, 4 MiB to 256 MiB. With prefill it is written with zeros at
+  // once (volctl does), so that even its first lap overwrites in place;
+  // else it is sparse, and its first lap allocates as it goes.
+  uint64_t intent_log_bytes = 0;
+  bool intent_log_prefill = false;
 };
 
 struct PoolOptions {
@@ -110,8 +116,10 @@ struct PoolOptions {
   // with nothing in it.
   std::optional<uint64_t> raw_dirty_bytes = std::nullopt;
   // Test seams (not owned, must outlive the pool): the data vdev to use
-  // instead of opening label.data_path, and a fault injector for RocksDB.
+  // instead of opening label.data_path, the intent log's instead of
+  // <dir>/intent, and a fault injector for RocksDB.
   Vdev* vdev = nullptr;
+  Vdev* intent_vdev = nullptr;
   KvFaultInjector* kv_fault_injector = nullptr;
 };
 

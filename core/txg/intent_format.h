@@ -1,7 +1,10 @@
-// On-disk format of the intent log (FORMAT VERSION kIntentVersion; D46).
+// On-disk format of the intent log's records (FORMAT VERSION
+// kIntentVersion; D46).
 //
-// Records live in the metadata store's "default" column family, beside the
-// pool-wide keys, written with a synced RocksDB write each:
+// Since pool format 4 (D54) a record is the body of a frame in the pool's
+// ring file (txg/intent_file.h). Pools of format 3 kept them in the
+// metadata store's "default" column family, beside the pool-wide keys,
+// written with a synced RocksDB write each; Open still replays those:
 //   key    "intent" | record_txg u64 BE | seq u64 BE   (22 bytes)
 //          record_txg is the txg that was open when the record was written;
 //          the commit of txg T deletes every record with record_txg <= T.

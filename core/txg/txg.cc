@@ -47,8 +47,8 @@
 //        superseded versions (freed, or moved to the dead list when a
 //        snapshot sees them), sync-task changes, dirty slab maps, the
 //        changed space tallies (blockmap/accounting.cc), synced_txg, and
-//        the deletion of the intent log records this txg makes obsolete
-//        (intent_log.cc).
+//        the intent log's new head, past the records this txg makes
+//        obsolete (intent_log.cc).
 //   The txg is durable when 2 returns. Flush() returns then.
 //
 // Invariants
@@ -344,8 +344,16 @@ Status Pool::Impl::CommitTxg(uint64_t txg, const DirtyMap& map,
   SpaceFlush(*this, batch);
   PutMeta(batch, kMetaKeySyncedTxg, txg);
   if (trim) {
+    // Records of format 3 (in the store), then the ring's (D54).
     batch.DeleteRange(kCfDefault, EncodeIntentKey(0, 0), EncodeIntentKey(trim->end, 0));
-    if (trim->replay) batch.Delete(kCfDefault, kMetaKeyReplayBase);
+    std::string head;
+    PutLE64(&head, trim->head_seq);
+    PutLE64(&head, trim->head_offset);
+    batch.Put(kCfDefault, kMetaKeyIntentHead, head);
+    if (trim->replay) {
+      batch.Delete(kCfDefault, kMetaKeyReplayBase);
+      batch.Delete(kCfDefault, kMetaKeyIntentDropFrom);
+    }
   }
   {
     MutexLock guard(&mu);
@@ -464,7 +472,8 @@ void Pool::Impl::SyncLoop() {
     // those written from here on are left to the next commit.
     std::optional<IntentTrim> trim;
     if (intent_untrimmed) {
-      trim = IntentTrim{std::max(txg, intent_trim_floor) + 1, intent_replay_done};
+      trim = IntentTrim{std::max(txg, intent_trim_floor) + 1, intent_replay_done,
+                        intent_ring.next_seq, intent_ring.tail};
       intent_untrimmed = false;
       intent_untrimmed_bytes = 0;
       intent_trim_floor = 0;
@@ -474,6 +483,11 @@ void Pool::Impl::SyncLoop() {
     guard.unlock();
     Status s = CommitTxg(txg, *map, batch_tasks, trim);
     guard.lock();
+    if (s.ok() && trim) {
+      // The frames before the cut are obsolete on disk: their room is free.
+      intent_ring.head_seq = trim->head_seq;
+      intent_ring.head_offset = trim->head_offset;
+    }
     if (!s.ok()) {
       failure = s;
       BH_LOG(kError, "pool {} suspended: txg {} failed: {}", label.name, txg, s.ToString());

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "core/io/fault_vdev.h"
 #include "core/kv/kv_store.h"
 #include "core/pool/internal/pool_impl.h"
+#include "core/txg/intent_file.h"
 #include "core/txg/intent_format.h"
 #include "tests/test_util.h"
 
@@ -26,6 +28,8 @@ using testing::TempDir;
 
 constexpr uint32_t kBs = 16384;
 const BlockOptions kLz4{Compression{CompressionAlgo::kLz4, 0}, ChecksumType::kXxh3_128};
+// The rig's ring: a quarter of it, 8 MiB of records, starts a commit.
+constexpr uint64_t kRingBytes = 32ull << 20;
 
 std::vector<uint8_t> Zeros() { return std::vector<uint8_t>(kBs, 0); }
 
@@ -36,6 +40,8 @@ struct Rig {
   std::unique_ptr<Vdev> base;
   LineageId lineage = 0;
   std::unique_ptr<FaultVdev> vdev;
+  std::unique_ptr<Vdev> ibase;  // the intent log's ring file
+  std::unique_ptr<FaultVdev> ivdev;
   std::unique_ptr<KvFaultInjector> faults;
   std::unique_ptr<Pool> pool;
   std::promise<void> go_;
@@ -45,6 +51,7 @@ struct Rig {
     PoolCreateOptions o;
     o.name = "zil";
     o.data_size = 32 << 20;
+    o.intent_log_bytes = kRingBytes;
     REQUIRE(Pool::Create(tmp / "pool", o).ok());
     auto p = Pool::Open(tmp / "pool");
     REQUIRE(p.ok());
@@ -57,12 +64,17 @@ struct Rig {
     auto v = OpenFileVdev(tmp / "pool/data", FileVdevOptions{});
     REQUIRE(v.ok());
     base = std::move(v).value();
+    auto iv = OpenFileVdev(tmp / "pool/intent", FileVdevOptions{});
+    REQUIRE(iv.ok());
+    ibase = std::move(iv).value();
   }
   Status Open(PoolOptions po = {}) {
     pool.reset();
     vdev = std::make_unique<FaultVdev>(base.get());
+    ivdev = std::make_unique<FaultVdev>(ibase.get());
     faults = std::make_unique<KvFaultInjector>(7);
     po.vdev = vdev.get();
+    po.intent_vdev = ivdev.get();
     po.kv_fault_injector = faults.get();
     if (po.txg_timeout_ms == 5000) po.txg_timeout_ms = 600'000;
     auto p = Pool::Open(tmp / "pool", po);
@@ -73,6 +85,7 @@ struct Rig {
   // Power goes: whatever was not synced is lost, and the pool with it.
   void PowerCut() {
     vdev->PowerCut(PowerCutMode::kDrop);
+    ivdev->PowerCut(PowerCutMode::kDrop);
     faults->PowerCut(false);
     pool->Close().IgnoreError();
     pool.reset();
@@ -126,6 +139,7 @@ struct Rig {
   }
   void CutPowerInCommit() {
     vdev->PowerCut(PowerCutMode::kDrop);
+    ivdev->PowerCut(PowerCutMode::kDrop);
     faults->PowerCut(false);
     go_.set_value();
     stalled_.wait();
@@ -133,15 +147,66 @@ struct Rig {
     pool->Close().IgnoreError();
     pool.reset();
   }
+  // The intent log as the next replay would find it (what is synced).
+  uint64_t Salt() {
+    auto v = Peek()->Get(kCfDefault, kMetaKeyIntentSalt);
+    REQUIRE(v.ok());
+    REQUIRE(v->has_value());
+    return DecodeLE64(AsBytes(**v));
+  }
+  // The frames from the ring's head on, and the seq range a recovery open
+  // dropped (empty when none).
+  std::vector<IntentFrame> Frames(std::pair<uint64_t, uint64_t>* dropped = nullptr) {
+    auto kv = Peek();
+    uint64_t seq = 1, offset = 0;
+    auto head = kv->Get(kCfDefault, kMetaKeyIntentHead);
+    REQUIRE(head.ok());
+    if (head->has_value()) {
+      seq = DecodeLE64(AsBytes(**head));
+      offset = DecodeLE64(AsBytes(**head) + 8);
+    }
+    if (dropped != nullptr) {
+      auto d = kv->Get(kCfDefault, kMetaKeyIntentDropFrom);
+      REQUIRE(d.ok());
+      *dropped = {0, 0};
+      if (d->has_value()) *dropped = {DecodeLE64(AsBytes(**d)), DecodeLE64(AsBytes(**d) + 8)};
+    }
+    auto salt = kv->Get(kCfDefault, kMetaKeyIntentSalt);
+    REQUIRE(salt.ok());
+    REQUIRE(salt->has_value());
+    std::vector<IntentFrame> out;
+    auto end = ScanIntentFrames(*ibase, DecodeLE64(AsBytes(**salt)), seq, offset,
+                                [&](const IntentFrame& f) {
+                                  out.push_back(f);
+                                  return Status::Ok();
+                                });
+    REQUIRE(end.ok());
+    return out;
+  }
+  // Records a replay would take: the ring's frames but those dropped, and
+  // records of format 3 in the store.
   size_t Records() {
+    std::pair<uint64_t, uint64_t> dropped;
+    size_t n = 0;
+    for (const IntentFrame& f : Frames(&dropped)) {
+      if (f.seq < dropped.first || f.seq >= dropped.second) ++n;
+    }
     auto kv = Peek();
     auto it = kv->NewIterator(kCfDefault);
-    size_t n = 0;
     for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
          it->Next()) {
       ++n;
     }
     return n;
+  }
+  // Puts frame `f` back with `body` instead of its own (same length), as
+  // the log would have written it: a damaged record behind a sound frame.
+  void RewriteFrame(const IntentFrame& f, const std::string& body) {
+    REQUIRE(body.size() == f.body.size());
+    std::string frame;
+    EncodeIntentFrame(Salt(), f.seq, f.record_txg, body, &frame);
+    REQUIRE(ibase->Write(f.offset, ConstByteSpan(AsBytes(frame), frame.size())).ok());
+    REQUIRE(ibase->Sync().ok());
   }
   void Clean() {
     auto r = pool->Scrub();
@@ -239,7 +304,7 @@ TEST_CASE("intent log: past its limit, or when off, a flush commits") {
   }
 }
 
-TEST_CASE("intent log: records past 16 MiB start a commit that deletes them") {
+TEST_CASE("intent log: records past a quarter of the ring start a commit that deletes them") {
   Rig rig;
   REQUIRE(rig.Open().ok());
   // 40 flushes of 32 blocks: ~20 MiB of records (the data does not compress).
@@ -328,6 +393,15 @@ void LeaveRecords(Rig& rig, uint64_t seed, int records, uint64_t blocks_each) {
   rig.PowerCut();
 }
 
+// A record whose count says one entry more than it holds: it does not
+// decode (the entry is missing), though its frame is sound.
+std::string CountOneMore(const std::string& body) {
+  std::string out = body;
+  auto* count = reinterpret_cast<uint8_t*>(out.data()) + 4;
+  EncodeLE32(count, DecodeLE32(count) + 1);
+  return out;
+}
+
 // Commits as soon as there is anything: replays meet commits.
 PoolOptions Hasty() {
   PoolOptions po;
@@ -340,21 +414,12 @@ TEST_CASE("intent log: a damaged record stops the open and loses nothing") {
   LeaveRecords(rig, 7, 3, 16);
   // The last record's first payload byte damaged: it decodes, its checksum
   // fails after two records were replayed (and perhaps committed).
-  std::string key, value;
-  {
-    auto kv = rig.Peek();
-    auto it = kv->NewIterator(kCfDefault);
-    for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
-         it->Next()) {
-      key = std::string(it->key());
-      value = std::string(it->value());
-    }
-    REQUIRE(!key.empty());
-  }
-  auto rewrite = [&](const std::string& v) { rig.PutMetadata(key, v); };
-  std::string bad = value;
+  std::vector<IntentFrame> frames = rig.Frames();
+  REQUIRE(frames.size() == 3);
+  const IntentFrame last = frames.back();
+  std::string bad = last.body;
   bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
-  rewrite(bad);
+  rig.RewriteFrame(last, bad);
   // Slow down the replay so that the timer commits part of it.
   SyncPoints::Set("intent:replayed-block",
                   [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); });
@@ -363,28 +428,16 @@ TEST_CASE("intent log: a damaged record stops the open and loses nothing") {
   CHECK(s.code() == Code::kCorruption);
   CHECK(s.message().find("checksum") != std::string::npos);
   CHECK(s.message().find("intent log") != std::string::npos);
-  rewrite(value.substr(0, value.size() - 1));  // truncated
+  rig.RewriteFrame(last, CountOneMore(last.body));  // says it holds more than it does
   s = rig.Open(Hasty());
   CHECK(s.code() == Code::kCorruption);
   CHECK(rig.Records() == 3);
   // Nothing was lost meanwhile: with the record intact, all of it replays.
-  rewrite(value);
+  rig.RewriteFrame(last, last.body);
   REQUIRE(rig.Open().ok());
   for (uint64_t b = 0; b < 48; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 7, b));
   CHECK(rig.Records() == 0);
   rig.Clean();
-}
-
-// Keys and values of the records, in replay order.
-std::vector<std::pair<std::string, std::string>> RecordsOf(Rig& rig) {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto kv = rig.Peek();
-  auto it = kv->NewIterator(kCfDefault);
-  for (it->Seek(kIntentKeyPrefix); it->Valid() && it->key().starts_with(kIntentKeyPrefix);
-       it->Next()) {
-    out.emplace_back(std::string(it->key()), std::string(it->value()));
-  }
-  return out;
 }
 
 enum class Damage { kChecksum, kCutShort };
@@ -395,23 +448,23 @@ enum class Damage { kChecksum, kCutShort };
 void CheckRecovery(Damage damage, bool power_cut) {
   Rig rig;
   LeaveRecords(rig, 9, 3, 16);
-  auto records = RecordsOf(rig);
-  REQUIRE(records.size() == 3);
-  std::string bad = records[1].second;
+  std::vector<IntentFrame> frames = rig.Frames();
+  REQUIRE(frames.size() == 3);
+  std::string bad = frames[1].body;
   uint64_t lost_blocks = 0;
   if (damage == Damage::kChecksum) {
     bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
     lost_blocks = 32;  // both dropped records still decode
   } else {
-    bad.pop_back();
+    bad = CountOneMore(bad);
     lost_blocks = 16;  // only the last one decodes
   }
-  rig.PutMetadata(records[1].first, bad);
+  rig.RewriteFrame(frames[1], bad);
   // Without the switch nothing changes, and the error says what to do.
   Status s = rig.Open();
   CHECK(s.code() == Code::kCorruption);
   CHECK(s.message().find("volctl pool clear -F") != std::string::npos);
-  CHECK(RecordsOf(rig).size() == 3);
+  CHECK(rig.Records() == 3);
 
   PoolOptions recover;
   recover.discard_damaged_intent_log = true;
@@ -419,6 +472,7 @@ void CheckRecovery(Damage damage, bool power_cut) {
     Rig* r = &rig;
     SyncPoints::Set("intent:discarded", [r] {
       r->vdev->PowerCut(PowerCutMode::kDrop);
+      r->ivdev->PowerCut(PowerCutMode::kDrop);
       r->faults->PowerCut(false);
     });
     CHECK(!rig.Open(recover).ok());
@@ -426,7 +480,7 @@ void CheckRecovery(Damage damage, bool power_cut) {
     rig.pool.reset();
     // Only the record before the damage is left, and an ordinary open
     // replays it.
-    REQUIRE(RecordsOf(rig).size() == 1);
+    REQUIRE(rig.Records() == 1);
     recover.discard_damaged_intent_log = false;
   }
   REQUIRE(rig.Open(recover).ok());
@@ -481,6 +535,7 @@ TEST_CASE("intent log: power lost while a replay's blocks are being committed") 
     SyncPoints::Set("txg:committed", [&] {
       if (commits.fetch_add(1) == 0) {
         r->vdev->PowerCut(PowerCutMode::kDrop);
+        r->ivdev->PowerCut(PowerCutMode::kDrop);
         r->faults->PowerCut(false);
       }
     });
@@ -495,6 +550,166 @@ TEST_CASE("intent log: power lost while a replay's blocks are being committed") 
   for (uint64_t b = 0; b <= 40; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 8, b));
   CHECK(rig.Records() == 0);
   rig.Clean();
+}
+
+TEST_CASE("intent log: the ring places frames where no live one is") {
+  constexpr uint64_t K = 1024;
+  IntentRing r;
+  r.capacity = 64 * K;
+  CHECK(r.empty());
+  CHECK(r.Place(16 * K) == 0u);
+  CHECK(r.Place(64 * K) == 0u);
+  CHECK(!r.Place(68 * K));
+  // Live: [0, 48K).
+  r.next_seq = 3;
+  r.tail = 48 * K;
+  CHECK(r.used() == 48 * K);
+  CHECK(r.Place(16 * K) == 48 * K);
+  CHECK(!r.Place(20 * K));  // past the end, and the head is at 0
+  // The head moved to 32K: the room before it takes what does not fit.
+  r.head_seq = 2;
+  r.head_offset = 32 * K;
+  CHECK(r.used() == 16 * K);
+  CHECK(r.Place(16 * K) == 48 * K);
+  CHECK(r.Place(20 * K) == 0u);
+  CHECK(!r.Place(36 * K));
+  // Wrapped: live [32K, 64K) and [0, 8K).
+  r.next_seq = 4;
+  r.tail = 8 * K;
+  CHECK(r.used() == 40 * K);
+  CHECK(r.Place(24 * K) == 8 * K);
+  CHECK(!r.Place(28 * K));
+  // Full: the tail met the head.
+  r.next_seq = 5;
+  r.tail = 32 * K;
+  CHECK(r.used() == 64 * K);
+  CHECK(!r.Place(4 * K));
+  // Empty again (a commit moved the head to the tail): anywhere.
+  r.head_seq = 5;
+  CHECK(r.empty());
+  CHECK(r.Place(32 * K) == 32 * K);
+  CHECK(r.Place(36 * K) == 0u);
+}
+
+TEST_CASE("intent log: records go around the ring, and the last ones replay after a cut") {
+  Rig rig;
+  REQUIRE(rig.Open().ok());
+  // 32 blocks of 16K that do not compress per flush: ~0.5 MiB records, so
+  // ~150 of them go around the 32 MiB ring twice, with the
+  // commits their quarters start in between.
+  std::vector<uint8_t> block(kBs);
+  auto fill = [&](uint64_t round, uint64_t b) {
+    uint64_t x = (round << 32 | b) * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < block.size(); i += 8) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      std::memcpy(block.data() + i, &x, 8);
+    }
+  };
+  uint64_t round = 0;
+  for (; round < 150; ++round) {
+    for (uint64_t b = 0; b < 32; ++b) {
+      fill(round, b);
+      REQUIRE(rig.pool->Write(rig.lineage, b, block, kLz4).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+  }
+  PoolStats st = rig.pool->stats();
+  CHECK(st.intent_bytes > 2 * kRingBytes);  // more than twice around
+  CHECK(st.txgs_committed >= 3);
+  // The last rounds after the last commit stay in records only.
+  REQUIRE(rig.pool->Flush().ok());
+  for (int last = 0; last < 3; ++last, ++round) {
+    for (uint64_t b = 0; b < 32; ++b) {
+      fill(round, b);
+      REQUIRE(rig.pool->Write(rig.lineage, b, block, kLz4).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+  }
+  CHECK(rig.Records() == 3);
+  rig.PowerCut();
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 3 * 32);
+  for (uint64_t b = 0; b < 32; ++b) {
+    fill(round - 1, b);
+    CHECK(rig.Read(b) == block);
+  }
+  CHECK(rig.Records() == 0);
+  rig.Clean();
+}
+
+TEST_CASE("intent log: a frame-shaped run of other bytes is not taken for a frame") {
+  Rig rig;
+  LeaveRecords(rig, 10, 1, 4);
+  std::vector<IntentFrame> frames = rig.Frames();
+  REQUIRE(frames.size() == 1);
+  const IntentFrame& f = frames[0];
+  // Where the next frame would go: a would-be frame 2, sound but for the
+  // seed of its check (a guest's data in a payload could look like this),
+  // whose record is damaged so that a replay taking it fails.
+  std::string forged;
+  EncodeIntentFrame(rig.Salt() ^ 1, f.seq + 1, f.record_txg, CountOneMore(f.body), &forged);
+  auto put = [&](const std::string& frame) {
+    REQUIRE(rig.ibase->Write(f.offset + f.span, ConstByteSpan(AsBytes(frame), frame.size()))
+                .ok());
+    REQUIRE(rig.ibase->Sync().ok());
+  };
+  put(forged);
+  CHECK(rig.Records() == 1);
+  // With the pool's own seed it would be a frame (so the test can fail).
+  std::string real;
+  EncodeIntentFrame(rig.Salt(), f.seq + 1, f.record_txg, CountOneMore(f.body), &real);
+  put(real);
+  CHECK(rig.Records() == 2);
+  CHECK(rig.Open().code() == Code::kCorruption);
+  put(forged);
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 4);
+  for (uint64_t b = 0; b < 4; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 10, b));
+  rig.Clean();
+}
+
+TEST_CASE("intent log: records of format 3, in the metadata store, still replay") {
+  Rig rig;
+  LeaveRecords(rig, 11, 2, 4);
+  std::vector<IntentFrame> frames = rig.Frames();
+  REQUIRE(frames.size() == 2);
+  // The same records as an older build kept them, and no frame.
+  for (const IntentFrame& f : frames) {
+    rig.PutMetadata(EncodeIntentKey(f.record_txg, f.seq), f.body);
+  }
+  const std::vector<uint8_t> zeros(frames.back().offset + frames.back().span, 0);
+  REQUIRE(rig.ibase->Write(0, zeros).ok());
+  REQUIRE(rig.ibase->Sync().ok());
+  CHECK(rig.Records() == 2);
+  REQUIRE(rig.Open().ok());
+  CHECK(rig.pool->stats().intent_replayed_blocks == 8);
+  for (uint64_t b = 0; b < 8; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 11, b));
+  CHECK(rig.Records() == 0);
+  rig.Clean();
+}
+
+TEST_CASE("intent log: a missing ring file stops the open; a recovery open makes a new one") {
+  Rig rig;
+  LeaveRecords(rig, 12, 1, 4);
+  rig.ibase.reset();
+  std::filesystem::remove(rig.tmp / "pool/intent");
+  auto p = Pool::Open(rig.tmp / "pool");
+  REQUIRE(!p.ok());
+  CHECK(p.status().code() == Code::kCorruption);
+  CHECK(p.status().message().find("missing") != std::string::npos);
+  CHECK(p.status().message().find("volctl pool clear -F") != std::string::npos);
+  CHECK(!std::filesystem::exists(rig.tmp / "pool/intent"));
+  // The record is lost with its file: the committed data, and a log that
+  // works again.
+  p = Pool::Open(rig.tmp / "pool", PoolOptions{.discard_damaged_intent_log = true});
+  REQUIRE(p.ok());
+  std::vector<uint8_t> out(kBs);
+  REQUIRE((*p)->Read(rig.lineage, 0, kHeadView, out).ok());
+  CHECK(out == PatternBlock(kBs, 1, 1));
+  REQUIRE((*p)->Write(rig.lineage, 0, PatternBlock(kBs, 12, 99), kLz4).ok());
+  REQUIRE((*p)->FlushWrites().ok());
+  CHECK((*p)->stats().intent_records == 1);
+  REQUIRE((*p)->Close().ok());
 }
 
 TEST_CASE("intent log: records decode only when whole and sane") {
@@ -545,7 +760,7 @@ TEST_CASE("intent log: records decode only when whole and sane") {
   CHECK(key->second == 6);
 }
 
-TEST_CASE("intent log: a format 2 pool is upgraded by a read-write open") {
+TEST_CASE("intent log: a pool of format 2 or 3 is upgraded by a read-write open") {
   Rig rig;
   REQUIRE(rig.Open().ok());
   rig.pool.reset();
@@ -564,12 +779,12 @@ TEST_CASE("intent log: a format 2 pool is upgraded by a read-write open") {
   REQUIRE(rig.Open(PoolOptions{.read_only = true}).ok());
   CHECK(format() == 2);  // a read-only open changes nothing
   REQUIRE(rig.Open().ok());
-  CHECK(format() == 3);
+  CHECK(format() == 4);
   rig.pool.reset();
-  set_format(4);
+  set_format(5);
   Status s = rig.Open();
   CHECK(s.code() == Code::kFailedPrecondition);
-  CHECK(s.message().find("format 4") != std::string::npos);
+  CHECK(s.message().find("format 5") != std::string::npos);
 }
 
 }  // namespace

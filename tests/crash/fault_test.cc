@@ -1,5 +1,5 @@
 // I/O error injection (TESTING.md A5-style): EIO, ENOSPC and short writes on
-// the Nth data-vdev call, and failed RocksDB writes and syncs. Each must come
+// the Nth data-vdev and intent-log call, and failed RocksDB writes and syncs. Each must come
 // back as an error (never a crash, never a silent success); after the fault
 // is cleared the pool reopens consistent with everything flushed before it.
 
@@ -75,10 +75,8 @@ TEST_CASE("fault: data vdev errors suspend the pool and lose nothing durable") {
 }
 
 TEST_CASE("fault: metadata write and sync errors suspend the pool") {
-  for (int kind = 0; kind < 6; ++kind) {
+  for (int kind = 0; kind < 3; ++kind) {
     CAPTURE(kind);
-    // Kinds 3-5 fail the intent log record instead of the commit's batch.
-    const bool intent_log = kind >= 3;
     FaultRig rig;
     KvFaultInjector kv(7);
     PoolOptions po;
@@ -86,19 +84,46 @@ TEST_CASE("fault: metadata write and sync errors suspend the pool") {
     {
       auto pool = Pool::Open(rig.tmp / "pool", po);
       REQUIRE(pool.ok());
-      if (kind % 3 == 0) kv.FailNthWrite(1, /*enospc=*/false);
-      if (kind % 3 == 1) kv.FailNthWrite(1, /*enospc=*/true);
-      if (kind % 3 == 2) kv.FailNthSync(1);
-      Status s = OverwriteAndFlush(**pool, rig.lineage, intent_log);
+      if (kind == 0) kv.FailNthWrite(1, /*enospc=*/false);
+      if (kind == 1) kv.FailNthWrite(1, /*enospc=*/true);
+      if (kind == 2) kv.FailNthSync(1);
+      Status s = OverwriteAndFlush(**pool, rig.lineage);
       CHECK(!s.ok());
       CHECK(!(*pool)->health().ok());
-      if (intent_log) {  // the record failed; no commit stood in for it
-        CHECK((*pool)->stats().intent_records == 0);
-        CHECK((*pool)->stats().txgs_committed == 0);
-      }
       (*pool)->Close().IgnoreError();  // reports the same failure
     }
     kv.ClearFaults();
+    rig.CheckIntact();
+  }
+}
+
+TEST_CASE("fault: intent log write and sync errors suspend the pool") {
+  const std::pair<FaultOp, FaultError> faults[] = {{FaultOp::kWrite, FaultError::kEIO},
+                                                   {FaultOp::kWrite, FaultError::kENOSPC},
+                                                   {FaultOp::kWrite, FaultError::kShortWrite},
+                                                   {FaultOp::kSync, FaultError::kEIO}};
+  for (auto [op, err] : faults) {
+    CAPTURE(static_cast<int>(op));
+    CAPTURE(static_cast<int>(err));
+    FaultRig rig;
+    auto ring = OpenFileVdev(rig.tmp / "pool/intent", FileVdevOptions{});
+    REQUIRE(ring.ok());
+    FaultVdev vdev(ring->get());
+    PoolOptions po;
+    po.intent_vdev = &vdev;
+    {
+      auto pool = Pool::Open(rig.tmp / "pool", po);
+      REQUIRE(pool.ok());
+      vdev.FailNth(op, 1, err);
+      Status s = OverwriteAndFlush(**pool, rig.lineage, /*intent_log=*/true);
+      CHECK(!s.ok());
+      CHECK(!(*pool)->health().ok());
+      // The record failed; no commit stood in for it.
+      CHECK((*pool)->stats().intent_records == 0);
+      CHECK((*pool)->stats().txgs_committed == 0);
+      (*pool)->Close().IgnoreError();  // reports the same failure
+    }
+    vdev.ClearFaults();
     rig.CheckIntact();
   }
 }

@@ -1,5 +1,5 @@
-// A pool left with a damaged intent log, as a crash and a bad sector or a
-// bad copy would leave it: for the tests of `volctl pool clear` and of the
+// A pool left with a damaged intent log record (behind a sound frame of
+// the ring, D54), as a crash and a bad copy would leave it: for the tests of `volctl pool clear` and of the
 // daemon serving a pool that does not open.
 #pragma once
 
@@ -11,9 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/endian.h"
+#include "core/io/vdev.h"
 #include "core/kv/kv_store.h"
 #include "core/pool/internal/pool_impl.h"  // the metadata layout, to damage a record
 #include "core/pool/pool.h"
+#include "core/txg/intent_file.h"
 #include "core/txg/intent_format.h"
 #include "volume/volume_manager.h"
 
@@ -47,25 +50,33 @@ inline void LeaveDamagedIntentLog(const std::string& pool_dir, const std::string
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
 
+  // The frames from the ring's head (none committed yet: from the start).
   core::KvOptions o;
   o.column_families = core::ColumnFamilyNames();
+  o.read_only = true;
   auto kv = core::KvStore::Open(pool_dir + "/meta", o);
   REQUIRE(kv.ok());
-  std::vector<std::pair<std::string, std::string>> records;
-  {
-    auto it = (*kv)->NewIterator(core::kCfDefault);
-    for (it->Seek(core::kIntentKeyPrefix);
-         it->Valid() && it->key().starts_with(core::kIntentKeyPrefix); it->Next()) {
-      records.emplace_back(std::string(it->key()), std::string(it->value()));
-    }
-  }
-  REQUIRE(records.size() == 2);
-  std::string bad = records[1].second;
-  bad[core::kIntentHeaderSize + core::kIntentEntryOverhead] ^= 0x5a;
-  core::KvBatch batch;
-  batch.Put(core::kCfDefault, records[1].first, bad);
-  REQUIRE((*kv)->Write(batch, true).ok());
+  auto salt_v = (*kv)->Get(core::kCfDefault, core::kMetaKeyIntentSalt);
+  REQUIRE(salt_v.ok());
+  REQUIRE(salt_v->has_value());
+  const uint64_t salt = DecodeLE64(AsBytes(**salt_v));
   REQUIRE((*kv)->Close().ok());
+  auto ring = core::OpenFileVdev(pool_dir + "/intent", core::FileVdevOptions{});
+  REQUIRE(ring.ok());
+  std::vector<core::IntentFrame> frames;
+  auto end = core::ScanIntentFrames(**ring, salt, 1, 0, [&](const core::IntentFrame& f) {
+    frames.push_back(f);
+    return Status::Ok();
+  });
+  REQUIRE(end.ok());
+  REQUIRE(frames.size() == 2);
+  // Written back behind a sound frame, as the log would have.
+  std::string bad = frames[1].body;
+  bad[core::kIntentHeaderSize + core::kIntentEntryOverhead] ^= 0x5a;
+  std::string frame;
+  core::EncodeIntentFrame(salt, frames[1].seq, frames[1].record_txg, bad, &frame);
+  REQUIRE((*ring)->Write(frames[1].offset, ConstByteSpan(AsBytes(frame), frame.size())).ok());
+  REQUIRE((*ring)->Sync().ok());
 }
 
 }  // namespace blockhaus::testing

@@ -35,6 +35,9 @@ int RunCreate(const CreateArgs& a) {
   o.name = a.name;
   o.data_path = a.data;
   o.ashift = a.ashift;
+  // The intent log's first lap then overwrites, as every later one does
+  // (a synced write with no file system metadata to commit, D54).
+  o.intent_log_prefill = true;
   if (!a.size.empty()) {
     Result<uint64_t> size = ParseSize(a.size);
     if (!size.ok()) return ReportError(size.status().Annotate("invalid --size"));

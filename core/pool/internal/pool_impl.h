@@ -27,6 +27,7 @@
 #include "core/pool/pool.h"
 #include "core/pool/pool_dir.h"
 #include "core/pool/internal/dirty_scratch.h"
+#include "core/txg/intent_file.h"
 
 namespace blockhaus::core {
 
@@ -52,11 +53,22 @@ inline constexpr std::string_view kMetaKeyFormat = "format_version";
 // The synced_txg before a replay of the intent log began (intent_log.cc,
 // L3); present only while a replay is unfinished.
 inline constexpr std::string_view kMetaKeyReplayBase = "replay_base_txg";
+// The intent log's ring (D54); not under the "intent" prefix of format 3's
+// records. The seed of its frame checks (u64), set with the file.
+inline constexpr std::string_view kMetaKeyIntentSalt = "ilog_salt";
+// The first frame of the intent log that may matter: seq, offset (u64
+// each); absent: 1, 0. Put by the commits that make records obsolete.
+inline constexpr std::string_view kMetaKeyIntentHead = "ilog_head";
+// While a recovery open's replay is unfinished: the frames it dropped,
+// seq [first, end) (u64 each); a later replay skips them.
+inline constexpr std::string_view kMetaKeyIntentDropFrom = "ilog_drop";
 // 2: the "space" column family (space accounting). Older pools are refused.
-// 3: intent log records in the default family (txg/intent_format.h). A
-// format 2 pool is upgraded by its first read-write open, so that a build
-// that would not replay the log refuses the pool instead of ignoring it.
-inline constexpr uint64_t kMetaFormatVersion = 3;
+// 3: intent log records in the default family (txg/intent_format.h).
+// 4: intent log records in the ring file <dir>/intent (txg/intent_file.h),
+// with the keys below; records of format 3 are still replayed. An older
+// pool is upgraded by its first read-write open, so that a build that
+// would not replay the log refuses the pool instead of ignoring it.
+inline constexpr uint64_t kMetaFormatVersion = 4;
 inline constexpr uint64_t kMetaFormatOldest = 2;
 
 struct DirtyKey {
@@ -206,6 +218,11 @@ struct Pool::Impl {
   PoolLabel label;
   std::unique_ptr<PoolLock> pool_lock;
   std::unique_ptr<Vdev> owned_vdev;
+  // The intent log's ring (D54): its vdev, the seed of its frame checks.
+  // Null on a read-only open of a pool without one.
+  Vdev* intent_vdev = nullptr;
+  std::unique_ptr<Vdev> owned_intent_vdev;
+  uint64_t intent_salt = 0;
   Vdev* vdev = nullptr;
   std::unique_ptr<KvStore> kv;
   // Every call under alloc_mu (a leaf lock): writers reserve space for
@@ -290,7 +307,9 @@ struct Pool::Impl {
   std::vector<DirtyKey> syncing_unlogged BH_GUARDED_BY(mu);
   uint64_t open_unlogged_bytes BH_GUARDED_BY(mu) = 0;
   uint64_t syncing_unlogged_bytes BH_GUARDED_BY(mu) = 0;
-  uint64_t intent_seq BH_GUARDED_BY(mu) = 0;
+  // Frames of the ring: the head moves when a commit that trims is
+  // durable, the tail when a record is placed (under intent_mu too).
+  IntentRing intent_ring BH_GUARDED_BY(mu);
   // Records were written since the last txg closed; the commit of the
   // next txg to close deletes those of its txg and before (and, for the
   // txg that ends a replay, every record up to intent_trim_floor and the
@@ -298,10 +317,12 @@ struct Pool::Impl {
   bool intent_untrimmed BH_GUARDED_BY(mu) = false;
   uint64_t intent_trim_floor BH_GUARDED_BY(mu) = 0;
   bool intent_replay_done BH_GUARDED_BY(mu) = false;
-  // Bytes of those records: they sit in RocksDB's memtables (its budget is
-  // 64 MiB for every family) until a commit deletes them.
+  // Bytes of those records' frames in the ring: past a quarter of it
+  // they start a commit, so that records written while it runs find room.
   uint64_t intent_untrimmed_bytes BH_GUARDED_BY(mu) = 0;
-  static constexpr uint64_t kIntentDueBytes = 16ull << 20;
+  // With a replay: the seq of the first frame it dropped (a recovery
+  // open), which the replay's commit forgets with the replay base.
+  bool intent_drop_marked BH_GUARDED_BY(mu) = false;
 
   // Space accounting (blockmap/accounting.cc). Changed only on the sync
   // thread (in syncing context); read by anyone. Innermost lock.
@@ -404,6 +425,12 @@ struct Pool::Impl {
   // record: true once they are durable, false when they must be committed
   // instead (too many, a sync task waiting, the log off).
   Result<bool> LogWrites();
+  // Open: the ring file (created when missing, with its salt) and its head.
+  Status OpenIntentFile();
+  // Creates the ring file of a pool with `data_size` bytes of data
+  // (PoolCreateOptions::intent_log_bytes), synced with its directory.
+  static Status CreateIntentFile(const std::string& dir, uint64_t data_size, uint64_t bytes,
+                                 bool prefill);
   // Open: puts the blocks of the records a crash left back into the open
   // txg and commits them (the commit deletes the records).
   Status ReplayIntentLog();
@@ -414,10 +441,10 @@ struct Pool::Impl {
   // and four times as many make writers wait, whatever their bytes.
   static constexpr size_t kTxgBlocksDue = 64 * 1024;
   // The open txg should be committed now: half of the dirty limit,
-  // kTxgBlocksDue blocks, or kIntentDueBytes of intent log records.
+  // kTxgBlocksDue blocks, or intent log frames in a quarter of the ring.
   bool OpenTxgDue() const BH_REQUIRES(mu) {
     return open_bytes > options.dirty_limit_bytes / 2 || open.size() > kTxgBlocksDue ||
-           intent_untrimmed_bytes > kIntentDueBytes;
+           intent_untrimmed_bytes > intent_ring.capacity / 4;
   }
   // Writers wait for the syncing txg: the dirty limit, or 4 x kTxgBlocksDue.
   bool OpenTxgFull() const BH_REQUIRES(mu) {
@@ -429,6 +456,9 @@ struct Pool::Impl {
   struct IntentTrim {
     uint64_t end = 0;
     bool replay = false;
+    // The ring's new head: the first frame placed after the txg closed.
+    uint64_t head_seq = 1;
+    uint64_t head_offset = 0;
   };
   Status CommitTxg(uint64_t txg, const DirtyMap& blocks, std::vector<SyncTask*>& txg_tasks,
                    const std::optional<IntentTrim>& trim);
