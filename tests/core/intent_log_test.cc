@@ -379,8 +379,10 @@ TEST_CASE("intent log: a read-only open leaves the records, a read-write open re
   CHECK(rig.Read(0) == PatternBlock(kBs, 6, 1));
 }
 
-// Records of blocks 0..n-1 in `records` flushes, then a power cut.
-void LeaveRecords(Rig& rig, uint64_t seed, int records, uint64_t blocks_each) {
+// Records of blocks 0..n-1 in `records` flushes, then a power cut; returns
+// their frames.
+std::vector<IntentFrame> LeaveRecords(Rig& rig, uint64_t seed, int records,
+                                      uint64_t blocks_each) {
   REQUIRE(rig.Open().ok());
   for (int r = 0; r < records; ++r) {
     for (uint64_t k = 0; k < blocks_each; ++k) {
@@ -391,6 +393,9 @@ void LeaveRecords(Rig& rig, uint64_t seed, int records, uint64_t blocks_each) {
   }
   CHECK(rig.pool->stats().intent_records == static_cast<uint64_t>(records));
   rig.PowerCut();
+  std::vector<IntentFrame> frames = rig.Frames();
+  REQUIRE(frames.size() == static_cast<size_t>(records));
+  return frames;
 }
 
 // A record whose count says one entry more than it holds: it does not
@@ -411,11 +416,9 @@ PoolOptions Hasty() {
 
 TEST_CASE("intent log: a damaged record stops the open and loses nothing") {
   Rig rig;
-  LeaveRecords(rig, 7, 3, 16);
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 7, 3, 16);
   // The last record's first payload byte damaged: it decodes, its checksum
   // fails after two records were replayed (and perhaps committed).
-  std::vector<IntentFrame> frames = rig.Frames();
-  REQUIRE(frames.size() == 3);
   const IntentFrame last = frames.back();
   std::string bad = last.body;
   bad[kIntentHeaderSize + kIntentEntryOverhead] ^= 0x5a;
@@ -447,9 +450,7 @@ enum class Damage { kChecksum, kCutShort };
 // are deleted.
 void CheckRecovery(Damage damage, bool power_cut) {
   Rig rig;
-  LeaveRecords(rig, 9, 3, 16);
-  std::vector<IntentFrame> frames = rig.Frames();
-  REQUIRE(frames.size() == 3);
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 9, 3, 16);
   std::string bad = frames[1].body;
   uint64_t lost_blocks = 0;
   if (damage == Damage::kChecksum) {
@@ -639,9 +640,7 @@ TEST_CASE("intent log: records go around the ring, and the last ones replay afte
 
 TEST_CASE("intent log: a frame-shaped run of other bytes is not taken for a frame") {
   Rig rig;
-  LeaveRecords(rig, 10, 1, 4);
-  std::vector<IntentFrame> frames = rig.Frames();
-  REQUIRE(frames.size() == 1);
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 10, 1, 4);
   const IntentFrame& f = frames[0];
   // Where the next frame would go: a would-be frame 2, sound but for the
   // seed of its check (a guest's data in a payload could look like this),
@@ -670,9 +669,7 @@ TEST_CASE("intent log: a frame-shaped run of other bytes is not taken for a fram
 
 TEST_CASE("intent log: records of format 3, in the metadata store, still replay") {
   Rig rig;
-  LeaveRecords(rig, 11, 2, 4);
-  std::vector<IntentFrame> frames = rig.Frames();
-  REQUIRE(frames.size() == 2);
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 11, 2, 4);
   // The same records as an older build kept them, and no frame.
   for (const IntentFrame& f : frames) {
     rig.PutMetadata(EncodeIntentKey(f.record_txg, f.seq), f.body);
