@@ -28,6 +28,8 @@ std::string DirName(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+}  // namespace
+
 Status FsyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, "open " + path);
@@ -37,8 +39,6 @@ Status FsyncPath(const std::string& path) {
   if (rc != 0) return ErrnoToStatus(err, "fsync " + path);
   return Status::Ok();
 }
-
-}  // namespace
 
 std::string DefaultHome() {
   const char* env = std::getenv("VOLCTL_HOME");

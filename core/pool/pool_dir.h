@@ -52,4 +52,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
 // fsyncs the directory: the file is either old or new after a crash.
 Status WriteFileAtomic(const std::string& path, std::string_view contents);
 
+// fsync of a file or directory by path (a directory: its entries).
+Status FsyncPath(const std::string& path);
+
 }  // namespace blockhaus::core

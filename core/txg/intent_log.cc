@@ -107,8 +107,6 @@
 //   data, 4 to 256 MiB); records filling a quarter of it start a commit,
 //   so that those written while it runs find room.
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -257,16 +255,6 @@ uint64_t NewSalt() {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, fmt::format("opening {}", dir));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoToStatus(err, fmt::format("fsync {}", dir));
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status Pool::Impl::CreateIntentFile(const std::string& dir, uint64_t data_size,
@@ -288,7 +276,7 @@ Status Pool::Impl::CreateIntentFile(const std::string& dir, uint64_t data_size,
     }
   }
   BH_RETURN_IF_ERROR(vdev->Sync());
-  return SyncDirectory(dir);
+  return FsyncPath(dir);
 }
 
 Status Pool::Impl::OpenIntentFile() {
