@@ -184,6 +184,13 @@ Status FaultVdev::Write(uint64_t offset, ConstByteSpan buf) {
   return ApplyToOverlay(offset, buf);
 }
 
+uint32_t FaultVdev::direct_alignment() const { return base_->direct_alignment(); }
+
+Status FaultVdev::WriteDirect(uint64_t offset, ConstByteSpan buf) {
+  BH_RETURN_IF_ERROR(CheckDirect(offset, buf));
+  return Write(offset, buf);
+}
+
 Status FaultVdev::Sync() {
   MutexLock lock(&state_->mu);
   if (state_->dead) return DeadError();

@@ -38,6 +38,10 @@ class FaultVdev : public Vdev {
   Status Read(uint64_t offset, ByteSpan buf) override;
   Status Write(uint64_t offset, ConstByteSpan buf) override;
   Status Sync() override;
+  // The base's alignment; a direct write is a Write (its faults, its loss
+  // at a power cut until synced) that checks it.
+  uint32_t direct_alignment() const override;
+  Status WriteDirect(uint64_t offset, ConstByteSpan buf) override;
 
   void FailNth(FaultOp op, uint64_t n, FaultError error);
   void ClearFaults();

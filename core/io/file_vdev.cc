@@ -10,6 +10,13 @@
 //   One fd, the device size captured at open, and the path (for messages).
 //   FileVdev imposes no format of its own: byte N of the vdev is byte N of the
 //   file or device. A regular file created here is sparse (ftruncate).
+//   A second fd, the same file reopened O_DIRECT, carries WriteDirect
+//   (D55) when the file system or device reports its direct I/O alignment
+//   (statx STATX_DIOALIGN); without one, or if the kernel refuses a direct
+//   write as misaligned (EINVAL), the bytes go through the first fd.
+//   Both fds see the same file: the kernel writes back and drops cached
+//   pages of a range it writes directly, so a later buffered read of the
+//   range reads what was written.
 //
 // Invariants
 //   * size_ > 0 and never changes while the vdev is open.
@@ -23,9 +30,10 @@
 //   caller's business (the engine never overlaps in-flight writes).
 //
 // Crash consistency
-//   A completed Write sits in the page cache (or the device's write cache)
-//   until Sync(), which is fdatasync: data plus the metadata needed to read
-//   it back. Nothing written is durable before a later Sync returns Ok. A
+//   A completed Write sits in the page cache (or the device's write cache),
+//   a completed WriteDirect in the device's write cache, until Sync(), which
+//   is fdatasync: data plus the metadata needed to read it back, and a
+//   flush of the device's cache. Nothing written is durable before a later Sync returns Ok. A
 //   failed fdatasync is reported and never silently retried: after an fsync
 //   error Linux may already have dropped the dirty pages (fsyncgate), so the
 //   caller must treat the unsynced range as lost.
@@ -41,8 +49,9 @@
 //   shrunk (FailedPrecondition): create must not destroy a pool.
 //
 // Tunables
-//   None at run time. Files are created with mode 0600 (pool data is
-//   private). WriteV hands the kernel at most IOV_MAX iovecs per pwritev.
+//   FileVdevOptions::direct_writes (the O_DIRECT descriptor); none at run
+//   time. Files are created with mode 0600 (pool data is private). WriteV
+//   hands the kernel at most IOV_MAX iovecs per pwritev.
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -51,6 +60,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <string>
@@ -82,9 +92,16 @@ class ScopedFd {
 
 class FileVdev final : public Vdev {
  public:
-  FileVdev(int fd, uint64_t size, std::string path)
-      : fd_(fd), size_(size), path_(std::move(path)) {}
-  ~FileVdev() override { ::close(fd_); }
+  FileVdev(int fd, int direct_fd, uint32_t direct_alignment, uint64_t size, std::string path)
+      : fd_(fd),
+        direct_fd_(direct_fd),
+        direct_alignment_(direct_fd >= 0 ? direct_alignment : 0),
+        size_(size),
+        path_(std::move(path)) {}
+  ~FileVdev() override {
+    ::close(fd_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
+  }
 
   uint64_t size() const override { return size_; }
   Status Read(uint64_t offset, ByteSpan buf) override;
@@ -92,11 +109,20 @@ class FileVdev final : public Vdev {
   Status Write(uint64_t offset, ConstByteSpan buf) override;
   Status WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) override;
   Status Sync() override;
+  uint32_t direct_alignment() const override {
+    return direct_refused_.load(std::memory_order_relaxed) ? 0 : direct_alignment_;
+  }
+  Status WriteDirect(uint64_t offset, ConstByteSpan buf) override;
 
  private:
   Status PwritevAll(uint64_t offset, std::vector<iovec>& iov);
 
   const int fd_;
+  const int direct_fd_;  // -1: no direct path
+  const uint32_t direct_alignment_;
+  // Set when the kernel refused a direct write that met the alignment it
+  // reported: from then on direct_alignment() is 0.
+  std::atomic<bool> direct_refused_{false};
   const uint64_t size_;
   const std::string path_;
 };
@@ -128,6 +154,28 @@ Status FileVdev::ReadNoWait(uint64_t offset, ByteSpan buf) {
 Status FileVdev::Write(uint64_t offset, ConstByteSpan buf) {
   BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));
   return PwriteFull(fd_, offset, buf, path_);
+}
+
+Status FileVdev::WriteDirect(uint64_t offset, ConstByteSpan buf) {
+  BH_RETURN_IF_ERROR(CheckDirect(offset, buf).Annotate(path_));
+  if (direct_alignment() == 0) return PwriteFull(fd_, offset, buf, path_);
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pwrite(direct_fd_, buf.data() + done, buf.size() - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) {
+      // Aligned as the kernel said and still refused (a file system that
+      // changed under us, or a short write that left the rest misaligned):
+      // the rest goes through the page cache, and so does every later one.
+      direct_refused_.store(true, std::memory_order_relaxed);
+      return PwriteFull(fd_, offset + done, buf.subspan(done), path_);
+    }
+    if (n < 0) return ErrnoToStatus(errno, FormatMessage("direct pwrite {} at {}", path_, offset + done));
+    if (n == 0) return BH_ERROR(kIOError, "direct pwrite {} at {}: device made no progress", path_, offset + done);
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
 }
 
 Status FileVdev::WriteV(uint64_t offset, std::span<const ConstByteSpan> bufs) {
@@ -210,6 +258,28 @@ Result<uint64_t> DeviceSize(int fd, const std::string& path, const FileVdevOptio
   return BH_ERROR(kInvalidArgument, "{} is neither a regular file nor a block device", path);
 }
 
+// The file reopened O_DIRECT, and the alignment its direct writes need
+// (offset, length and memory: the larger of the two the kernel reports);
+// {-1, 0} where the kernel reports none or refuses the open.
+std::pair<int, uint32_t> OpenDirect(int fd) {
+  struct statx stx {};
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 ||
+      (stx.stx_mask & STATX_DIOALIGN) == 0 || stx.stx_dio_offset_align == 0) {
+    return {-1, 0};
+  }
+  const uint32_t align = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
+  if ((align & (align - 1)) != 0 || align > 65536) return {-1, 0};
+  // Through /proc/self/fd, so that it is the file already open, whatever
+  // has happened to its path since.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  int direct;
+  do {
+    direct = ::open(self.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  } while (direct < 0 && errno == EINTR);
+  if (direct < 0) return {-1, 0};
+  return {direct, align};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Vdev>> OpenFileVdev(const std::string& path,
@@ -233,7 +303,10 @@ Result<std::unique_ptr<Vdev>> OpenFileVdev(const std::string& path,
   ScopedFd fd(raw_fd);
   BH_ASSIGN_OR_RETURN(uint64_t size, DeviceSize(fd.get(), path, options));
   if (size == 0) return BH_ERROR(kInvalidArgument, "{} has size 0", path);
-  return std::unique_ptr<Vdev>(std::make_unique<FileVdev>(fd.release(), size, path));
+  auto [direct_fd, direct_alignment] =
+      options.direct_writes && !options.read_only ? OpenDirect(fd.get()) : std::pair<int, uint32_t>{-1, 0};
+  return std::unique_ptr<Vdev>(
+      std::make_unique<FileVdev>(fd.release(), direct_fd, direct_alignment, size, path));
 }
 
 }  // namespace blockhaus::core

@@ -44,6 +44,17 @@ Status Vdev::CheckRange(uint64_t offset, uint64_t len) const {
   return Status::Ok();
 }
 
+Status Vdev::CheckDirect(uint64_t offset, ConstByteSpan buf) const {
+  BH_RETURN_IF_ERROR(CheckRange(offset, buf.size()));
+  const uint64_t align = direct_alignment();
+  if (align != 0 && (offset % align != 0 || buf.size() % align != 0 ||
+                     reinterpret_cast<uintptr_t>(buf.data()) % align != 0)) {
+    return BH_ERROR(kInvalidArgument, "direct write at {} ({} bytes) is not aligned to {}",
+                    offset, buf.size(), align);
+  }
+  return Status::Ok();
+}
+
 Status ErrnoToStatus(int err, const std::string& what) {
   // std::generic_category().message() is thread-safe, unlike strerror().
   const std::string text = std::error_code(err, std::generic_category()).message();

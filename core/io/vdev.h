@@ -45,9 +45,21 @@ class Vdev {
   // Makes every completed Write durable (fdatasync).
   virtual Status Sync() = 0;
 
+  // Direct writes (D55): bytes that go to the device without passing
+  // through a cache, for data that is written once and not read back soon
+  // (a commit's blocks). direct_alignment() is 0 when the device has no
+  // such path; otherwise WriteDirect's offset, length and buffer address
+  // must be multiples of it (InvalidArgument if not, nothing written).
+  // Durable only after a later Sync(), as any Write. The default is Write.
+  virtual uint32_t direct_alignment() const { return 0; }
+  virtual Status WriteDirect(uint64_t offset, ConstByteSpan buf) { return Write(offset, buf); }
+
  protected:
   // InvalidArgument unless [offset, offset+len) lies inside size().
   Status CheckRange(uint64_t offset, uint64_t len) const;
+  // CheckRange, and InvalidArgument unless the offset, length and address
+  // of `buf` are multiples of direct_alignment() (when that is not 0).
+  Status CheckDirect(uint64_t offset, ConstByteSpan buf) const;
 };
 
 struct FileVdevOptions {
@@ -57,6 +69,10 @@ struct FileVdevOptions {
   uint64_t size = 0;
   // Open O_RDONLY: writes and syncs then fail with EBADF. Excludes create.
   bool read_only = false;
+  // Offer WriteDirect through a second descriptor opened O_DIRECT, where the
+  // file system or device reports its direct I/O alignment (statx
+  // STATX_DIOALIGN) and accepts the open. Otherwise direct_alignment() is 0.
+  bool direct_writes = true;
 };
 
 // Opens a regular file or block device for pool data. The size of a regular

@@ -115,6 +115,16 @@ struct PoolOptions {
   // 128K: off. Its pages go back to the system when six txg timeouts pass
   // with nothing in it.
   std::optional<uint64_t> raw_dirty_bytes = std::nullopt;
+  // Streams bypass the page cache (D55): a commit writes the raw blocks
+  // (D49) of a run of at least this many logically contiguous bytes of one
+  // volume, written in its txg (a file copy, a restore, a log), with
+  // O_DIRECT where the data file's file system supports it: no copy into
+  // the cache, no fresh cache pages, nothing left for fdatasync to write
+  // out. Reads of those blocks come from the device until the page cache
+  // has them; shorter runs (random writes, which a workload tends to read
+  // back) stay buffered and cached. bcache's sequential_cutoff, 4 MiB by
+  // default, is the same idea. 0: every commit write is buffered.
+  uint64_t direct_run_bytes = 4u << 20;
   // Test seams (not owned, must outlive the pool): the data vdev to use
   // instead of opening label.data_path, the intent log's instead of
   // <dir>/intent, and a fault injector for RocksDB.
@@ -161,6 +171,8 @@ struct PoolStats {
   // Bytes of raw blocks copied into the area while their write's data was
   // still arriving (PrepareAhead, D52), since open.
   uint64_t raw_copied_ahead = 0;
+  // Bytes commits wrote past the page cache (streams, D55), since open.
+  uint64_t direct_bytes = 0;
 };
 
 struct ScrubReport {

@@ -267,7 +267,8 @@ Status Pool::Impl::CreateIntentFile(const std::string& dir, uint64_t data_size,
   }
   const std::string path = dir + "/intent";
   BH_ASSIGN_OR_RETURN(auto vdev, OpenFileVdev(path, FileVdevOptions{.create = true,
-                                                                    .size = bytes}));
+                                                                    .size = bytes,
+                                                                    .direct_writes = false}));
   if (prefill) {
     static const std::vector<uint8_t> kZeros(1 << 20, 0);
     for (uint64_t at = 0; at < bytes; at += kZeros.size()) {
@@ -290,6 +291,7 @@ Status Pool::Impl::OpenIntentFile() {
     if (exists) {
       FileVdevOptions vo;
       vo.read_only = options.read_only;
+      vo.direct_writes = false;  // frames are written with Write
       BH_ASSIGN_OR_RETURN(owned_intent_vdev, OpenFileVdev(path, vo));
     } else if (options.read_only) {
       if (salt) {
@@ -306,7 +308,8 @@ Status Pool::Impl::OpenIntentFile() {
                         "starts a new one)", label.name, path);
       }
       BH_RETURN_IF_ERROR(CreateIntentFile(dir, label.data_size, 0, false));
-      BH_ASSIGN_OR_RETURN(owned_intent_vdev, OpenFileVdev(path, FileVdevOptions{}));
+      BH_ASSIGN_OR_RETURN(owned_intent_vdev,
+                          OpenFileVdev(path, FileVdevOptions{.direct_writes = false}));
       if (salt) {
         BH_LOG(kWarning, "pool {}: recovery open: the intent log file was missing, a new one "
                "was created; the writes the old one made durable are lost", label.name);

@@ -38,7 +38,10 @@
 //        on the prepare helpers, its reservation traded for one of its
 //        stored size, and written to the data file (not synced); as
 //        SCHED_IDLE CPU while nobody waits for the commit (D51), so that
-//        it takes only what the event loops leave idle;
+//        it takes only what the event loops leave idle. The blocks of
+//        streams (runs of back-to-back blocks of one lineage of at least
+//        direct_run_bytes) go past the page cache (WriteDirect, D55),
+//        the others through it;
 //     1. fdatasync of the data vdev, on a helper thread while the sync
 //        thread builds the batch of 2 (every block of the txg was written
 //        before it entered the map, so all are covered);
@@ -199,6 +202,30 @@ constexpr size_t kRawChunk = 1024;
 // Their pointers are then whole, as if their writers had placed them.
 // While nobody waits for the commit, the compression is background CPU
 // (D51): it runs where the event loops leave the CPUs idle.
+// Marks the raw blocks of streams (D55): runs of back-to-back raw blocks
+// of one lineage (the blocks are sorted by key) of at least `cutoff`
+// logical bytes. 0 marks none.
+void MarkStreams(const std::vector<TxgBlock>& blocks, uint64_t cutoff,
+                 std::vector<uint8_t>& stream) {
+  stream.assign(blocks.size(), 0);
+  if (cutoff == 0) return;
+  for (size_t i = 0; i < blocks.size();) {
+    if (blocks[i].raw == DirtyBlock::kNotRaw) {
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    uint64_t bytes = blocks[i].ptr.lsize;
+    while (end < blocks.size() && blocks[end].raw != DirtyBlock::kNotRaw &&
+           blocks[end].key.lineage == blocks[i].key.lineage &&
+           blocks[end].key.blkno == blocks[end - 1].key.blkno + 1) {
+      bytes += blocks[end++].ptr.lsize;
+    }
+    if (bytes >= cutoff) std::fill(stream.begin() + i, stream.begin() + end, 1);
+    i = end;
+  }
+}
+
 Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
   struct Foreground {
     ~Foreground() { SetThisThreadBackground(false); }
@@ -207,8 +234,11 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
   // them have thread_locals of their own.
   thread_local std::vector<size_t> index_kept;
   thread_local std::vector<PreparedBlock> prepared_kept;
+  thread_local std::vector<uint8_t> stream_kept;
   std::vector<size_t>& index = index_kept;
   std::vector<PreparedBlock>& prepared = prepared_kept;
+  std::vector<uint8_t>& stream = stream_kept;
+  MarkStreams(blocks, p.options.direct_run_bytes, stream);
   size_t next = 0;
   for (;;) {
     index.clear();
@@ -216,6 +246,10 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
       if (blocks[next].raw != DirtyBlock::kNotRaw) index.push_back(next);
     }
     if (index.empty()) return Status::Ok();
+    // A chunk's stream blocks first: each kind is placed back to back.
+    const size_t streamed = static_cast<size_t>(
+        std::stable_partition(index.begin(), index.end(), [&](size_t i) { return stream[i] != 0; }) -
+        index.begin());
     prepared.assign(index.size(), PreparedBlock{});
     SetThisThreadBackground(p.commit_waiters.load(std::memory_order_relaxed) == 0);
     BH_SYNC_POINT("txg:raw-chunk");
@@ -252,7 +286,9 @@ Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
       }
     }
     BH_RETURN_IF_ERROR(placed.Annotate("placing raw dirty blocks"));
-    BH_RETURN_IF_ERROR(p.WriteAt(prepared));
+    const std::span<const PreparedBlock> all(prepared);
+    BH_RETURN_IF_ERROR(p.WriteAt(all.first(streamed), /*direct=*/true));
+    BH_RETURN_IF_ERROR(p.WriteAt(all.subspan(streamed)));
     for (size_t j = 0; j < index.size(); ++j) {
       blocks[index[j]].ptr = prepared[j].ptr;
       prepared[j].payload.reset();

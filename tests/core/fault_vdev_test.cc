@@ -32,6 +32,33 @@ TEST_CASE("FaultVdev: unsynced writes are visible, then lost on a drop cut") {
   CHECK(ReadAll(f, kSector * 2, 2 * kSector) == Filled(2 * kSector, 0));
 }
 
+TEST_CASE("FaultVdev: a direct write is a write: checked, failed, lost unless synced") {
+  auto base = NewMemVdev(16 * kSector);
+  FaultVdev f(base.get());
+  CHECK(f.direct_alignment() == base->direct_alignment());
+  // The base's alignment holds (MemVdev asks for 4K): Filled's heap
+  // buffers are not 4K-aligned, so the aligned ones come from a bigger one.
+  std::vector<uint8_t> big(3 * kSector, 7);
+  uint8_t* aligned = big.data() + (kSector - reinterpret_cast<uintptr_t>(big.data()) % kSector);
+  const ConstByteSpan one(aligned, kSector);
+  CHECK(f.WriteDirect(100, one).code() == Code::kInvalidArgument);
+  CHECK(f.unsynced_sectors() == 0);
+  REQUIRE(f.WriteDirect(kSector, one).ok());
+  CHECK(f.unsynced_sectors() == 1);
+  CHECK(ReadAll(f, kSector, kSector) == Filled(kSector, 7));
+  CHECK(ReadAll(*base, kSector, kSector) == Filled(kSector, 0));
+  f.PowerCut(PowerCutMode::kDrop);
+  f.Revive();
+  CHECK(ReadAll(f, kSector, kSector) == Filled(kSector, 0));
+  REQUIRE(f.WriteDirect(kSector, one).ok());
+  REQUIRE(f.Sync().ok());
+  CHECK(ReadAll(*base, kSector, kSector) == Filled(kSector, 7));
+  // A write fault hits direct writes as it hits writes.
+  f.FailNth(FaultOp::kWrite, 1, FaultError::kEIO);
+  CHECK(f.WriteDirect(2 * kSector, one).code() == Code::kIOError);
+  CHECK(f.WriteDirect(2 * kSector, one).ok());
+}
+
 TEST_CASE("FaultVdev: synced data survives a cut; later writes do not") {
   auto base = NewMemVdev(16 * kSector);
   FaultVdev f(base.get());

@@ -48,6 +48,7 @@ struct Rig {
   TempDir tmp;
   std::unique_ptr<Pool> pool;
   LineageId lineage = 0;
+  uint64_t direct_run_bytes = PoolOptions{}.direct_run_bytes;
 
   explicit Rig(std::optional<uint64_t> raw_dirty_bytes = std::nullopt,
                uint32_t txg_timeout_ms = 600'000) {
@@ -65,6 +66,7 @@ struct Rig {
     PoolOptions po;
     po.txg_timeout_ms = txg_timeout_ms;
     po.raw_dirty_bytes = raw_dirty_bytes;
+    po.direct_run_bytes = direct_run_bytes;
     auto p = Pool::Open(tmp / "pool", po);
     REQUIRE(p.ok());
     pool = std::move(p).value();
@@ -399,6 +401,62 @@ TEST_CASE("raw dirty blocks: a commit nobody waits for compresses as background 
     CHECK(seen.after == 0);
     CHECK(rig.Read(0, 8) == data);
   }
+}
+
+TEST_CASE("raw dirty blocks: a commit writes streams past the page cache, the rest through it") {
+  Rig rig;
+  rig.direct_run_bytes = 1 << 20;  // 64 blocks
+  rig.Open();
+  // One block short of a stream: buffered.
+  const std::vector<uint8_t> short_run = Blocks(0, 63, 1);
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 0, kBs, short_run, kLz4).ok());
+  // A stream of 256 blocks (4 MiB) as 1 MiB writes, one of them rewritten.
+  const std::vector<uint8_t> stream = Blocks(1000, 256, 2);
+  for (size_t k = 0; k < 4; ++k) {
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, 1000 + 64 * k, kBs,
+                                  ConstByteSpan(stream).subspan(k * 64 * kBs, 64 * kBs), kLz4)
+                .ok());
+  }
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 1064, kBs,
+                                ConstByteSpan(stream).subspan(64 * kBs, 64 * kBs), kLz4)
+              .ok());
+  // Scattered blocks, every other one: no run at all.
+  for (uint64_t b = 3000; b < 3200; b += 2) {
+    REQUIRE(rig.pool->WriteBlocks(rig.lineage, b, kBs, Blocks(b, 1, 3), kLz4).ok());
+  }
+  REQUIRE(rig.pool->Flush().ok());
+  // The stream alone went direct: 256 blocks of 12K stored (half of each
+  // block compresses), nothing of the others.
+  REQUIRE_MESSAGE(rig.pool->stats().direct_bytes > 0,
+                  "no direct writes: does the file system of " << rig.tmp.path()
+                      << " support O_DIRECT (statx STATX_DIOALIGN)?");
+  CHECK(rig.pool->stats().direct_bytes == 256 * 12288);
+  CHECK(rig.Read(0, 63) == short_run);
+  CHECK(rig.Read(1000, 256) == stream);
+  for (uint64_t b = 3000; b < 3200; b += 2) CHECK(rig.Read(b, 1) == Blocks(b, 1, 3));
+  rig.Clean();
+
+  // The stream rewritten in the next txg goes direct again; reads, and a
+  // reopen, see the new blocks.
+  const std::vector<uint8_t> again = Blocks(1000, 256, 4);
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 1000, kBs, again, kLz4).ok());
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.pool->stats().direct_bytes == 2 * 256 * 12288);
+  CHECK(rig.Read(1000, 256) == again);
+  rig.Clean();
+  rig.Open();
+  CHECK(rig.Read(0, 63) == short_run);
+  CHECK(rig.Read(1000, 256) == again);
+  rig.Clean();
+
+  // 0 turns it off.
+  rig.direct_run_bytes = 0;
+  rig.Open();
+  REQUIRE(rig.pool->WriteBlocks(rig.lineage, 1000, kBs, stream, kLz4).ok());
+  REQUIRE(rig.pool->Flush().ok());
+  CHECK(rig.pool->stats().direct_bytes == 0);
+  CHECK(rig.Read(1000, 256) == stream);
+  rig.Clean();
 }
 
 TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {

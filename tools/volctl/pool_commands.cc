@@ -77,7 +77,8 @@ nlohmann::json StatsJson(const core::PoolLabel& l, const core::PoolStats& s) {
           {"raw_dirty_peak", s.raw_dirty_peak},
           {"raw_blocks_committed", s.raw_blocks_committed},
           {"raw_dirty_full", s.raw_dirty_full},
-          {"raw_copied_ahead", s.raw_copied_ahead}};
+          {"raw_copied_ahead", s.raw_copied_ahead},
+          {"direct_bytes", s.direct_bytes}};
 }
 
 std::string CapPercent(const core::PoolStats& s) {
@@ -147,12 +148,13 @@ int RunStatus(const std::string& name, bool json, bool parsable) {
               static_cast<unsigned long long>(s.intent_replayed_blocks));
   if (s.raw_dirty_capacity > 0) {  // D49; a read-only open has none
     std::printf("   raw: %s of %s waiting uncompressed (peak %s), %llu blocks compressed by "
-                "commits, %llu writes found it full, %s copied while arriving\n",
+                "commits, %llu writes found it full, %s copied while arriving, %s of "
+                "streams written past the page cache\n",
                 Bytes(s.raw_dirty_bytes, f).c_str(), Bytes(s.raw_dirty_capacity, f).c_str(),
                 Bytes(s.raw_dirty_peak, f).c_str(),
                 static_cast<unsigned long long>(s.raw_blocks_committed),
                 static_cast<unsigned long long>(s.raw_dirty_full),
-                Bytes(s.raw_copied_ahead, f).c_str());
+                Bytes(s.raw_copied_ahead, f).c_str(), Bytes(s.direct_bytes, f).c_str());
   }
   if (frees.jobs_pending > 0 || pending.bytes.phys > 0) {
     uint64_t done = frees.pending_bytes_freed, all = done + pending.bytes.phys;

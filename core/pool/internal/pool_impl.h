@@ -238,6 +238,7 @@ struct Pool::Impl {
   // Raw dirty blocks (D49); null when they are off (and read-only).
   std::unique_ptr<DirtyScratch> dirty_scratch;
   std::atomic<uint64_t> raw_copied_ahead{0};  // PoolStats::raw_copied_ahead
+  std::atomic<uint64_t> direct_bytes{0};      // PoolStats::direct_bytes
   uint64_t retired_bytes BH_GUARDED_BY(alloc_mu) = 0;
   uint64_t retired_raw_bytes BH_GUARDED_BY(alloc_mu) = 0;  // of retired_raw
   uint64_t slop = 0;
@@ -368,7 +369,11 @@ struct Pool::Impl {
   // takes at most kWriteIov buffers, since each write holds the data
   // file's inode lock, which every other writer to it waits for.
   static constexpr size_t kWriteIov = 64;
-  Status WriteAt(std::span<const PreparedBlock> blocks);
+  // direct: the commit's blocks, written past the page cache where the
+  // vdev can (D55, WriteDirectAt).
+  Status WriteAt(std::span<const PreparedBlock> blocks, bool direct = false);
+  static constexpr uint64_t kDirectStage = 4u << 20;
+  Status WriteDirectAt(std::span<const PreparedBlock> blocks, uint64_t align);
   // Pool::WriteBlocks and TryWriteBlocks; blocks `staged` holds for this
   // data are taken from it (staged may be null).
   Status WriteBlocks(LineageId lineage, uint64_t first, uint32_t block_size, ConstByteSpan data,
