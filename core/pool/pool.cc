@@ -737,8 +737,14 @@ void Pool::Impl::ReleaseLoop() {
 
 Status Pool::Impl::WriteAt(std::span<const PreparedBlock> blocks, bool direct) {
   static const std::vector<uint8_t> kZeros(kMaxBlockSize, 0);
+  // Direct only where a sector holds whole pages: below a page, a block
+  // written buffered could share a cache page with one written direct,
+  // and the kernel cannot drop a page dirtied while it writes beside it.
+  static const uint64_t kPage = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t align = direct ? vdev->direct_alignment() : 0;
-  if (align != 0 && alloc->RoundUp(1) % align == 0) return WriteDirectAt(blocks, align);
+  if (align != 0 && alloc->RoundUp(1) % std::max(align, kPage) == 0) {
+    return WriteDirectAt(blocks, align);
+  }
   thread_local std::vector<ConstByteSpan> iov;
   for (size_t j = 0; j < blocks.size();) {
     const uint64_t start = blocks[j].ptr.offset;

@@ -459,6 +459,28 @@ TEST_CASE("raw dirty blocks: a commit writes streams past the page cache, the re
   rig.Clean();
 }
 
+TEST_CASE("raw dirty blocks: a pool of sectors below a page writes streams buffered") {
+  TempDir tmp;
+  PoolCreateOptions o;
+  o.name = "small";
+  o.data_size = 64 << 20;
+  o.ashift = 9;
+  REQUIRE(Pool::Create(tmp / "pool", o).ok());
+  auto p = Pool::Open(tmp / "pool", PoolOptions{});
+  REQUIRE(p.ok());
+  Pool& pool = **p;
+  LineageId lineage = 0;
+  REQUIRE(pool.RunSyncTask(nullptr, [&](SyncContext& c) { lineage = c.CreateLineage({}); }).ok());
+  const std::vector<uint8_t> stream = Blocks(0, 512, 5);  // 8 MiB
+  REQUIRE(pool.WriteBlocks(lineage, 0, kBs, stream, kLz4).ok());
+  REQUIRE(pool.Flush().ok());
+  CHECK(pool.stats().raw_blocks_committed == 512);
+  CHECK(pool.stats().direct_bytes == 0);
+  std::vector<uint8_t> back(stream.size());
+  REQUIRE(pool.ReadBlocks(lineage, 0, kHeadView, kBs, back).ok());
+  CHECK(back == stream);
+}
+
 TEST_CASE("raw dirty blocks: an idle pool gives the area's pages back") {
   Rig rig(std::nullopt, /*txg_timeout_ms=*/100);
   using Clock = std::chrono::steady_clock;
