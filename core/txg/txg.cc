@@ -195,13 +195,6 @@ void PutMeta(KvBatch& batch, std::string_view key, uint64_t v) {
 // at once would be hundreds of megabytes of fresh memory every commit).
 constexpr size_t kRawChunk = 1024;
 
-// Compresses and checksums the raw blocks of a txg (D49), once each, on
-// the helpers, trades each one's reservation of its uncompressed size for
-// one of its stored size (the lowest room, so a txg's blocks pack; the
-// room just given back always fits it), and writes them to the data file.
-// Their pointers are then whole, as if their writers had placed them.
-// While nobody waits for the commit, the compression is background CPU
-// (D51): it runs where the event loops leave the CPUs idle.
 // Marks the raw blocks of streams (D55): runs of back-to-back raw blocks
 // of one lineage (the blocks are sorted by key) of at least `cutoff`
 // logical bytes. 0 marks none.
@@ -226,6 +219,13 @@ void MarkStreams(const std::vector<TxgBlock>& blocks, uint64_t cutoff,
   }
 }
 
+// Compresses and checksums the raw blocks of a txg (D49), once each, on
+// the helpers, trades each one's reservation of its uncompressed size for
+// one of its stored size (the lowest room, so a txg's blocks pack; the
+// room just given back always fits it), and writes them to the data file.
+// Their pointers are then whole, as if their writers had placed them.
+// While nobody waits for the commit, the compression is background CPU
+// (D51): it runs where the event loops leave the CPUs idle.
 Status PlaceRaw(Pool::Impl& p, std::vector<TxgBlock>& blocks) {
   struct Foreground {
     ~Foreground() { SetThisThreadBackground(false); }
