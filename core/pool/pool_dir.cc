@@ -11,8 +11,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "core/io/vdev.h"
+#include "core/pool/label_format.h"
 
 namespace blockhaus::core {
 namespace {
@@ -123,6 +125,51 @@ Result<std::unique_ptr<PoolLock>> PoolLock::Acquire(const std::string& dir) {
 }
 
 PoolLock::~PoolLock() { ::close(fd_); }
+
+Status DestroyPoolFiles(const std::string& dir, std::vector<std::string>* notes) {
+  BH_ASSIGN_OR_RETURN(std::unique_ptr<PoolLock> lock, PoolLock::Acquire(dir));
+  Result<std::string> raw = ReadSmallFile(dir + "/label", kLabelSize);
+  Result<PoolLabel> label = raw.ok() ? DecodeLabel(*raw) : Result<PoolLabel>(raw.status());
+  if (!label.ok()) {
+    notes->push_back(FormatMessage("the label of {} does not read ({}): a data file it named "
+                                   "outside that directory is left as it is",
+                                   dir, label.status().ToString()));
+  } else if (!label->data_path.starts_with(dir + "/")) {
+    const std::string& path = label->data_path;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      if (errno != ENOENT) {
+        notes->push_back(FormatMessage("data file {} is left as it is: {}", path,
+                                       std::strerror(errno)));
+      }
+    } else if (!S_ISREG(st.st_mode)) {
+      notes->push_back(FormatMessage("data device {} is left as it is", path));
+    } else {
+      // The file must still be this pool's: its first bytes are the label.
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      std::string head(kLabelSize, '\0');
+      const bool read = fd >= 0 && ::pread(fd, head.data(), head.size(), 0) ==
+                                       static_cast<ssize_t>(head.size());
+      if (fd >= 0) ::close(fd);
+      bool ours = false;
+      if (read) {
+        Result<PoolLabel> on_file = DecodeLabel(head);
+        ours = on_file.ok() && on_file->guid == label->guid;
+      }
+      if (!ours) {
+        notes->push_back(FormatMessage("data file {} does not start with the label of pool {} "
+                                       "(guid {:#x}); it is left as it is",
+                                       path, label->name, label->guid));
+      } else if (std::error_code ec; !std::filesystem::remove(path, ec) && ec) {
+        notes->push_back(FormatMessage("cannot remove data file {}: {}", path, ec.message()));
+      }
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return BH_ERROR(kIOError, "cannot remove {}: {}", dir, ec.message());
+  return Status::Ok();
+}
 
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

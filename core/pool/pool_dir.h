@@ -46,6 +46,17 @@ class PoolLock {
   int fd_;
 };
 
+// Removes the pool in `dir` without opening it: the data file its label
+// names, when that lies outside `dir`, is a regular file and starts with
+// this pool's label (same guid; a device, or a file that now holds
+// something else, is left as it is), then the directory. The pool's lock is
+// held throughout. `pool destroy` ends with it, and `pool destroy -f` of a
+// pool that does not open (ZFS: zpool destroy of a FAULTED pool) is only
+// this. What it left behind, and why, is appended to *notes.
+// Errors: Unavailable when another process has the pool open (nothing is
+// removed); IOError when the directory cannot be removed.
+Status DestroyPoolFiles(const std::string& dir, std::vector<std::string>* notes);
+
 // Reads a whole small file. Errors: NotFound, IOError.
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
 // Writes `contents` to path via a temporary file, fsync and rename, then

@@ -186,4 +186,30 @@ TEST_CASE("a pool that does not open is FAULTED, the rest served; pool clear -F 
   CHECK(daemon.Stop() == 0);
 }
 
+TEST_CASE("pool destroy -f removes a FAULTED pool from a running daemon") {
+  TempDir home;
+  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
+  Ok(home.path(), {"pool", "create", "bad", "--size", "256M"});
+  Ok(home.path(), {"create", "-V", "1M", "bad/v"});
+  LeaveDamagedIntentLog(home.path() + "/pools/bad", "v");
+  DaemonProcess daemon(home.path());
+  CommandResult r = RunVolctl(home.path(), {"pool", "destroy", "bad"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("FAULTED") != std::string::npos);
+  CHECK(r.err.find("`volctl pool destroy -f bad`") != std::string::npos);
+  CHECK(std::filesystem::exists(home.path() + "/pools/bad/label"));
+  Ok(home.path(), {"pool", "destroy", "-f", "bad"});
+  CHECK(!std::filesystem::exists(home.path() + "/pools/bad"));
+  auto pools = nlohmann::json::parse(Ok(home.path(), {"pool", "list", "-j"}).out)["pools"];
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0]["name"] == "tank");
+  // The daemon forgot it: a new pool of that name is created and served,
+  // and there is nothing to clear.
+  Ok(home.path(), {"pool", "create", "bad", "--size", "256M"});
+  CHECK(Ok(home.path(), {"pool", "clear", "bad"}).out.find("open and served") !=
+        std::string::npos);
+  Ok(home.path(), {"create", "-s", "-V", "64M", "tank/vm1"});  // tank still served
+  CHECK(daemon.Stop() == 0);
+}
+
 }  // namespace blockhaus::testing

@@ -167,7 +167,10 @@ Status Daemon::ReleasePool(const std::string& pool) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pools_.find(pool);
-    if (it == pools_.end()) return BH_ERROR(kNotFound, "pool '{}' is not served", pool);
+    if (it == pools_.end()) {
+      if (faulted_.erase(pool) != 0) return Status::Ok();  // its files are gone
+      return BH_ERROR(kNotFound, "pool '{}' is not served", pool);
+    }
     p = std::move(it->second);
     pools_.erase(it);
   }

@@ -60,7 +60,8 @@ class LiveEvents {
   virtual ~LiveEvents() = default;
   // A pool was created under the daemon's home: it opens and owns it.
   virtual Status PoolCreated(const std::string& pool) = 0;
-  // Closes a pool the daemon owns (before `pool destroy`).
+  // Closes a pool the daemon owns (before `pool destroy`), or forgets one
+  // it could not open (FAULTED) once `pool destroy -f` removed it.
   virtual Status ReleasePool(const std::string& pool) = 0;
   // `pool clear`: a pool the daemon could not open (FAULTED) is opened
   // again, with `recover` dropping a damaged intent log (core::PoolOptions::

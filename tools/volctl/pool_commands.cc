@@ -248,11 +248,41 @@ int RunClear(const std::string& name, bool recover) {
   return 0;
 }
 
-int RunDestroy(const std::string& name) {
+// Removes the pool's files (core::DestroyPoolFiles) and says what it left.
+int RemovePoolFiles(const std::string& dir) {
+  std::vector<std::string> notes;
+  Status s = core::DestroyPoolFiles(dir, &notes);
+  for (const std::string& note : notes) std::fprintf(stderr, "volctl: %s\n", note.c_str());
+  return s.ok() ? 0 : ReportError(s);
+}
+
+// ZFS's `zpool destroy [-f]`. A pool that does not open (FAULTED: a damaged
+// label, metadata store or intent log, a missing data file) goes only with
+// -f, unread: its exports go with it, and nothing in it is checked first.
+int RunDestroy(const std::string& name, bool force) {
+  if (Status s = core::ValidatePoolName(name); !s.ok()) return ReportError(s);
+  const std::string dir = core::PoolDir(core::DefaultHome(), name);
   Result<std::unique_ptr<PoolRef>> pool = AcquirePool(name);
-  if (!pool.ok()) return ReportError(pool.status());
-  std::string data = (*pool)->pool->label().data_path;
-  std::string dir = core::PoolDir(core::DefaultHome(), name);
+  if (!pool.ok()) {
+    // Absent, or open in another process: nothing to force.
+    const Code code = pool.status().code();
+    if (code == Code::kNotFound || code == Code::kUnavailable) {
+      return ReportError(pool.status());
+    }
+    if (!force) {
+      return ReportError(BH_ERROR(kFailedPrecondition, "{}; `volctl pool destroy -f {}` "
+                                  "destroys it without opening it (with its volumes, "
+                                  "snapshots and exports)",
+                                  pool.status().message(), name));
+    }
+    if (int rc = RemovePoolFiles(dir); rc != 0) return rc;
+    // The daemon forgets it after the files are gone: a failure above
+    // leaves it listed as it was.
+    if (LiveEvents* live = CurrentLiveEvents()) {
+      if (Status s = live->ReleasePool(name); !s.ok()) return ReportError(s);
+    }
+    return 0;
+  }
   if (Status s = CheckPoolHasNoExports(**pool); !s.ok()) return ReportError(s);
   if (LiveEvents* live = (*pool)->live) {
     pool->reset();
@@ -263,12 +293,7 @@ int RunDestroy(const std::string& name) {
     (*pool)->owned_pool.reset();
     if (!s.ok()) return ReportError(s);
   }
-  std::error_code ec;
-  struct stat st;
-  if (::stat(data.c_str(), &st) == 0 && S_ISREG(st.st_mode)) std::filesystem::remove(data, ec);
-  std::filesystem::remove_all(dir, ec);
-  if (ec) return ReportError(BH_ERROR(kIOError, "cannot remove {}: {}", dir, ec.message()));
-  return 0;
+  return RemovePoolFiles(dir);
 }
 
 }  // namespace
@@ -318,7 +343,10 @@ void AddPoolCommands(CLI::App& app, Action* action) {
 
   CLI::App* destroy = pool->add_subcommand("destroy", "destroy a pool and its data");
   destroy->add_option("name", *name, "pool name")->required();
-  destroy->callback([=] { *action = [=] { return RunDestroy(*name); }; });
+  auto force = std::make_shared<bool>(false);
+  destroy->add_flag("-f", *force,
+                    "also a pool that does not open (FAULTED), without opening it");
+  destroy->callback([=] { *action = [=] { return RunDestroy(*name, *force); }; });
 }
 
 }  // namespace blockhaus::tools
