@@ -101,8 +101,9 @@ struct PoolOptions {
   // never log, FlushWrites() is Flush().
   uint64_t intent_log_max_bytes = 1ull << 20;
   // Recovery (volctl pool clear -F, ZFS's zpool clear -F): an intent log
-  // record that does not decode or verify, and every record after it, are
-  // deleted instead of stopping the open; the records before it replay.
+  // record that does not decode or verify (or a ring frame damaged after
+  // its write, with frames behind it), and every record after it, are
+  // dropped instead of stopping the open; the records before it replay.
   // The writes the dropped records made durable are lost (a warning and
   // the intent_discarded_* counters say how many). Off: such a record
   // stops a read-write open with Corruption, and nothing changes.

@@ -5,6 +5,7 @@
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/endian.h"
@@ -67,25 +68,34 @@ uint64_t IntentRing::used() const {
 Result<IntentScanEnd> ScanIntentFrames(Vdev& vdev, uint64_t salt, uint64_t seq, uint64_t offset,
                                        const std::function<Status(const IntentFrame&)>& fn) {
   const uint64_t capacity = vdev.size();
-  IntentScanEnd end{seq, offset};
   std::vector<uint8_t> first(kIntentFrameAlign);
   IntentFrame frame;
-  // The frame `seq` at `at`, when it is there whole.
-  auto load = [&](uint64_t at) -> Result<bool> {
-    if (at % kIntentFrameAlign != 0 || at + kIntentFrameAlign > capacity) return false;
+  // The header of a frame of `want` at `at`, whole but not yet checked:
+  // its span, or nullopt.
+  auto header = [&](uint64_t want, uint64_t at) -> Result<std::optional<uint64_t>> {
+    if (at % kIntentFrameAlign != 0 || at + kIntentFrameAlign > capacity) {
+      return std::optional<uint64_t>();
+    }
     BH_RETURN_IF_ERROR(vdev.Read(at, ByteSpan(first.data(), first.size())));
     const uint8_t* h = first.data();
-    const uint32_t body_len = DecodeLE32(h + 24);
     const uint32_t span = DecodeLE32(h + 28);
     if (DecodeLE32(h) != kIntentFrameMagic || DecodeLE16(h + 4) != kIntentFrameVersion ||
-        DecodeLE64(h + 8) != seq || span != IntentFrameSpan(body_len) ||
+        DecodeLE64(h + 8) != want || span != IntentFrameSpan(DecodeLE32(h + 24)) ||
         span > capacity - at) {
-      return false;
+      return std::optional<uint64_t>();
     }
-    frame.seq = seq;
+    return std::optional<uint64_t>(span);
+  };
+  // The frame of `want` at `at` into `frame`, when it is there whole.
+  auto load = [&](uint64_t want, uint64_t at) -> Result<bool> {
+    BH_ASSIGN_OR_RETURN(std::optional<uint64_t> span, header(want, at));
+    if (!span) return false;
+    const uint8_t* h = first.data();
+    const uint32_t body_len = DecodeLE32(h + 24);
+    frame.seq = want;
     frame.record_txg = DecodeLE64(h + 16);
     frame.offset = at;
-    frame.span = span;
+    frame.span = *span;
     frame.body.resize(body_len);
     const size_t in_first = std::min<size_t>(body_len, first.size() - kIntentFrameHeaderSize);
     std::memcpy(frame.body.data(), h + kIntentFrameHeaderSize, in_first);
@@ -96,18 +106,54 @@ Result<IntentScanEnd> ScanIntentFrames(Vdev& vdev, uint64_t salt, uint64_t seq, 
     }
     return FrameCheck(salt, h, frame.body) == DecodeLE64(h + 32);
   };
-  for (uint64_t at = offset;;) {
-    BH_ASSIGN_OR_RETURN(bool found, load(at));
-    if (!found && at != 0) {
-      at = 0;  // the writer wrapped
-      BH_ASSIGN_OR_RETURN(found, load(at));
+  // Follows the frames from `next_seq` at `tail` (at the end of the last
+  // one, or at 0 where the writer wrapped), calling `call` with each, and
+  // leaves both past the last one found.
+  auto follow = [&](uint64_t& next_seq, uint64_t& tail,
+                    const std::function<Status(const IntentFrame&)>& call) -> Status {
+    for (uint64_t at = tail;;) {
+      BH_ASSIGN_OR_RETURN(bool found, load(next_seq, at));
+      if (!found && at != 0) {
+        at = 0;
+        BH_ASSIGN_OR_RETURN(found, load(next_seq, at));
+      }
+      if (!found) return Status::Ok();
+      BH_RETURN_IF_ERROR(call(frame));
+      ++next_seq;
+      at += frame.span;
+      tail = at;
     }
-    if (!found) return end;
-    BH_RETURN_IF_ERROR(fn(frame));
-    ++seq;
-    at += frame.span;
-    end = IntentScanEnd{seq, at};
+  };
+  IntentScanEnd end{seq, offset, std::nullopt};
+  BH_RETURN_IF_ERROR(follow(end.next_seq, end.tail, fn));
+  // The end, or a damaged frame? Only a frame of the seq expected with a
+  // whole header can have been written whole, and its successor is where
+  // the writer puts it. Frames behind a damaged one are followed to their
+  // end (without `fn`), past any further damage.
+  const auto skip = [](const IntentFrame&) { return Status::Ok(); };
+  uint64_t damaged_seq = end.next_seq;
+  uint64_t damaged_tail = end.tail;
+  for (bool more = true; more;) {
+    more = false;
+    for (uint64_t at : {damaged_tail, uint64_t{0}}) {
+      BH_ASSIGN_OR_RETURN(std::optional<uint64_t> span, header(damaged_seq, at));
+      if (!span) continue;
+      for (uint64_t next : {at + *span, uint64_t{0}}) {
+        if (next == at) continue;
+        BH_ASSIGN_OR_RETURN(bool behind, load(damaged_seq + 1, next));
+        if (!behind) continue;
+        if (!end.damaged) end.damaged = IntentDamage{damaged_seq, at, next, 0};
+        ++damaged_seq;
+        damaged_tail = next;
+        BH_RETURN_IF_ERROR(follow(damaged_seq, damaged_tail, skip));
+        end.damaged->after_seq = damaged_seq;
+        more = true;
+        break;
+      }
+      if (more) break;
+    }
   }
+  return end;
 }
 
 }  // namespace blockhaus::core

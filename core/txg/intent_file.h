@@ -8,7 +8,8 @@
 //   u32 magic        kIntentFrameMagic
 //   u16 version      kIntentFrameVersion
 //   u16 reserved     0
-//   u64 seq          1, 2, 3, ... over the pool's life, never reused
+//   u64 seq          rising by one a frame, never reused; each read-write
+//                    open skips past any the ring may hold (D57)
 //   u64 record_txg   the txg that was open when the record was built
 //   u32 body_len     bytes of the record (intent_format.h) that follow
 //   u32 span         bytes the frame takes: header + body, rounded up to
@@ -24,8 +25,13 @@
 // frames whose seq is the next one expected, at the end of the last one or,
 // when that is not it, at offset 0 (the writer wrapped); the first place
 // that holds neither ends the log (a frame torn by a crash, or one of an
-// older lap). The file is only ever overwritten in place once written, so
-// a frame's Sync is an fdatasync with no file system metadata to commit.
+// older lap). Frames are written one at a time, each synced before the
+// next is built, so a torn frame is always the last: where the frame
+// expected is there by its header but fails its check, and the frame of
+// the seq after it follows (at its end or at 0) and passes, that frame was
+// damaged after its write, and the scan says so instead of ending the log
+// quietly. The file is only ever overwritten in place once written, so a
+// frame's Sync is an fdatasync with no file system metadata to commit.
 #pragma once
 
 #include <cstdint>
@@ -82,16 +88,26 @@ struct IntentFrame {
   std::string body;
 };
 
+// A frame that fails its check with later frames behind it (see above).
+struct IntentDamage {
+  uint64_t seq = 0;            // the damaged frame's
+  uint64_t offset = 0;
+  uint64_t behind_offset = 0;  // where the frame of seq + 1 is
+  uint64_t after_seq = 0;      // one past the last frame that follows it
+};
+
 // Where a scan ended: the seq the next frame takes, and where it would go
-// (the end of the last frame found, or the start when none was).
+// (the end of the last frame found, or the start when none was); and
+// whether the log ended at a damaged frame rather than at its end.
 struct IntentScanEnd {
   uint64_t next_seq = 0;
   uint64_t tail = 0;
+  std::optional<IntentDamage> damaged;
 };
 
 // Calls `fn` with the frames from `seq` at `offset` on, in order, until the
-// log ends (see above) or `fn` fails. Errors: what reading the vdev or `fn`
-// returns.
+// log ends (see above) or `fn` fails. The frames behind a damaged one are
+// not passed to `fn`. Errors: what reading the vdev or `fn` returns.
 Result<IntentScanEnd> ScanIntentFrames(Vdev& vdev, uint64_t salt, uint64_t seq, uint64_t offset,
                                        const std::function<Status(const IntentFrame&)>& fn);
 

@@ -78,7 +78,16 @@
 //   takes the frames with the next seq expected, at the end of the last or
 //   at 0, whose check (seeded with the pool's secret salt, so that a
 //   guest's data shaped like a frame does not pass) matches; a frame torn
-//   by the crash, or one of an older lap, ends the log. Replay checks each
+//   by the crash, or one of an older lap, ends the log. A frame of the seq
+//   expected that fails its check while the next seq's frame follows it
+//   and passes was damaged after its write (frames are written one at a
+//   time, each synced first), and is not an end: it stops the open like a
+//   damaged record, and a recovery open drops it and every frame behind
+//   it. Every read-write open hands out seqs past any frame the ring can
+//   hold (D57): behind an end lost beyond notice (a dropped write, a
+//   damaged header) or dropped by a recovery there may be frames of the
+//   seqs after it, and none may pass for a later frame of the new log.
+//   Replay checks each
 //   record whole (it decodes, its payloads match their checksums) before
 //   it puts any of its blocks back; a record that does not decode or
 //   verify stops the open with Corruption; the records stay (blocks
@@ -381,7 +390,7 @@ Status Pool::Impl::ReplayIntentLog() {
     BH_RETURN_IF_ERROR(it->status());
     stored_records = it->Valid() && it->key().starts_with(kIntentKeyPrefix);
   }
-  IntentScanEnd ring_end{ring.head_seq, ring.head_offset};
+  IntentScanEnd ring_end{ring.head_seq, ring.head_offset, std::nullopt};
   if (intent_vdev != nullptr) {
     Result<IntentScanEnd> end =
         ScanIntentFrames(*intent_vdev, intent_salt, ring.head_seq, ring.head_offset,
@@ -390,21 +399,66 @@ Status Pool::Impl::ReplayIntentLog() {
     ring_end = *end;
   }
   const bool ring_records = ring_end.next_seq != ring.head_seq;
+  BH_ASSIGN_OR_RETURN(std::optional<DropRange> dropped_before, GetDropRange(*kv));
+  // A frame damaged after its write, with frames behind it (intent_file.h):
+  // the log must not end there quietly. Unless a recovery open dropped
+  // them already (and the power went before its commit), it stops the open
+  // like a damaged record, or a recovery open drops it and those behind.
+  std::optional<IntentDamage> damaged = ring_end.damaged;
+  uint64_t next_seq = ring_end.next_seq;
+  uint64_t dropped_frames = 0;  // the damaged one and those behind it
+  if (damaged) {
+    if (dropped_before && dropped_before->contains(damaged->seq)) {
+      next_seq = std::max(damaged->after_seq, dropped_before->end);
+      dropped_frames = damaged->after_seq - damaged->seq;
+      damaged.reset();
+    } else if (options.discard_damaged_intent_log) {
+      next_seq = damaged->after_seq;
+      dropped_frames = next_seq - damaged->seq;
+    }
+  }
   if (options.read_only) {
     // Reads see the last committed txg; the records wait for a read-write
     // open.
-    if (stored_records || ring_records) {
+    if (damaged) {
+      BH_LOG(kWarning, "pool {}: intent log frame {} (at {}) was damaged after its write, with "
+             "frames behind it; opened read-only at the last commit (a read-write open stops "
+             "there; `volctl pool clear -F` drops them)", label.name, damaged->seq,
+             damaged->offset);
+    } else if (stored_records || ring_records) {
       BH_LOG(kWarning, "pool {}: the intent log holds writes a crash left; opened read-only, "
              "they are not visible until a read-write open replays them", label.name);
     }
     return Status::Ok();
   }
+  // New frames take seqs no frame in the ring can have: past the end found
+  // lie frames of the seqs after it whenever the end was a frame lost or
+  // damaged beyond notice (a write the device dropped, a damaged header),
+  // or one dropped above; a new frame ending where such a one begins would
+  // let a later scan follow it into the old one, and replay writes older
+  // than the new frame's. The ring holds fewer frames than this gap. The
+  // head is put at once when nothing replays (the replay's commit puts it
+  // otherwise), before any frame can be written.
+  next_seq += ring.capacity / kIntentFrameAlign + 1;
+  const bool replays = stored_records || ring_records || damaged || dropped_frames > 0;
+  if (!replays && intent_vdev != nullptr) {
+    KvBatch batch;
+    std::string head;
+    PutLE64(&head, next_seq);
+    PutLE64(&head, ring_end.tail);
+    batch.Put(kCfDefault, kMetaKeyIntentHead, head);
+    BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
+  }
   {
     MutexLock lock(&mu);
-    intent_ring.next_seq = ring_end.next_seq;
+    if (!replays) {
+      intent_ring.head_seq = next_seq;
+      intent_ring.head_offset = ring_end.tail;
+    }
+    intent_ring.next_seq = next_seq;
     intent_ring.tail = ring_end.tail;
   }
-  if (!stored_records && !ring_records) return Status::Ok();
+  if (!replays) return Status::Ok();
   BH_ASSIGN_OR_RETURN(std::optional<uint64_t> saved, GetU64(*kv, kMetaKeyReplayBase));
   if (saved) {
     base = *saved;
@@ -415,7 +469,6 @@ Status Pool::Impl::ReplayIntentLog() {
     batch.Put(kCfDefault, kMetaKeyReplayBase, v);
     BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));
   }
-  BH_ASSIGN_OR_RETURN(std::optional<DropRange> dropped_before, GetDropRange(*kv));
   const uint64_t synced = base;
   uint64_t records = 0;
   uint64_t replayed = 0;
@@ -503,6 +556,11 @@ Status Pool::Impl::ReplayIntentLog() {
     return Status::Ok();
   };
   auto replay = [&]() -> Status {
+    if (damaged && !options.discard_damaged_intent_log) {
+      return BH_ERROR(kCorruption, "intent log frame {} (at {}) fails its check, and the "
+                      "frames up to {} behind it pass theirs: it was damaged after its write",
+                      damaged->seq, damaged->offset, damaged->after_seq - 1);
+    }
     // Format 3's records first: a pool holds them only from a crash of an
     // older build, before any frame of the ring.
     auto it = kv->NewIterator(kCfDefault);
@@ -533,6 +591,26 @@ Status Pool::Impl::ReplayIntentLog() {
           });
       BH_RETURN_IF_ERROR(end.status());
     }
+    records += dropped_frames;
+    if (damaged) {  // dropped now (not by an earlier recovery open)
+      if (damage.ok()) {
+        damage = BH_ERROR(kCorruption, "intent log frame {} (at {}) fails its check",
+                          damaged->seq, damaged->offset);
+      }
+      if (!first_dropped_frame) first_dropped_frame = damaged->seq;
+      discarded_records += dropped_frames;
+      // The blocks of the frames behind it, for the count (its own do not
+      // verify).
+      BH_RETURN_IF_ERROR(ScanIntentFrames(*intent_vdev, intent_salt, damaged->seq + 1,
+                                          damaged->behind_offset,
+                                          [&](const IntentFrame& f) {
+                                            if (f.seq >= damaged->after_seq) return Status::Ok();
+                                            auto entries = DecodeIntentRecord(f.body);
+                                            if (entries.ok()) discarded_blocks += entries->size();
+                                            return Status::Ok();
+                                          })
+                             .status());
+    }
     if (records == 0) return Status::Ok();
     if (discarded_records > 0) {
       // Gone before the replay commits: a crash in between replays the
@@ -543,7 +621,7 @@ Status Pool::Impl::ReplayIntentLog() {
       if (first_dropped_frame) {
         std::string v;
         PutLE64(&v, *first_dropped_frame);
-        PutLE64(&v, ring_end.next_seq);
+        PutLE64(&v, next_seq);
         batch.Put(kCfDefault, kMetaKeyIntentDropFrom, v);
       }
       BH_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/true));

@@ -509,6 +509,125 @@ TEST_CASE("intent log: a recovery open drops a damaged record and those after it
   }
 }
 
+// Flips one byte of frame f's body in the ring, its check left as it was:
+// what a torn write leaves of the last frame, or a bad copy of any.
+void DamageFrame(Rig& rig, const IntentFrame& f) {
+  std::vector<uint8_t> block(kIntentFrameAlign);
+  REQUIRE(rig.ibase->Read(f.offset, block).ok());
+  block[kIntentFrameHeaderSize + 100] ^= 0x5a;
+  REQUIRE(rig.ibase->Write(f.offset, block).ok());
+  REQUIRE(rig.ibase->Sync().ok());
+}
+
+TEST_CASE("intent log: a torn last frame ends the log; a frame damaged before others stops it") {
+  Rig rig;
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 5, 3, 16);
+  SUBCASE("the last frame fails its check: the log ends before it") {
+    DamageFrame(rig, frames[2]);
+    REQUIRE(rig.Open().ok());
+    for (uint64_t b = 0; b < 32; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 5, b));
+    for (uint64_t b = 32; b < 48; ++b) CHECK(rig.Read(b) == Zeros());
+    CHECK(rig.pool->stats().intent_discarded_records == 0);
+  }
+  SUBCASE("a frame with frames behind it fails its check: the open stops, losing nothing") {
+    DamageFrame(rig, frames[1]);
+    for (int i = 0; i < 2; ++i) {
+      Status s = rig.Open();
+      CHECK(s.code() == Code::kCorruption);
+      CHECK(s.message().find(fmt::format("intent log frame {} (at {}) fails its check",
+                                         frames[1].seq, frames[1].offset)) !=
+            std::string::npos);
+      CHECK(s.message().find(fmt::format("frames up to {} behind it", frames[2].seq)) !=
+            std::string::npos);
+      CHECK(s.message().find("volctl pool clear -F") != std::string::npos);
+    }
+    // A read-only open sees the last commit.
+    PoolOptions ro;
+    ro.read_only = true;
+    REQUIRE(rig.Open(ro).ok());
+    CHECK(rig.Read(20) == Zeros());
+    DamageFrame(rig, frames[1]);  // the byte back as it was
+    REQUIRE(rig.Open().ok());
+    for (uint64_t b = 0; b < 48; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 5, b));
+  }
+  SUBCASE("a frame lost whole, header and all: the log ends there, and no frame behind "
+          "comes back") {
+    // What a write the device dropped leaves: the place as before (zeros).
+    REQUIRE(rig.ibase->Write(frames[1].offset, std::vector<uint8_t>(kIntentFrameAlign, 0)).ok());
+    REQUIRE(rig.ibase->Sync().ok());
+    REQUIRE(rig.Open().ok());
+    for (uint64_t b = 0; b < 16; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 5, b));
+    for (uint64_t b = 16; b < 48; ++b) CHECK(rig.Read(b) == Zeros());
+    // A new record the lost one's size goes where it was and ends where
+    // the third frame begins: that frame must not pass for its successor.
+    for (uint64_t b = 16; b < 32; ++b) {
+      REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 6, b), kLz4).ok());
+    }
+    REQUIRE(rig.pool->FlushWrites().ok());
+    std::vector<IntentFrame> now = rig.Frames();
+    REQUIRE(now.size() == 1);
+    CHECK(now[0].offset == frames[1].offset);
+    CHECK(now[0].span == frames[1].span);
+    rig.PowerCut();
+    REQUIRE(rig.Open().ok());
+    for (uint64_t b = 16; b < 32; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 6, b));
+    for (uint64_t b = 32; b < 48; ++b) CHECK(rig.Read(b) == Zeros());
+    rig.Clean();
+  }
+}
+
+// Three records, the second's frame damaged; a recovery open keeps the
+// first, drops the other two, and later frames never meet theirs.
+void CheckFrameRecovery(bool power_cut) {
+  Rig rig;
+  std::vector<IntentFrame> frames = LeaveRecords(rig, 9, 3, 16);
+  DamageFrame(rig, frames[1]);
+  PoolOptions recover;
+  recover.discard_damaged_intent_log = true;
+  if (power_cut) {
+    Rig* r = &rig;
+    SyncPoints::Set("intent:discarded", [r] {
+      r->vdev->PowerCut(PowerCutMode::kDrop);
+      r->ivdev->PowerCut(PowerCutMode::kDrop);
+      r->faults->PowerCut(false);
+    });
+    CHECK(!rig.Open(recover).ok());
+    SyncPoints::Clear();
+    rig.pool.reset();
+    recover.discard_damaged_intent_log = false;  // the drop is on disk: a plain open goes on
+  }
+  REQUIRE(rig.Open(recover).ok());
+  PoolStats st = rig.pool->stats();
+  CHECK(st.intent_replayed_blocks == 16);
+  CHECK(st.intent_discarded_records == (power_cut ? 0u : 2u));
+  CHECK(st.intent_discarded_blocks == (power_cut ? 0u : 16u));  // the third's; the second's fail
+  for (uint64_t b = 0; b < 16; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 9, b));
+  for (uint64_t b = 16; b < 48; ++b) CHECK(rig.Read(b) == Zeros());
+  CHECK(rig.Records() == 0);
+  rig.Clean();
+  // A new record of the same size lands where the damaged frame was; the
+  // third frame is still behind it, and must not pass for the next one.
+  for (uint64_t b = 16; b < 32; ++b) {
+    REQUIRE(rig.pool->Write(rig.lineage, b, PatternBlock(kBs, 11, b), kLz4).ok());
+  }
+  REQUIRE(rig.pool->FlushWrites().ok());
+  std::vector<IntentFrame> now = rig.Frames();
+  REQUIRE(now.size() == 1);
+  CHECK(now[0].offset == frames[1].offset);
+  CHECK(now[0].seq > frames[2].seq);
+  rig.PowerCut();
+  REQUIRE(rig.Open().ok());
+  for (uint64_t b = 0; b < 16; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 9, b));
+  for (uint64_t b = 16; b < 32; ++b) CHECK(rig.Read(b) == PatternBlock(kBs, 11, b));
+  for (uint64_t b = 32; b < 48; ++b) CHECK(rig.Read(b) == Zeros());
+  rig.Clean();
+}
+
+TEST_CASE("intent log: a recovery open drops a damaged frame and those behind it") {
+  SUBCASE("at once") { CheckFrameRecovery(false); }
+  SUBCASE("the power goes once the drop is on disk") { CheckFrameRecovery(true); }
+}
+
 TEST_CASE("intent log: power lost while a replay's blocks are being committed") {
   Rig rig;
   // Txg A (blocks 0..20) is stopped in its commit; the record (keyed by B)

@@ -50,7 +50,7 @@ inline void LeaveDamagedIntentLog(const std::string& pool_dir, const std::string
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
 
-  // The frames from the ring's head (none committed yet: from the start).
+  // The frames from the ring's head (where the last open put it).
   core::KvOptions o;
   o.column_families = core::ColumnFamilyNames();
   o.read_only = true;
@@ -60,11 +60,17 @@ inline void LeaveDamagedIntentLog(const std::string& pool_dir, const std::string
   REQUIRE(salt_v.ok());
   REQUIRE(salt_v->has_value());
   const uint64_t salt = DecodeLE64(AsBytes(**salt_v));
+  auto head_v = (*kv)->Get(core::kCfDefault, core::kMetaKeyIntentHead);
+  REQUIRE(head_v.ok());
+  REQUIRE(head_v->has_value());
+  REQUIRE((*head_v)->size() == 16);
+  const uint64_t head_seq = DecodeLE64(AsBytes(**head_v));
+  const uint64_t head_offset = DecodeLE64(AsBytes(**head_v) + 8);
   REQUIRE((*kv)->Close().ok());
   auto ring = core::OpenFileVdev(pool_dir + "/intent", core::FileVdevOptions{});
   REQUIRE(ring.ok());
   std::vector<core::IntentFrame> frames;
-  auto end = core::ScanIntentFrames(**ring, salt, 1, 0, [&](const core::IntentFrame& f) {
+  auto end = core::ScanIntentFrames(**ring, salt, head_seq, head_offset, [&](const core::IntentFrame& f) {
     frames.push_back(f);
     return Status::Ok();
   });
