@@ -82,6 +82,18 @@ struct Rig {
     pool = std::move(p).value();
     return Status::Ok();
   }
+  // An open with `po` during which the power goes at sync point `point`:
+  // it fails, and whatever it had not synced is lost.
+  void OpenLosingPowerAt(const char* point, PoolOptions po) {
+    SyncPoints::Set(point, [this] {
+      vdev->PowerCut(PowerCutMode::kDrop);
+      ivdev->PowerCut(PowerCutMode::kDrop);
+      faults->PowerCut(false);
+    });
+    CHECK(!Open(po).ok());
+    SyncPoints::Clear();
+    pool.reset();
+  }
   // Power goes: whatever was not synced is lost, and the pool with it.
   void PowerCut() {
     vdev->PowerCut(PowerCutMode::kDrop);
@@ -470,15 +482,7 @@ void CheckRecovery(Damage damage, bool power_cut) {
   PoolOptions recover;
   recover.discard_damaged_intent_log = true;
   if (power_cut) {
-    Rig* r = &rig;
-    SyncPoints::Set("intent:discarded", [r] {
-      r->vdev->PowerCut(PowerCutMode::kDrop);
-      r->ivdev->PowerCut(PowerCutMode::kDrop);
-      r->faults->PowerCut(false);
-    });
-    CHECK(!rig.Open(recover).ok());
-    SyncPoints::Clear();
-    rig.pool.reset();
+    rig.OpenLosingPowerAt("intent:discarded", recover);
     // Only the record before the damage is left, and an ordinary open
     // replays it.
     REQUIRE(rig.Records() == 1);
@@ -585,15 +589,7 @@ void CheckFrameRecovery(bool power_cut) {
   PoolOptions recover;
   recover.discard_damaged_intent_log = true;
   if (power_cut) {
-    Rig* r = &rig;
-    SyncPoints::Set("intent:discarded", [r] {
-      r->vdev->PowerCut(PowerCutMode::kDrop);
-      r->ivdev->PowerCut(PowerCutMode::kDrop);
-      r->faults->PowerCut(false);
-    });
-    CHECK(!rig.Open(recover).ok());
-    SyncPoints::Clear();
-    rig.pool.reset();
+    rig.OpenLosingPowerAt("intent:discarded", recover);
     recover.discard_damaged_intent_log = false;  // the drop is on disk: a plain open goes on
   }
   REQUIRE(rig.Open(recover).ok());

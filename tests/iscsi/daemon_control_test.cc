@@ -145,12 +145,22 @@ TEST_CASE("exports are stored in the pool and served again after a restart") {
   CHECK(again.Stop() == 0);
 }
 
+namespace {
+
+// Pools "tank" (sound) and "bad", whose intent log holds a damaged record
+// behind a sound one: a daemon started on this home has bad FAULTED.
+void LeaveFaultedPool(const std::string& home) {
+  Ok(home, {"pool", "create", "tank", "--size", "1G"});
+  Ok(home, {"pool", "create", "bad", "--size", "256M"});
+  Ok(home, {"create", "-V", "1M", "bad/v"});
+  LeaveDamagedIntentLog(home + "/pools/bad", "v");
+}
+
+}  // namespace
+
 TEST_CASE("a pool that does not open is FAULTED, the rest served; pool clear -F recovers it") {
   TempDir home;
-  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
-  Ok(home.path(), {"pool", "create", "bad", "--size", "256M"});
-  Ok(home.path(), {"create", "-V", "1M", "bad/v"});
-  LeaveDamagedIntentLog(home.path() + "/pools/bad", "v");
+  LeaveFaultedPool(home.path());
   DaemonProcess daemon(home.path());
   auto health = [&] {
     std::map<std::string, std::string> h;
@@ -188,10 +198,7 @@ TEST_CASE("a pool that does not open is FAULTED, the rest served; pool clear -F 
 
 TEST_CASE("pool destroy -f removes a FAULTED pool from a running daemon") {
   TempDir home;
-  Ok(home.path(), {"pool", "create", "tank", "--size", "1G"});
-  Ok(home.path(), {"pool", "create", "bad", "--size", "256M"});
-  Ok(home.path(), {"create", "-V", "1M", "bad/v"});
-  LeaveDamagedIntentLog(home.path() + "/pools/bad", "v");
+  LeaveFaultedPool(home.path());
   DaemonProcess daemon(home.path());
   CommandResult r = RunVolctl(home.path(), {"pool", "destroy", "bad"});
   CHECK(r.exit_code != 0);
