@@ -753,6 +753,79 @@ TEST_CASE("intent log: records go around the ring, and the last ones replay afte
   rig.Clean();
 }
 
+TEST_CASE("intent log: the scan tells a damaged frame from the end, around the wrap too") {
+  constexpr uint64_t K = 1024;
+  constexpr uint64_t kSalt = 0x5eed;
+  std::unique_ptr<Vdev> ring = NewMemVdev(64 * K);
+  // A frame of `seq` at `at` taking 8K; damaged: one body byte flipped
+  // after its check was taken.
+  auto put = [&](uint64_t seq, uint64_t at, bool damaged = false) {
+    std::string frame;
+    EncodeIntentFrame(kSalt, seq, 1, std::string(5000, static_cast<char>('a' + seq)), &frame);
+    REQUIRE(frame.size() == 8 * K);
+    if (damaged) frame[kIntentFrameHeaderSize + 10] ^= 0x01;
+    REQUIRE(ring->Write(at, ConstByteSpan(AsBytes(frame), frame.size())).ok());
+  };
+  auto scan = [&](uint64_t seq, uint64_t at, std::vector<uint64_t>* seen) {
+    auto end = ScanIntentFrames(*ring, kSalt, seq, at, [&](const IntentFrame& f) {
+      seen->push_back(f.seq);
+      return Status::Ok();
+    });
+    REQUIRE(end.ok());
+    return *end;
+  };
+  std::vector<uint64_t> seen;
+  SUBCASE("the damaged frame ends the ring, the next is at 0") {
+    put(5, 40 * K);
+    put(6, 48 * K);
+    put(7, 56 * K, true);
+    put(8, 0);
+    IntentScanEnd end = scan(5, 40 * K, &seen);
+    CHECK(seen == std::vector<uint64_t>{5, 6});
+    CHECK(end.next_seq == 7);
+    CHECK(end.tail == 56 * K);
+    REQUIRE(end.damaged.has_value());
+    CHECK(end.damaged->seq == 7);
+    CHECK(end.damaged->offset == 56 * K);
+    CHECK(end.damaged->behind_offset == 0);
+    CHECK(end.damaged->after_seq == 9);
+  }
+  SUBCASE("the damaged frame went to 0, the next after it") {
+    put(5, 44 * K);
+    put(6, 52 * K);  // ends at 60K: the next 8K goes to 0
+    put(7, 0, true);
+    put(8, 8 * K);
+    IntentScanEnd end = scan(5, 44 * K, &seen);
+    CHECK(seen == std::vector<uint64_t>{5, 6});
+    CHECK(end.tail == 60 * K);
+    REQUIRE(end.damaged.has_value());
+    CHECK(end.damaged->offset == 0);
+    CHECK(end.damaged->behind_offset == 8 * K);
+    CHECK(end.damaged->after_seq == 9);
+  }
+  SUBCASE("a frame torn at 0 with nothing behind it is the end") {
+    put(5, 44 * K);
+    put(6, 52 * K);
+    put(7, 0, true);
+    put(3, 8 * K);  // an older lap's
+    IntentScanEnd end = scan(5, 44 * K, &seen);
+    CHECK(end.next_seq == 7);
+    CHECK(!end.damaged.has_value());
+  }
+  SUBCASE("damage twice: the frames behind both count") {
+    put(5, 0);
+    put(6, 8 * K, true);
+    put(7, 16 * K);
+    put(8, 24 * K, true);
+    put(9, 32 * K);
+    IntentScanEnd end = scan(5, 0, &seen);
+    CHECK(seen == std::vector<uint64_t>{5});
+    REQUIRE(end.damaged.has_value());
+    CHECK(end.damaged->seq == 6);
+    CHECK(end.damaged->after_seq == 10);
+  }
+}
+
 TEST_CASE("intent log: a frame-shaped run of other bytes is not taken for a frame") {
   Rig rig;
   std::vector<IntentFrame> frames = LeaveRecords(rig, 10, 1, 4);
