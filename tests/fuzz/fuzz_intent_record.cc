@@ -1,8 +1,9 @@
 // fuzz_intent_record: bytes as an intent log record and as its key, the
 // metadata a crash leaves for Open to replay (core/txg/intent_format.h),
 // and as the intent log's ring file (core/txg/intent_file.h): a scan finds
-// frames only inside the file, in seq order, or ends; it never fails on
-// the bytes alone.
+// frames only inside the file, in seq order, or ends (at a damaged frame
+// only with a frame of the next seq behind it); it never fails on the
+// bytes alone.
 // A record either decodes into entries that account for every byte, each
 // payload exactly its pointer's psize (none for a hole), or is refused
 // with Corruption; nothing else, and no read outside the input.
@@ -31,6 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return Status::Ok();
     });
     if (!end.ok() || end->next_seq != expect) std::abort();
+    // Damage is reported only at the end, in the ring, with a frame behind.
+    if (const auto& d = end->damaged) {
+      if (d->seq != end->next_seq || d->after_seq < d->seq + 2 ||
+          d->offset % kIntentFrameAlign != 0 || d->offset >= capacity ||
+          d->behind_offset % kIntentFrameAlign != 0 || d->behind_offset >= capacity ||
+          d->behind_offset == d->offset) {
+        std::abort();
+      }
+    }
   }
   auto key = DecodeIntentKey(in);
   if (key.ok() != (size == kIntentKeySize && in.starts_with(kIntentKeyPrefix))) std::abort();
